@@ -1,0 +1,49 @@
+# stateshift: make help lists every target.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REGISTRY ?= ghcr.io/stateshift
+BIN := bin
+CACHE_ENV = . hack/lib.sh
+GO_LDFLAGS := -s -w -X github.com/stateshift/stateshift/pkg/version.Version=$(VERSION)
+# Tests need root (buildah, loopback node addresses) and the binaries cached by hack/build-deps.sh.
+TEST_TIMEOUT ?= 60m
+FUZZ_TIME ?= 10s
+FUZZ_TIME_LONG ?= 5m
+
+help: ## List the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_-]+:.*## /{printf "  %-26s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## Install Debian packages and build/cache etcd, Kubernetes, Karmada and controller-gen
+	hack/install-debs.sh
+	hack/build-deps.sh all
+
+build: ## Build stateshift's binaries into bin/
+	go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $(BIN)/ ./cmd/... ./test/nodesim/cmd/...
+
+generate: ## Generate deepcopy code and CRD YAML with controller-gen
+	hack/build-deps.sh tools
+	$(CACHE_ENV) && $$TOOLS_BIN/controller-gen-$$CONTROLLER_GEN_VERSION object:headerFile=hack/boilerplate.go.txt paths=./pkg/apis/...
+	$(CACHE_ENV) && $$TOOLS_BIN/controller-gen-$$CONTROLLER_GEN_VERSION crd paths=./pkg/apis/... output:crd:artifacts:config=artifacts/crds
+
+verify: ## gofmt, go vet, and generated code up to date
+	hack/verify.sh
+
+test: ## Run every test: unit, integration, fuzz (briefly) and end-to-end
+	hack/test.sh
+
+fuzz: ## Run the fuzz targets longer (FUZZ_TIME_LONG=5m each)
+	FUZZ_TIME=$(FUZZ_TIME_LONG) hack/fuzz.sh
+
+bench: ## Run the benchmarks and print the BENCH lines
+	hack/bench.sh
+
+demo: ## Run stateshift locally on a fresh Debian machine and show a checkpoint and restore
+	hack/demo.sh
+
+images: ## Build the agent and webhook images with buildah bud (or docker) tagged $(VERSION)
+	hack/images.sh $(REGISTRY) $(VERSION)
+
+.PHONY: help deps build generate verify test fuzz bench demo images
