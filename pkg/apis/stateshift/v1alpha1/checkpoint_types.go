@@ -149,6 +149,9 @@ type CheckpointStatus struct {
 	// Attempts made so far (retries are bounded).
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
+	// LastAttemptTime is when the latest attempt started; retries back off from it.
+	// +optional
+	LastAttemptTime *metav1.Time `json:"lastAttemptTime,omitempty"`
 	// StartTime of the first attempt.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`

@@ -107,6 +107,10 @@ func (in *CheckpointStatus) DeepCopyInto(out *CheckpointStatus) {
 		*out = make([]ContainerCheckpoint, len(*in))
 		copy(*out, *in)
 	}
+	if in.LastAttemptTime != nil {
+		in, out := &in.LastAttemptTime, &out.LastAttemptTime
+		*out = (*in).DeepCopy()
+	}
 	if in.StartTime != nil {
 		in, out := &in.StartTime, &out.StartTime
 		*out = (*in).DeepCopy()

@@ -1,0 +1,160 @@
+// Package app wires the checkpoint agent: flags, the controller-runtime
+// manager with a pod cache limited to this node, the reconciler, and the
+// doctor subcommand.
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/stateshift/stateshift/cmd/checkpoint-agent/app/options"
+	"github.com/stateshift/stateshift/pkg/agent"
+	imagebuilder "github.com/stateshift/stateshift/pkg/agent/builder"
+	"github.com/stateshift/stateshift/pkg/agent/kubelet"
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/version"
+)
+
+// NewAgentCommand is the checkpoint-agent command with its doctor subcommand.
+func NewAgentCommand(ctx context.Context) *cobra.Command {
+	o := options.New()
+	cmd := &cobra.Command{
+		Use:   "checkpoint-agent",
+		Short: "Turns kubelet checkpoints of this node's pods into OCI checkpoint images",
+		Long: `checkpoint-agent runs on every node of a member cluster (a DaemonSet). It executes
+the stateshift.io Checkpoint objects whose pod runs on its node: it asks the kubelet
+for a checkpoint of each container, builds an OCI checkpoint image (buildah or
+native), pushes it, reads it back by digest and deletes the archive.`,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return Run(ctx, o)
+		},
+	}
+	o.AddFlags(cmd.PersistentFlags())
+	cmd.AddCommand(newDoctorCommand(ctx, o))
+	cmd.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version.Version) },
+	})
+	return cmd
+}
+
+func restConfig(o *options.Options) (*rest.Config, error) {
+	if o.Kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	}
+	return rest.InClusterConfig()
+}
+
+func scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	return s
+}
+
+// Builders returns the image builders the options enable.
+func Builders(o *options.Options) map[v1alpha1.Builder]imagebuilder.ImageBuilder {
+	out := map[v1alpha1.Builder]imagebuilder.ImageBuilder{}
+	for _, b := range o.Builders {
+		switch v1alpha1.Builder(b) {
+		case v1alpha1.BuilderBuildah:
+			out[v1alpha1.BuilderBuildah] = &imagebuilder.Buildah{Binary: o.BuildahPath, Root: o.BuildahRoot,
+				RunRoot: o.BuildahRunRoot, StorageDriver: o.BuildahDriver, TmpDir: filepath.Join(o.WorkDir, "buildah-tmp")}
+		case v1alpha1.BuilderNative:
+			out[v1alpha1.BuilderNative] = imagebuilder.NewNative()
+		}
+	}
+	return out
+}
+
+// Run starts the agent and blocks until ctx ends.
+func Run(ctx context.Context, o *options.Options) error {
+	ctrl.SetLogger(klog.NewKlogr())
+	log := klog.FromContext(ctx)
+	cfg, err := restConfig(o)
+	if err != nil {
+		return fmt.Errorf("kubernetes client config: %w", err)
+	}
+	for _, d := range []string{o.WorkDir, filepath.Join(o.WorkDir, "buildah-tmp")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("work folder: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("work folder: %w", err)
+		}
+	}
+	kc, err := kubelet.New(kubelet.Config{TokenFile: o.TokenFile, CAFile: o.KubeletCA,
+		InsecureSkipTLSVerify: o.KubeletInsecureSkipTLSVerify, ServerName: o.KubeletServerName})
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme(),
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress: o.HealthProbeBindAddress,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only this node's pods: the agent never lists the cluster's pods.
+			&corev1.Pod{}: {Field: fields.OneTermEqualSelector("spec.nodeName", o.NodeName)},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	r := &agent.Reconciler{
+		Client:             mgr.GetClient(),
+		Reader:             mgr.GetAPIReader(),
+		Recorder:           mgr.GetEventRecorder("checkpoint-agent"),
+		NodeName:           o.NodeName,
+		Namespace:          o.Namespace,
+		Kubelet:            kc,
+		CheckpointDir:      o.CheckpointDir,
+		WorkDir:            o.WorkDir,
+		Builders:           Builders(o),
+		InsecureRegistries: o.InsecureRegistries,
+		MaxAttempts:        o.MaxAttempts,
+		BackoffBase:        o.BackoffBase,
+		BackoffMax:         o.BackoffMax,
+		PodWait:            o.PodWait,
+		MaxConcurrent:      o.MaxConcurrent,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	// Ready once the caches are synced: before that the agent would not see
+	// its Checkpoints.
+	if err := mgr.AddReadyzCheck("informers", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return fmt.Errorf("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	log.Info("starting checkpoint agent", "version", version.Version, "node", o.NodeName, "builders", o.Builders)
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,129 @@
+// Package options holds every flag of the checkpoint agent.
+package options
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Options are the checkpoint agent's settings.
+type Options struct {
+	// NodeName is the node this agent serves (downward API spec.nodeName).
+	NodeName string
+	// Namespace is the agent's own namespace (downward API); registry
+	// credentials Secrets are read only there.
+	Namespace  string
+	Kubeconfig string
+
+	KubeletCA                    string
+	KubeletInsecureSkipTLSVerify bool
+	KubeletServerName            string
+	TokenFile                    string
+
+	CheckpointDir string
+	WorkDir       string
+
+	Builders           []string
+	BuildahPath        string
+	BuildahRoot        string
+	BuildahRunRoot     string
+	BuildahDriver      string
+	InsecureRegistries []string
+
+	MaxConcurrent int
+	MaxAttempts   int32
+	BackoffBase   time.Duration
+	BackoffMax    time.Duration
+	PodWait       time.Duration
+
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+}
+
+// New returns the defaults, which match artifacts/agent's DaemonSet.
+func New() *Options {
+	return &Options{
+		NodeName:               os.Getenv("NODE_NAME"),
+		Namespace:              os.Getenv("POD_NAMESPACE"),
+		TokenFile:              "/var/run/secrets/kubernetes.io/serviceaccount/token",
+		CheckpointDir:          "/var/lib/kubelet/checkpoints",
+		WorkDir:                "/var/lib/stateshift/work",
+		Builders:               []string{"buildah", "native"},
+		BuildahPath:            "buildah",
+		BuildahRoot:            "/var/lib/stateshift/buildah/storage",
+		BuildahRunRoot:         "/run/stateshift/buildah",
+		BuildahDriver:          "overlay",
+		MaxConcurrent:          2,
+		MaxAttempts:            5,
+		BackoffBase:            2 * time.Second,
+		BackoffMax:             time.Minute,
+		PodWait:                2 * time.Minute,
+		MetricsBindAddress:     ":8080",
+		HealthProbeBindAddress: ":8081",
+	}
+}
+
+// AddFlags registers every flag.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Node this agent serves; only Checkpoints of pods on it are executed (default $NODE_NAME).")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "The agent's namespace; registry credentials Secrets are read only there (default $POD_NAMESPACE).")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig of the member cluster; empty means in-cluster.")
+	fs.StringVar(&o.KubeletCA, "kubelet-ca", o.KubeletCA, "CA bundle that verifies the kubelet's serving certificate.")
+	fs.BoolVar(&o.KubeletInsecureSkipTLSVerify, "kubelet-insecure-skip-tls-verify", o.KubeletInsecureSkipTLSVerify, "Accept any kubelet certificate. Only for kubelets with self-signed certificates and no CA to verify them.")
+	fs.StringVar(&o.KubeletServerName, "kubelet-server-name", o.KubeletServerName, "Name expected in the kubelet's certificate (default: the node address).")
+	fs.StringVar(&o.TokenFile, "token-file", o.TokenFile, "Projected service-account token sent to the kubelet; re-read on every call.")
+	fs.StringVar(&o.CheckpointDir, "checkpoint-dir", o.CheckpointDir, "The kubelet's checkpoint folder as mounted in the agent; archives outside it are refused.")
+	fs.StringVar(&o.WorkDir, "work-dir", o.WorkDir, "Private folder for short-lived files (registry auth files); created 0700.")
+	fs.StringSliceVar(&o.Builders, "builders", o.Builders, "Image builders this agent offers: buildah, native.")
+	fs.StringVar(&o.BuildahPath, "buildah", o.BuildahPath, "The buildah program.")
+	fs.StringVar(&o.BuildahRoot, "buildah-root", o.BuildahRoot, "buildah --root: the agent's own image storage.")
+	fs.StringVar(&o.BuildahRunRoot, "buildah-runroot", o.BuildahRunRoot, "buildah --runroot.")
+	fs.StringVar(&o.BuildahDriver, "buildah-storage-driver", o.BuildahDriver, "buildah --storage-driver: overlay or vfs.")
+	fs.StringSliceVar(&o.InsecureRegistries, "insecure-registries", o.InsecureRegistries, "Registry hosts (host:port) spoken to over plain HTTP.")
+	fs.IntVar(&o.MaxConcurrent, "max-concurrent", o.MaxConcurrent, "Checkpoints executed at once on this node.")
+	fs.Int32Var(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "Attempts per Checkpoint before it is Failed.")
+	fs.DurationVar(&o.BackoffBase, "retry-backoff", o.BackoffBase, "First retry delay; doubles per attempt.")
+	fs.DurationVar(&o.BackoffMax, "retry-backoff-max", o.BackoffMax, "Longest retry delay.")
+	fs.DurationVar(&o.PodWait, "pod-wait", o.PodWait, "How long a Checkpoint waits for its pod to exist before it fails.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of /metrics; 0 disables.")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz.")
+}
+
+// Validate reports every invalid setting at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.NodeName == "" {
+		errs = append(errs, errors.New("--node-name (or $NODE_NAME) is required"))
+	}
+	if o.Namespace == "" {
+		errs = append(errs, errors.New("--namespace (or $POD_NAMESPACE) is required"))
+	}
+	if o.KubeletCA != "" && o.KubeletInsecureSkipTLSVerify {
+		errs = append(errs, errors.New("--kubelet-ca and --kubelet-insecure-skip-tls-verify exclude each other"))
+	}
+	if len(o.Builders) == 0 {
+		errs = append(errs, errors.New("--builders needs at least one of buildah, native"))
+	}
+	for _, b := range o.Builders {
+		if b != "buildah" && b != "native" {
+			errs = append(errs, fmt.Errorf("--builders: unknown builder %q (buildah, native)", b))
+		}
+	}
+	if o.BuildahDriver != "overlay" && o.BuildahDriver != "vfs" {
+		errs = append(errs, fmt.Errorf("--buildah-storage-driver %q: overlay or vfs", o.BuildahDriver))
+	}
+	if o.MaxConcurrent < 1 {
+		errs = append(errs, errors.New("--max-concurrent must be at least 1"))
+	}
+	if o.MaxAttempts < 1 {
+		errs = append(errs, errors.New("--max-attempts must be at least 1"))
+	}
+	if o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase {
+		errs = append(errs, errors.New("--retry-backoff must be > 0 and <= --retry-backoff-max"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,506 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/stateshift/stateshift/pkg/agent/archive"
+	imagebuilder "github.com/stateshift/stateshift/pkg/agent/builder"
+	"github.com/stateshift/stateshift/pkg/agent/kubelet"
+	"github.com/stateshift/stateshift/pkg/agent/registryauth"
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/checkpointimage"
+)
+
+// Reconciler executes Checkpoints whose pod runs on NodeName.
+type Reconciler struct {
+	// Client reads Checkpoints and the pods of this node from the cache and
+	// writes status.
+	Client client.Client
+	// Reader reads uncached, with get only: this node's Node object and
+	// registry Secrets in Namespace (no cluster-wide list/watch on either).
+	Reader client.Reader
+	// Recorder writes Events on the Checkpoint and its pod.
+	Recorder events.EventRecorder
+
+	NodeName string
+	// Namespace is the agent's own; credentials Secrets are read only there.
+	Namespace string
+	Kubelet   *kubelet.Client
+	// CheckpointDir is the kubelet's checkpoint folder as mounted in the agent;
+	// archive paths outside it are refused.
+	CheckpointDir string
+	// WorkDir holds short-lived private files (auth files, config.dump).
+	WorkDir  string
+	Builders map[v1alpha1.Builder]imagebuilder.ImageBuilder
+	// InsecureRegistries are registry hosts spoken to over plain HTTP.
+	InsecureRegistries []string
+	// MaxAttempts bounds retries of one Checkpoint.
+	MaxAttempts int32
+	// BackoffBase is the first retry delay; it doubles up to BackoffMax.
+	BackoffBase, BackoffMax time.Duration
+	// PodWait is how long a Checkpoint may wait for its pod to exist.
+	PodWait time.Duration
+	// MaxConcurrent bounds checkpoints executed at once on this node.
+	MaxConcurrent int
+
+	now func() time.Time
+}
+
+// SetupWithManager registers the reconciler.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.MaxConcurrent < 1 {
+		r.MaxConcurrent = 1
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("checkpoint-agent").
+		For(&v1alpha1.Checkpoint{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrent}).
+		Complete(r)
+}
+
+// Reconcile runs one attempt of a Checkpoint of this node to its end (or
+// schedules the next attempt). controller-runtime never reconciles the same
+// object twice at once, so a Checkpoint found in Checkpointing or Pushing
+// with this node's name was left by an agent that stopped mid-way.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := klog.FromContext(ctx).WithValues("checkpoint", req.NamespacedName)
+	cp := &v1alpha1.Checkpoint{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if cp.IsFinished() || (cp.Status.NodeName != "" && cp.Status.NodeName != r.NodeName) {
+		return ctrl.Result{}, nil
+	}
+
+	pod := &corev1.Pod{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: cp.Namespace, Name: cp.Spec.PodName}, pod)
+	if apierrors.IsNotFound(err) {
+		// The cache only holds this node's pods: look further before judging.
+		return r.notOnThisNode(ctx, cp)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if pod.Spec.NodeName != r.NodeName {
+		return r.notOnThisNode(ctx, cp)
+	}
+	if wait := r.backoffLeft(cp); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	log.V(2).Info("executing", "pod", pod.Name, "attempt", cp.Status.Attempts+1)
+	return r.attempt(ctx, cp, pod)
+}
+
+// notOnThisNode handles a Checkpoint this agent does not execute. Only a
+// Checkpoint nobody has claimed yet gets a status from here, so that the
+// user sees why it waits; every agent writes the same words, and the
+// optimistic update never overwrites the owning agent's claim.
+func (r *Reconciler) notOnThisNode(ctx context.Context, cp *v1alpha1.Checkpoint) (ctrl.Result, error) {
+	if cp.Status.Phase != "" && cp.Status.Phase != v1alpha1.CheckpointPending {
+		return ctrl.Result{}, nil
+	}
+	if cp.Status.NodeName != "" {
+		return ctrl.Result{}, nil
+	}
+	pod := &corev1.Pod{}
+	err := r.Reader.Get(ctx, types.NamespacedName{Namespace: cp.Namespace, Name: cp.Spec.PodName}, pod)
+	switch {
+	case apierrors.IsNotFound(err):
+		if r.now().Sub(cp.CreationTimestamp.Time) > r.PodWait {
+			return ctrl.Result{}, r.finish(ctx, cp, nil, permanent(reasonPodNotFound,
+				fmt.Errorf("pod %s/%s does not exist (waited %s)", cp.Namespace, cp.Spec.PodName, r.PodWait)))
+		}
+		msg := fmt.Sprintf("waiting for pod %s/%s to exist", cp.Namespace, cp.Spec.PodName)
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.setPending(ctx, cp, reasonPodNotFound, msg)
+	case err != nil:
+		return ctrl.Result{}, err
+	case pod.Spec.NodeName == "":
+		msg := fmt.Sprintf("waiting for pod %s/%s to be scheduled", cp.Namespace, cp.Spec.PodName)
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.setPending(ctx, cp, "PodNotScheduled", msg)
+	default:
+		msg := fmt.Sprintf("pod %s/%s runs on node %s: waiting for that node's checkpoint agent", cp.Namespace, cp.Spec.PodName, pod.Spec.NodeName)
+		return ctrl.Result{}, r.setPending(ctx, cp, "PodOnOtherNode", msg)
+	}
+}
+
+func (r *Reconciler) setPending(ctx context.Context, cp *v1alpha1.Checkpoint, reason, msg string) error {
+	if cp.Status.Phase == v1alpha1.CheckpointPending && cp.Status.Message == msg {
+		return nil
+	}
+	cp.Status.Phase = v1alpha1.CheckpointPending
+	cp.Status.Message = msg
+	cp.Status.ObservedGeneration = cp.Generation
+	r.condition(cp, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	return client.IgnoreNotFound(ignoreConflict(r.Client.Status().Update(ctx, cp)))
+}
+
+func ignoreConflict(err error) error {
+	if apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// backoffLeft is how long to wait before the next attempt.
+func (r *Reconciler) backoffLeft(cp *v1alpha1.Checkpoint) time.Duration {
+	if cp.Status.Attempts == 0 || cp.Status.LastAttemptTime == nil || cp.Status.Phase != v1alpha1.CheckpointPending {
+		return 0
+	}
+	d := r.BackoffBase << (cp.Status.Attempts - 1)
+	if d > r.BackoffMax || d <= 0 {
+		d = r.BackoffMax
+	}
+	return time.Until(cp.Status.LastAttemptTime.Add(d))
+}
+
+// produced is one container's archive on its way to an image.
+type produced struct {
+	container string
+	path      string
+	size      int64
+	source    checkpointimage.Source
+}
+
+func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod) (ctrl.Result, error) {
+	now := metav1.NewTime(r.now())
+	resumed := cp.Status.Phase == v1alpha1.CheckpointCheckpointing || cp.Status.Phase == v1alpha1.CheckpointPushing
+	cp.Status.Phase = v1alpha1.CheckpointCheckpointing
+	cp.Status.NodeName = r.NodeName
+	cp.Status.Attempts++
+	cp.Status.LastAttemptTime = &now
+	cp.Status.ObservedGeneration = cp.Generation
+	if cp.Status.StartTime == nil {
+		cp.Status.StartTime = &now
+	}
+	cp.Status.Message = fmt.Sprintf("attempt %d: checkpointing", cp.Status.Attempts)
+	if resumed {
+		cp.Status.Message = fmt.Sprintf("attempt %d: checkpointing again, the previous attempt was interrupted", cp.Status.Attempts)
+	}
+	// Claiming with an optimistic update: a conflict means someone else
+	// changed it; the next reconcile sees their change.
+	if err := r.Client.Status().Update(ctx, cp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(ignoreConflict(err))
+	}
+
+	var archives []produced
+	defer func() {
+		// Archives hold process memory: never leave one behind.
+		for _, a := range archives {
+			if err := os.Remove(a.path); err != nil && !os.IsNotExist(err) {
+				klog.FromContext(ctx).Error(err, "delete checkpoint archive", "path", a.path)
+				r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, "ArchiveNotDeleted", "Delete", "could not delete archive %s: %v", a.path, err)
+			}
+		}
+	}()
+
+	results, err := r.run(ctx, cp, pod, &archives)
+	if err != nil {
+		return r.failed(ctx, cp, pod, err)
+	}
+	cp.Status.Containers = results
+	return ctrl.Result{}, r.finish(ctx, cp, pod, nil)
+}
+
+// run does the work of one attempt: checkpoint every container, then build,
+// push and verify every image.
+func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, archives *[]produced) ([]v1alpha1.ContainerCheckpoint, error) {
+	containers, err := selectContainers(cp, pod)
+	if err != nil {
+		return nil, err
+	}
+	bld, ok := r.Builders[builderOf(cp)]
+	if !ok {
+		return nil, permanent(reasonBuilder, fmt.Errorf("builder %q is not enabled on this agent", builderOf(cp)))
+	}
+	creds, err := r.credentials(ctx, cp)
+	if err != nil {
+		return nil, err
+	}
+	authFile, keychain, cleanup, err := r.authFor(creds)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	host, port, err := r.kubeletAddress(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	// Stage 1: the kubelet checkpoints each container.
+	start := r.now()
+	var total int64
+	for _, c := range containers {
+		paths, err := r.Kubelet.Checkpoint(ctx, kubelet.Target{Host: host, Port: port, Namespace: pod.Namespace, Pod: pod.Name, Container: c},
+			time.Duration(cp.Spec.TimeoutSeconds)*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		p, err := archive.Resolve(r.CheckpointDir, paths[0])
+		if err != nil {
+			return nil, permanent(reasonArchiveRejected, fmt.Errorf("container %s: %w", c, err))
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fail(reasonArchiveInvalid, fmt.Errorf("container %s: archive vanished: %w", c, err))
+		}
+		*archives = append(*archives, produced{container: c, path: p, size: fi.Size()})
+		cfg, err := archive.ReadConfig(p, r.WorkDir)
+		if err != nil {
+			return nil, fail(reasonArchiveInvalid, fmt.Errorf("container %s: %w", c, err))
+		}
+		if cfg.Name != c {
+			return nil, permanent(reasonArchiveInvalid, fmt.Errorf("container %s: the kubelet's archive holds container %q", c, cfg.Name))
+		}
+		a := &(*archives)[len(*archives)-1]
+		a.source = checkpointimage.Source{Container: c, Pod: pod.Name, Namespace: pod.Namespace,
+			RootfsImage: cfg.RootfsImage, RootfsImageRef: cfg.RootfsImageRef}
+		total += fi.Size()
+	}
+	checkpointTook := r.now().Sub(start)
+	stageDuration.WithLabelValues(stageCheckpoint, bld.Name()).Observe(checkpointTook.Seconds())
+	cp.Status.Timings.Checkpoint = &metav1.Duration{Duration: checkpointTook}
+	cp.Status.ArchiveBytes = total
+	cp.Status.Phase = v1alpha1.CheckpointPushing
+	cp.Status.Message = fmt.Sprintf("attempt %d: %d archive(s), %d bytes; building and pushing with %s", cp.Status.Attempts, len(*archives), total, bld.Name())
+	r.condition(cp, v1alpha1.ConditionCheckpointed, metav1.ConditionTrue, "Checkpointed", cp.Status.Message)
+	if err := r.Client.Status().Update(ctx, cp); err != nil {
+		return nil, fmt.Errorf("record checkpoint progress: %w", err)
+	}
+	r.Recorder.Eventf(cp, pod, corev1.EventTypeNormal, "Checkpointed", "Checkpoint", "kubelet wrote %d archive(s), %d bytes", len(*archives), total)
+
+	// Stage 2: build, push, verify by digest; delete each archive once verified.
+	start = r.now()
+	var nameOpts []name.Option
+	if r.insecure(cp.Spec.Repository) {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	var out []v1alpha1.ContainerCheckpoint
+	for i := range *archives {
+		a := (*archives)[i]
+		t0 := r.now()
+		res, err := bld.Build(ctx, imagebuilder.Request{
+			ArchivePath: a.path,
+			Repository:  cp.Spec.Repository,
+			Tag:         imageTag(pod.Name, a.container, string(cp.UID)),
+			Annotations: checkpointimage.Annotations(a.source),
+			AuthFile:    authFile,
+			Insecure:    r.insecure(cp.Spec.Repository),
+			Compression: cp.Spec.Compression,
+		})
+		if err != nil {
+			return nil, fail(reasonPush, fmt.Errorf("container %s: %s: %w", a.container, bld.Name(), err))
+		}
+		stageDuration.WithLabelValues(stageImage, bld.Name()).Observe(r.now().Sub(t0).Seconds())
+		t0 = r.now()
+		v, err := checkpointimage.Verify(ctx, cp.Spec.Repository, res.Digest, a.container, keychain, nameOpts...)
+		if err != nil {
+			return nil, fail(reasonVerify, fmt.Errorf("container %s: pushed image failed verification: %w", a.container, err))
+		}
+		stageDuration.WithLabelValues(stageVerify, bld.Name()).Observe(r.now().Sub(t0).Seconds())
+		archiveBytes.WithLabelValues(bld.Name()).Add(float64(a.size))
+		out = append(out, v1alpha1.ContainerCheckpoint{Name: a.container, Image: v.Reference, ArchiveBytes: a.size,
+			RootfsImage: a.source.RootfsImage, RootfsImageRef: a.source.RootfsImageRef})
+	}
+	cp.Status.Timings.Image = &metav1.Duration{Duration: r.now().Sub(start)}
+	return out, nil
+}
+
+func builderOf(cp *v1alpha1.Checkpoint) v1alpha1.Builder {
+	if cp.Spec.Builder == "" {
+		return v1alpha1.BuilderBuildah
+	}
+	return cp.Spec.Builder
+}
+
+func selectContainers(cp *v1alpha1.Checkpoint, pod *corev1.Pod) ([]string, error) {
+	have := map[string]bool{}
+	var all []string
+	for _, c := range pod.Spec.Containers {
+		have[c.Name] = true
+		all = append(all, c.Name)
+	}
+	if len(cp.Spec.Containers) == 0 {
+		return all, nil
+	}
+	for _, c := range cp.Spec.Containers {
+		if !have[c] {
+			return nil, permanent(reasonContainer, fmt.Errorf("pod %s has no container %q (it has %s)", pod.Name, c, strings.Join(all, ", ")))
+		}
+	}
+	return cp.Spec.Containers, nil
+}
+
+// credentials reads the registry Secret named by the Checkpoint from the
+// agent's own namespace.
+func (r *Reconciler) credentials(ctx context.Context, cp *v1alpha1.Checkpoint) (*registryauth.Config, error) {
+	if cp.Spec.CredentialsSecretRef == nil {
+		return nil, nil
+	}
+	s := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: r.Namespace, Name: cp.Spec.CredentialsSecretRef.Name}
+	if err := r.Reader.Get(ctx, key, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fail(reasonCredentials, fmt.Errorf("registry credentials Secret %s not found (credentials Secrets live in the agent's namespace %s)", key, r.Namespace))
+		}
+		return nil, fail(reasonCredentials, fmt.Errorf("read registry credentials Secret %s: %w", key, err))
+	}
+	cfg, err := registryauth.Parse(s)
+	if err != nil {
+		return nil, fail(reasonCredentials, fmt.Errorf("registry credentials Secret %s: %w", key, err))
+	}
+	return cfg, nil
+}
+
+// authFor writes the auth file buildah reads and the keychain used to verify.
+func (r *Reconciler) authFor(cfg *registryauth.Config) (string, authn.Keychain, func(), error) {
+	if cfg == nil {
+		return "", authn.NewMultiKeychain(), func() {}, nil
+	}
+	path, cleanup, err := cfg.WriteAuthFile(r.WorkDir)
+	if err != nil {
+		return "", nil, nil, fail(reasonCredentials, fmt.Errorf("write registry auth file: %w", err))
+	}
+	return path, cfg.Keychain(), cleanup, nil
+}
+
+// kubeletAddress is this node's InternalIP and kubelet port, as the kubelet
+// itself published them on the Node.
+func (r *Reconciler) kubeletAddress(ctx context.Context) (string, int, error) {
+	node := &corev1.Node{}
+	if err := r.Reader.Get(ctx, types.NamespacedName{Name: r.NodeName}, node); err != nil {
+		return "", 0, fail(reasonNode, fmt.Errorf("read node %s: %w", r.NodeName, err))
+	}
+	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeHostName, corev1.NodeExternalIP} {
+		for _, a := range node.Status.Addresses {
+			if a.Type == t && a.Address != "" {
+				return a.Address, port, nil
+			}
+		}
+	}
+	return "", 0, fail(reasonNode, fmt.Errorf("node %s has no InternalIP or Hostname address", r.NodeName))
+}
+
+func (r *Reconciler) insecure(repository string) bool {
+	host := repository
+	if i := strings.IndexByte(host, '/'); i >= 0 {
+		host = host[:i]
+	}
+	for _, h := range r.InsecureRegistries {
+		if h == host {
+			return true
+		}
+	}
+	return false
+}
+
+var tagUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
+// imageTag names a checkpoint image <pod>-<container>-<uid prefix>, within
+// the registry's 128-character tag limit. Images are recorded by digest;
+// the tag keeps them from being garbage-collected as untagged and tells a
+// person browsing the registry what they are.
+func imageTag(pod, container, uid string) string {
+	if len(uid) > 8 {
+		uid = uid[:8]
+	}
+	t := tagUnsafe.ReplaceAllString(pod+"-"+container, "-")
+	if len(t) > 118 {
+		t = t[:118]
+	}
+	return t + "-" + uid
+}
+
+// failed records a failed attempt: retry later, or give up when the error
+// cannot go away by itself or attempts are used up.
+func (r *Reconciler) failed(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, err error) (ctrl.Result, error) {
+	f := asFailure(err)
+	failures.WithLabelValues(f.reason).Inc()
+	if f.permanent || cp.Status.Attempts >= r.MaxAttempts {
+		if !f.permanent {
+			f = &failure{reason: f.reason, permanent: true, err: fmt.Errorf("gave up after %d attempts: %w", cp.Status.Attempts, f.err)}
+		}
+		return ctrl.Result{}, r.finish(ctx, cp, pod, f)
+	}
+	wait := r.BackoffBase << (cp.Status.Attempts - 1)
+	if wait > r.BackoffMax || wait <= 0 {
+		wait = r.BackoffMax
+	}
+	msg := fmt.Sprintf("attempt %d of %d failed: %v; retrying in %s", cp.Status.Attempts, r.MaxAttempts, f.err, wait)
+	cp.Status.Phase = v1alpha1.CheckpointPending
+	cp.Status.Message = msg
+	r.condition(cp, v1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, msg)
+	r.Recorder.Eventf(cp, pod, corev1.EventTypeWarning, f.reason, "Retry", "%s", msg)
+	if err := r.Client.Status().Update(ctx, cp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return ctrl.Result{RequeueAfter: wait}, nil
+}
+
+// finish writes a terminal phase: Succeeded when f is nil.
+func (r *Reconciler) finish(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, f *failure) error {
+	now := metav1.NewTime(r.now())
+	cp.Status.CompletionTime = &now
+	cp.Status.ObservedGeneration = cp.Generation
+	if cp.Status.StartTime != nil {
+		cp.Status.Timings.Total = &metav1.Duration{Duration: now.Sub(cp.Status.StartTime.Time)}
+	}
+	// An Event regarding each of the two, so both `kubectl describe` show it.
+	emit := func(typ, reason, note string) {
+		if pod == nil {
+			r.Recorder.Eventf(cp, nil, typ, reason, "Checkpoint", "%s", note)
+			return
+		}
+		r.Recorder.Eventf(cp, pod, typ, reason, "Checkpoint", "%s", note)
+		r.Recorder.Eventf(pod, cp, typ, reason, "Checkpoint", "checkpoint %s: %s", cp.Name, note)
+	}
+	if f != nil {
+		cp.Status.Phase = v1alpha1.CheckpointFailed
+		cp.Status.Message = f.err.Error()
+		r.condition(cp, v1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, cp.Status.Message)
+		emit(corev1.EventTypeWarning, "CheckpointFailed", cp.Status.Message)
+	} else {
+		cp.Status.Phase = v1alpha1.CheckpointSucceeded
+		var refs []string
+		for _, c := range cp.Status.Containers {
+			refs = append(refs, c.Image)
+		}
+		cp.Status.Message = fmt.Sprintf("%d image(s) pushed and verified: %s", len(refs), strings.Join(refs, ", "))
+		r.condition(cp, v1alpha1.ConditionPushed, metav1.ConditionTrue, "Verified", "every image was read back by digest")
+		r.condition(cp, v1alpha1.ConditionReady, metav1.ConditionTrue, "Succeeded", cp.Status.Message)
+		emit(corev1.EventTypeNormal, "CheckpointSucceeded", cp.Status.Message)
+	}
+	checkpoints.WithLabelValues(string(cp.Status.Phase)).Inc()
+	return client.IgnoreNotFound(r.Client.Status().Update(ctx, cp))
+}
+
+func (r *Reconciler) condition(cp *v1alpha1.Checkpoint, typ string, status metav1.ConditionStatus, reason, msg string) {
+	if len(msg) > 32000 {
+		msg = msg[:32000]
+	}
+	meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason,
+		Message: msg, ObservedGeneration: cp.Generation})
+}
