@@ -1,0 +1,38 @@
+package restore
+
+import "strings"
+
+// Prefix starts every annotation stateshift writes on a workload.
+const Prefix = "stateshift.io/"
+
+// Annotations written on member workloads by stateshift's agent and read
+// back by the interpreter's InterpretStatus (they describe the newest
+// checkpoint taken there).
+const (
+	// AnnotationLatestCheckpoint is the name of the newest Checkpoint of the
+	// workload. At most 63 characters, so Karmada's StatefulFailoverInjection
+	// can copy it into a label (statePreservation jsonPath
+	// {.stateshift.latestCheckpoint}).
+	AnnotationLatestCheckpoint = Prefix + "latest-checkpoint"
+	// AnnotationLatestCheckpointImages is a JSON object container -> image by digest.
+	AnnotationLatestCheckpointImages = Prefix + "latest-checkpoint-images"
+	// AnnotationLatestCheckpointTime is when that checkpoint completed (RFC 3339).
+	AnnotationLatestCheckpointTime = Prefix + "latest-checkpoint-time"
+)
+
+// Annotations written by Rewrite on the workload and on its pod template.
+const (
+	// AnnotationRestoredFrom is the Checkpoint the workload was restored from.
+	AnnotationRestoredFrom = Prefix + "restored-from"
+	// AnnotationOriginalImages is a JSON object container -> image the
+	// workload ran before the rewrite; Retain compares the desired manifest
+	// with it to tell "plan withdrawn" from "user changed the image".
+	AnnotationOriginalImages = Prefix + "original-images"
+	// AnnotationPodImages (pod template only) is a JSON object pod name ->
+	// container -> image, for multi-replica StatefulSets whose pods restore
+	// from different checkpoints; a member-side mutation applies it.
+	AnnotationPodImages = Prefix + "pod-images"
+)
+
+// IsStateshiftAnnotation says whether key belongs to stateshift.
+func IsStateshiftAnnotation(key string) bool { return strings.HasPrefix(key, Prefix) }

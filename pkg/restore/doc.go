@@ -1,0 +1,9 @@
+// Package restore turns a workload manifest and a restore plan into the
+// manifest a destination cluster runs: the selected containers start from
+// their checkpoint images. It is pure (no clients, no I/O) so that every
+// place that needs the rewrite — the OverridePolicy the control plane arms,
+// the interpreter's Retain, tests — computes the same result.
+//
+// It is also the one place that knows the stateshift.io/ annotation keys
+// written on workloads.
+package restore

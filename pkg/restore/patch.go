@@ -1,0 +1,84 @@
+package restore
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Operation is one RFC 6902 JSON-patch operation.
+type Operation struct {
+	Op    string      `json:"op"`
+	Path  string      `json:"path"`
+	Value interface{} `json:"value,omitempty"`
+}
+
+// Patches expresses Rewrite(obj, p) as JSON-patch operations against obj,
+// the form a Karmada OverridePolicy plaintext overrider carries. The
+// operations address containers by position and add annotation keys one
+// by one when the map exists (so other annotations survive): they are valid
+// for obj as it is, and must be rebuilt when the workload changes.
+func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
+	rw, err := plan(obj, p)
+	if err != nil {
+		return nil, err
+	}
+	tp := "/" + strings.Join(rw.templatePath, "/")
+	var ops []Operation
+	for _, c := range rw.sortedIndex() {
+		base := tp + "/spec/containers/" + strconv.Itoa(rw.index[c])
+		ops = append(ops,
+			Operation{Op: "replace", Path: base + "/image", Value: p.Containers[c]},
+			Operation{Op: "add", Path: base + "/imagePullPolicy", Value: PullPolicy})
+	}
+
+	workload := map[string]string{
+		AnnotationRestoredFrom:   rw.restoredFrom,
+		AnnotationOriginalImages: rw.originalImages,
+	}
+	ops = append(ops, annotationOps(obj.Object, []string{"metadata"}, workload, false)...)
+
+	template := map[string]string{
+		AnnotationRestoredFrom:   rw.restoredFrom,
+		AnnotationOriginalImages: rw.originalImages,
+	}
+	if rw.podImages != "" {
+		template[AnnotationPodImages] = rw.podImages
+	}
+	ops = append(ops, annotationOps(obj.Object, append(append([]string{}, rw.templatePath...), "metadata"), template, rw.podImages == "")...)
+	return ops, nil
+}
+
+// annotationOps sets keys in the annotations of the metadata at path,
+// creating the metadata or the map when missing; removePodImages drops a
+// stale AnnotationPodImages.
+func annotationOps(obj map[string]interface{}, path []string, set map[string]string, removePodImages bool) []Operation {
+	pointer := "/" + strings.Join(path, "/")
+	meta, found, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	if !found || meta == nil {
+		return []Operation{{Op: "add", Path: pointer, Value: map[string]interface{}{"annotations": set}}}
+	}
+	existing, found, _ := unstructured.NestedFieldNoCopy(obj, append(path, "annotations")...)
+	current, isMap := existing.(map[string]interface{})
+	if !found || existing == nil || !isMap {
+		return []Operation{{Op: "add", Path: pointer + "/annotations", Value: set}}
+	}
+	var ops []Operation
+	for _, k := range sortedKeys(set) {
+		ops = append(ops, Operation{Op: "add", Path: pointer + "/annotations/" + escape(k), Value: set[k]})
+	}
+	if _, stale := current[AnnotationPodImages]; stale && removePodImages {
+		ops = append(ops, Operation{Op: "remove", Path: pointer + "/annotations/" + escape(AnnotationPodImages)})
+	}
+	return ops
+}
+
+// escape encodes a JSON-pointer reference token (RFC 6901).
+func escape(token string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(token)
+}
+
+// String shows an operation for logs and errors.
+func (o Operation) String() string { return fmt.Sprintf("%s %s", o.Op, o.Path) }

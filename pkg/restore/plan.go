@@ -1,0 +1,87 @@
+package restore
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/distribution/reference"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Plan says which checkpoint a destination restores from.
+type Plan struct {
+	// Checkpoint is the Checkpoint's name. It must be a valid label value
+	// too (<= 63 characters) since Karmada may carry it in a label.
+	Checkpoint string `json:"checkpoint"`
+	// Containers maps a container name to its checkpoint image
+	// (repository@sha256:...; tags are refused: a tag can move).
+	Containers map[string]string `json:"containers"`
+	// Pods optionally maps a pod name to per-container images, for a
+	// multi-replica StatefulSet whose pods were checkpointed separately. It
+	// is carried to the member as the pod-template annotation
+	// AnnotationPodImages; Containers stays the template's default.
+	Pods map[string]map[string]string `json:"pods,omitempty"`
+}
+
+// Validate checks the plan on its own (not against a workload).
+func (p Plan) Validate() error {
+	if p.Checkpoint == "" {
+		return fmt.Errorf("restore plan: checkpoint name is empty")
+	}
+	if errs := validation.IsDNS1123Subdomain(p.Checkpoint); len(errs) > 0 {
+		return fmt.Errorf("restore plan: checkpoint name %q: %v", p.Checkpoint, errs)
+	}
+	if errs := validation.IsValidLabelValue(p.Checkpoint); len(errs) > 0 {
+		return fmt.Errorf("restore plan: checkpoint name %q must fit a label value: %v", p.Checkpoint, errs)
+	}
+	if len(p.Containers) == 0 {
+		return fmt.Errorf("restore plan %s: no containers", p.Checkpoint)
+	}
+	for _, c := range sortedKeys(p.Containers) {
+		if err := CheckDigestImage(p.Containers[c]); err != nil {
+			return fmt.Errorf("restore plan %s: container %q: %w", p.Checkpoint, c, err)
+		}
+	}
+	for _, pod := range sortedKeys(p.Pods) {
+		if errs := validation.IsDNS1123Subdomain(pod); len(errs) > 0 {
+			return fmt.Errorf("restore plan %s: pod name %q: %v", p.Checkpoint, pod, errs)
+		}
+		for _, c := range sortedKeys(p.Pods[pod]) {
+			if _, ok := p.Containers[c]; !ok {
+				return fmt.Errorf("restore plan %s: pod %s: container %q is not in the plan's containers", p.Checkpoint, pod, c)
+			}
+			if err := CheckDigestImage(p.Pods[pod][c]); err != nil {
+				return fmt.Errorf("restore plan %s: pod %s: container %q: %w", p.Checkpoint, pod, c, err)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckDigestImage accepts only repository@sha256:<hex>, without a tag: a
+// restore must start exactly the image that was verified after the push.
+func CheckDigestImage(image string) error {
+	ref, err := reference.Parse(image)
+	if err != nil {
+		return fmt.Errorf("image %q: %w", image, err)
+	}
+	if _, digested := ref.(reference.Digested); !digested {
+		return fmt.Errorf("image %q is not by digest (repository@sha256:...)", image)
+	}
+	if _, tagged := ref.(reference.Tagged); tagged {
+		return fmt.Errorf("image %q carries a tag: give the checkpoint image by digest only (repository@sha256:...)", image)
+	}
+	if _, named := ref.(reference.Named); !named {
+		return fmt.Errorf("image %q has no repository", image)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,276 @@
+package restore
+
+import (
+	"fmt"
+	"reflect"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Retain adjusts desired (the manifest Karmada is about to write on a
+// member) with what must survive from observed (the member's object):
+//
+//   - stateshift.io/ annotations the member has and desired lacks: the
+//     agent writes them on the member, Karmada's template never has them;
+//   - a restored workload's checkpoint images, pull policy and pod-template
+//     annotations, when desired is exactly the pre-restore workload (the
+//     restore plan was withdrawn and the user changed nothing): otherwise
+//     withdrawing the plan would roll the restored pods back to a cold start.
+//
+// If the user changed the pod template (an image other than the recorded
+// original, or any other field), desired wins: those pods must start from
+// the new template, not from an old checkpoint.
+func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	out := desired.DeepCopy()
+	keep, err := KeepRestored(desired, observed)
+	if err != nil {
+		return nil, err
+	}
+	annotations := out.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	for k, v := range observed.GetAnnotations() {
+		if !IsStateshiftAnnotation(k) || (isRestoreKey(k) && !keep) {
+			continue
+		}
+		if _, ok := annotations[k]; !ok || isRestoreKey(k) {
+			annotations[k] = v
+		}
+	}
+	if !keep && !planned(out) {
+		// The restore is over (plan withdrawn and the user's template wins):
+		// the workload must not keep claiming it, even if Karmada's own
+		// annotation retention copied the keys from the member.
+		for _, k := range restoreKeys {
+			delete(annotations, k)
+		}
+	}
+	if len(annotations) > 0 {
+		out.SetAnnotations(annotations)
+	}
+	if !keep {
+		return out, nil
+	}
+	path := podTemplatePaths[observed.GroupVersionKind()]
+	observedTemplate, _, _ := unstructured.NestedMap(observed.Object, path...)
+	desiredTemplate, _, _ := unstructured.NestedMap(out.Object, path...)
+	originals, _ := OriginalImages(observed.GetAnnotations())
+
+	// Carry the observed containers' image and pull policy, and the
+	// observed pod-template annotations of stateshift.
+	observedContainers, _, _ := unstructured.NestedSlice(observedTemplate, "spec", "containers")
+	desiredContainers, _, _ := unstructured.NestedSlice(desiredTemplate, "spec", "containers")
+	for i, dc := range desiredContainers {
+		d := dc.(map[string]interface{})
+		name, _ := d["name"].(string)
+		if _, restored := originals[name]; !restored {
+			continue
+		}
+		o := containerByName(observedContainers, name)
+		d["image"] = o["image"]
+		if policy, ok := o["imagePullPolicy"]; ok {
+			d["imagePullPolicy"] = policy
+		}
+		desiredContainers[i] = d
+	}
+	if err := unstructured.SetNestedSlice(desiredTemplate, desiredContainers, "spec", "containers"); err != nil {
+		return nil, err
+	}
+	observedAnnotations, _, _ := unstructured.NestedStringMap(observedTemplate, "metadata", "annotations")
+	desiredAnnotations, _, _ := unstructured.NestedStringMap(desiredTemplate, "metadata", "annotations")
+	if desiredAnnotations == nil {
+		desiredAnnotations = map[string]string{}
+	}
+	for k, v := range observedAnnotations {
+		if IsStateshiftAnnotation(k) {
+			desiredAnnotations[k] = v
+		}
+	}
+	if err := unstructured.SetNestedStringMap(desiredTemplate, desiredAnnotations, "metadata", "annotations"); err != nil {
+		return nil, err
+	}
+	if err := unstructured.SetNestedMap(out.Object, desiredTemplate, path...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// KeepRestored says whether observed is a restored workload and desired is
+// the workload it was restored from, unchanged: every restored container's
+// desired image equals the recorded original, desired carries no restore
+// of its own, and every other field desired sets in the pod template has
+// the value the member shows (the member may add defaults, never remove).
+func KeepRestored(desired, observed *unstructured.Unstructured) (bool, error) {
+	path, ok := podTemplatePaths[observed.GroupVersionKind()]
+	if !ok || desired.GroupVersionKind() != observed.GroupVersionKind() {
+		return false, nil
+	}
+	if _, restored := observed.GetAnnotations()[AnnotationRestoredFrom]; !restored {
+		return false, nil
+	}
+	desiredTemplate, _, err := unstructured.NestedMap(desired.Object, path...)
+	if err != nil {
+		return false, fmt.Errorf("retain %s/%s: desired pod template: %w", desired.GetNamespace(), desired.GetName(), err)
+	}
+	observedTemplate, _, err := unstructured.NestedMap(observed.Object, path...)
+	if err != nil {
+		return false, fmt.Errorf("retain %s/%s: observed pod template: %w", observed.GetNamespace(), observed.GetName(), err)
+	}
+	if planned(desired) {
+		return false, nil // a plan is armed: its rewrite is the desired state
+	}
+	originals, err := OriginalImages(observed.GetAnnotations())
+	if err != nil || len(originals) == 0 {
+		// Without the record we cannot tell a withdrawn plan from a user's
+		// change: let desired win.
+		return false, nil
+	}
+	desiredContainers, _, _ := unstructured.NestedSlice(desiredTemplate, "spec", "containers")
+	observedContainers, _, _ := unstructured.NestedSlice(observedTemplate, "spec", "containers")
+	for name, original := range originals {
+		d := containerByName(desiredContainers, name)
+		if d == nil || containerByName(observedContainers, name) == nil {
+			return false, nil
+		}
+		if d["image"] != original {
+			return false, nil // the user changed the image: their change wins
+		}
+	}
+	// Compare the rest of the template with the restore's own fields out.
+	return subset(stripRestore(desiredTemplate, originals), stripRestore(observedTemplate, originals)), nil
+}
+
+// restoreKeys are the annotations Rewrite writes (the agent's are not).
+var restoreKeys = []string{AnnotationRestoredFrom, AnnotationOriginalImages, AnnotationPodImages}
+
+func isRestoreKey(k string) bool {
+	for _, r := range restoreKeys {
+		if k == r {
+			return true
+		}
+	}
+	return false
+}
+
+// planned says whether a manifest carries an armed restore. The pod
+// template is the witness: Karmada's objectwatcher copies a member's
+// top-level annotations into the desired object before calling Retain
+// (util.RetainAnnotations), but never the template's.
+func planned(obj *unstructured.Unstructured) bool {
+	path, ok := podTemplatePaths[obj.GroupVersionKind()]
+	if !ok {
+		return false
+	}
+	ann, _, _ := unstructured.NestedStringMap(obj.Object, append(append([]string{}, path...), "metadata", "annotations")...)
+	_, ok = ann[AnnotationRestoredFrom]
+	return ok
+}
+
+func containerByName(containers []interface{}, name string) map[string]interface{} {
+	for _, c := range containers {
+		if m, ok := c.(map[string]interface{}); ok && m["name"] == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// stripRestore removes what Rewrite sets from a (copied) pod template.
+func stripRestore(template map[string]interface{}, restored map[string]string) map[string]interface{} {
+	t := unstructured.Unstructured{Object: template}
+	out := t.DeepCopy().Object
+	if ann, ok, _ := unstructured.NestedMap(out, "metadata", "annotations"); ok {
+		for k := range ann {
+			if IsStateshiftAnnotation(k) {
+				unstructured.RemoveNestedField(out, "metadata", "annotations", k)
+			}
+		}
+	}
+	containers, _, _ := unstructured.NestedSlice(out, "spec", "containers")
+	for i, c := range containers {
+		m, ok := c.(map[string]interface{})
+		if !ok {
+			continue
+		}
+		if name, _ := m["name"].(string); restored[name] != "" {
+			delete(m, "image")
+			delete(m, "imagePullPolicy")
+		}
+		containers[i] = m
+	}
+	if containers != nil {
+		_ = unstructured.SetNestedSlice(out, containers, "spec", "containers")
+	}
+	return out
+}
+
+// subset says whether every value set in a is set to the same value in b;
+// lists must have the same length and match element by element.
+func subset(a, b interface{}) bool {
+	switch av := a.(type) {
+	case map[string]interface{}:
+		bv, ok := b.(map[string]interface{})
+		if !ok {
+			return len(av) == 0 && b == nil
+		}
+		for k, x := range av {
+			y, ok := bv[k]
+			if !ok {
+				if x == nil || isEmpty(x) {
+					continue
+				}
+				return false
+			}
+			if !subset(x, y) {
+				return false
+			}
+		}
+		return true
+	case []interface{}:
+		bv, ok := b.([]interface{})
+		if !ok {
+			return len(av) == 0 && b == nil
+		}
+		if len(av) != len(bv) {
+			return false
+		}
+		for i := range av {
+			if !subset(av[i], bv[i]) {
+				return false
+			}
+		}
+		return true
+	default:
+		if reflect.DeepEqual(a, b) {
+			return true
+		}
+		af, aNum := number(a)
+		bf, bNum := number(b)
+		return aNum && bNum && af == bf
+	}
+}
+
+func isEmpty(v interface{}) bool {
+	switch x := v.(type) {
+	case map[string]interface{}:
+		return len(x) == 0
+	case []interface{}:
+		return len(x) == 0
+	}
+	return false
+}
+
+func number(v interface{}) (float64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case float64:
+		return x, true
+	case int32:
+		return float64(x), true
+	}
+	return 0, false
+}

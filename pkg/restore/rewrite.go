@@ -1,0 +1,182 @@
+package restore
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// PullPolicy is set on restored containers: the checkpoint image is pinned
+// by digest, so pulling it again on every start would only add latency.
+const PullPolicy = "IfNotPresent"
+
+// podTemplatePaths says where each supported kind keeps its pod template.
+// Adding a kind is one line.
+var podTemplatePaths = map[schema.GroupVersionKind][]string{
+	{Group: "apps", Version: "v1", Kind: "Deployment"}:  {"spec", "template"},
+	{Group: "apps", Version: "v1", Kind: "StatefulSet"}: {"spec", "template"},
+}
+
+// Supported says whether Rewrite knows the kind.
+func Supported(gvk schema.GroupVersionKind) bool {
+	_, ok := podTemplatePaths[gvk]
+	return ok
+}
+
+// rewrite is what a plan changes in one workload, computed once and then
+// either applied (Rewrite) or expressed as JSON-patch operations (Patches).
+type rewrite struct {
+	templatePath []string
+	// index of each planned container in the template's containers.
+	index map[string]int
+	// annotation values written on the workload and on the template.
+	restoredFrom   string
+	originalImages string
+	podImages      string // empty: remove any
+}
+
+func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
+	if obj == nil {
+		return nil, fmt.Errorf("restore: no workload")
+	}
+	gvk := obj.GroupVersionKind()
+	path, ok := podTemplatePaths[gvk]
+	if !ok {
+		return nil, fmt.Errorf("restore %s %s/%s: kind %s is not supported (only apps/v1 Deployment and StatefulSet)",
+			gvk.Kind, obj.GetNamespace(), obj.GetName(), gvk)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	containers, _, err := unstructured.NestedSlice(obj.Object, append(path, "spec", "containers")...)
+	if err != nil {
+		return nil, fmt.Errorf("restore %s %s/%s: containers: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	names := make([]string, 0, len(containers))
+	index := make(map[string]int, len(containers))
+	current := make(map[string]string, len(containers))
+	for i, c := range containers {
+		m, ok := c.(map[string]interface{})
+		if !ok {
+			return nil, fmt.Errorf("restore %s %s/%s: container %d is not an object", gvk.Kind, obj.GetNamespace(), obj.GetName(), i)
+		}
+		name, _ := m["name"].(string)
+		image, _ := m["image"].(string)
+		names = append(names, name)
+		index[name] = i
+		current[name] = image
+	}
+	rw := &rewrite{templatePath: path, index: make(map[string]int, len(p.Containers)), restoredFrom: p.Checkpoint}
+	for _, c := range sortedKeys(p.Containers) {
+		i, ok := index[c]
+		if !ok {
+			return nil, fmt.Errorf("restore %s %s/%s: plan %s names container %q, the workload has %s",
+				gvk.Kind, obj.GetNamespace(), obj.GetName(), p.Checkpoint, c, strings.Join(names, ", "))
+		}
+		rw.index[c] = i
+	}
+
+	// The originals survive repeated rewrites: an image already recorded
+	// is the one the user wrote, whatever the workload runs now.
+	originals, err := OriginalImages(obj.GetAnnotations())
+	if err != nil {
+		return nil, fmt.Errorf("restore %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	if originals == nil {
+		originals = map[string]string{}
+	}
+	for c := range rw.index {
+		if _, recorded := originals[c]; !recorded {
+			originals[c] = current[c]
+		}
+	}
+	raw, err := json.Marshal(originals) // map keys are sorted: stable output
+	if err != nil {
+		return nil, err
+	}
+	rw.originalImages = string(raw)
+	if len(p.Pods) > 0 {
+		raw, err := json.Marshal(p.Pods)
+		if err != nil {
+			return nil, err
+		}
+		rw.podImages = string(raw)
+	}
+	return rw, nil
+}
+
+// Rewrite returns a copy of obj that restores the plan's containers from
+// their checkpoint images: image replaced by the digest, pull policy
+// IfNotPresent, and the checkpoint name and the original images recorded
+// in annotations on the workload and on its pod template. Nothing else
+// changes, and Rewrite(Rewrite(x)) equals Rewrite(x).
+func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured, error) {
+	rw, err := plan(obj, p)
+	if err != nil {
+		return nil, err
+	}
+	out := obj.DeepCopy()
+	containersPath := append(append([]string{}, rw.templatePath...), "spec", "containers")
+	containers, _, _ := unstructured.NestedFieldNoCopy(out.Object, containersPath...)
+	list := containers.([]interface{})
+	for c, i := range rw.index {
+		m := list[i].(map[string]interface{})
+		m["image"] = p.Containers[c]
+		m["imagePullPolicy"] = PullPolicy
+	}
+
+	annotations := out.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[AnnotationRestoredFrom] = rw.restoredFrom
+	annotations[AnnotationOriginalImages] = rw.originalImages
+	out.SetAnnotations(annotations)
+
+	templateAnnotationsPath := append(append([]string{}, rw.templatePath...), "metadata", "annotations")
+	tmpl, _, err := unstructured.NestedStringMap(out.Object, templateAnnotationsPath...)
+	if err != nil {
+		return nil, fmt.Errorf("restore %s/%s: pod template annotations: %w", out.GetNamespace(), out.GetName(), err)
+	}
+	if tmpl == nil {
+		tmpl = map[string]string{}
+	}
+	tmpl[AnnotationRestoredFrom] = rw.restoredFrom
+	tmpl[AnnotationOriginalImages] = rw.originalImages
+	if rw.podImages != "" {
+		tmpl[AnnotationPodImages] = rw.podImages
+	} else {
+		delete(tmpl, AnnotationPodImages)
+	}
+	if err := unstructured.SetNestedStringMap(out.Object, tmpl, templateAnnotationsPath...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// OriginalImages reads AnnotationOriginalImages; nil when absent.
+func OriginalImages(annotations map[string]string) (map[string]string, error) {
+	raw, ok := annotations[AnnotationOriginalImages]
+	if !ok {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("annotation %s is not a JSON object of strings: %w", AnnotationOriginalImages, err)
+	}
+	return m, nil
+}
+
+// sortedIndex lists the planned containers by position, for stable patches.
+func (rw *rewrite) sortedIndex() []string {
+	names := make([]string, 0, len(rw.index))
+	for c := range rw.index {
+		names = append(names, c)
+	}
+	sort.Slice(names, func(i, j int) bool { return rw.index[names[i]] < rw.index[names[j]] })
+	return names
+}
