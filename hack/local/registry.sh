@@ -1,0 +1,68 @@
+# The OCI registry of a local environment: Debian's docker-registry
+# (distribution 2.8) with its own config on 127.0.0.1:$REGISTRY_PORT, storage
+# in RUN_DIR/registry/data, delete enabled. REGISTRY_AUTH=1 turns on htpasswd
+# auth: a random password (RUN_DIR/registry/password, 0600), a
+# dockerconfigjson auth file (RUN_DIR/registry/auth.json, 0600) and the Secret
+# stateshift-system/stateshift-registry made from it in every cluster.
+# Source after hack/local/lib.sh.
+
+REGISTRY_HOST="127.0.0.1:${REGISTRY_PORT}"
+REGISTRY_USER=stateshift
+REGISTRY_SECRET=stateshift-registry
+STATESHIFT_NAMESPACE=stateshift-system
+
+write_registry_auth() {
+  local dir="$1"
+  if [[ ! -f "${dir}/password" ]]; then
+    (umask 077 && openssl rand -hex 16 > "${dir}/password")
+  fi
+  if [[ ! -f "${dir}/htpasswd" ]]; then
+    (cd "${ROOT_DIR}" && go build -o "${RUN_DIR}/bin/htpasswd" ./hack/local/htpasswd)
+    (umask 077 && "${RUN_DIR}/bin/htpasswd" "${REGISTRY_USER}" < "${dir}/password" > "${dir}/htpasswd")
+  fi
+  local basic
+  basic="$(printf '%s:%s' "${REGISTRY_USER}" "$(cat "${dir}/password")" | base64 -w0)"
+  (umask 077 && printf '{"auths":{"%s":{"auth":"%s"}}}\n' "${REGISTRY_HOST}" "${basic}" > "${dir}/auth.json")
+}
+
+start_registry() {
+  local dir="${RUN_DIR}/registry" auth=""
+  mkdir -p "${dir}/data" "${RUN_DIR}/bin"
+  if [[ "${REGISTRY_AUTH:-0}" == 1 ]]; then
+    write_registry_auth "${dir}"
+    auth="auth:
+  htpasswd:
+    realm: stateshift-local
+    path: ${dir}/htpasswd"
+  fi
+  if ! is_running registry; then
+    (umask 077 && cat > "${dir}/config.yml" <<CFG
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: ${dir}/data
+  delete:
+    enabled: true
+http:
+  addr: ${REGISTRY_HOST}
+  secret: $(openssl rand -hex 16)
+${auth}
+CFG
+    )
+  fi
+  start_proc registry "$(command -v docker-registry)" serve "${dir}/config.yml"
+  wait_for registry 30 http_up "http://${REGISTRY_HOST}/v2/"
+  if [[ -f "${dir}/auth.json" ]]; then
+    local c
+    for c in karmada "${MEMBERS[@]}"; do
+      kubectl_for "${c}" create namespace "${STATESHIFT_NAMESPACE}" --dry-run=client -o yaml |
+        kubectl_for "${c}" apply -f - > /dev/null
+      kubectl_for "${c}" -n "${STATESHIFT_NAMESPACE}" create secret generic "${REGISTRY_SECRET}" \
+        --type kubernetes.io/dockerconfigjson --from-file ".dockerconfigjson=${dir}/auth.json" \
+        --dry-run=client -o yaml | kubectl_for "${c}" apply -f - > /dev/null
+    done
+    log "registry: htpasswd auth on; Secret ${STATESHIFT_NAMESPACE}/${REGISTRY_SECRET} in karmada, ${MEMBERS[*]}"
+  fi
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make test: every test. Installs and builds what the tests need first
+# (Debian packages, etcd/Kubernetes/Karmada binaries), then runs, timing each
+# phase: unit + integration (real kube-apiserver, buildah, registry), fuzz
+# targets briefly, end-to-end against a local Karmada. Exits non-zero when any
+# phase fails; every phase runs so one failure does not hide another.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "${ROOT_DIR}"
+
+[[ $(id -u) == 0 ]] || die "tests need root (buildah storage, loopback node addresses, the kubelet's root-only archive layout)"
+
+declare -a summary=()
+failed=0
+phase() {
+  local name="$1"; shift
+  local t0=$SECONDS rc=0
+  log "=== phase ${name}: $*"
+  "$@" || rc=$?
+  local took=$((SECONDS - t0))
+  if ((rc == 0)); then summary+=("PASS ${name} ${took}s"); else summary+=("FAIL ${name} ${took}s (exit ${rc})"); failed=1; fi
+  log "=== phase ${name}: exit ${rc} after ${took}s"
+}
+
+phase deps bash -c "hack/install-debs.sh && hack/build-deps.sh all"
+export KUBEBUILDER_ASSETS="${KUBE_BIN}"
+export PATH="${KUBE_BIN}:${KARMADA_BIN}:${PATH}"
+
+mapfile -t pkgs < <(go list ./... | grep -v '/test/e2e')
+phase unit-and-integration go test -count=1 -timeout "${TEST_TIMEOUT:-40m}" "${pkgs[@]}"
+phase fuzz env FUZZ_TIME="${FUZZ_TIME:-10s}" hack/fuzz.sh
+if compgen -G "test/e2e/*_test.go" >/dev/null; then
+  phase e2e go test -count=1 -timeout "${E2E_TIMEOUT:-30m}" ./test/e2e/... -v
+fi
+
+log "summary:"
+printf '  %s\n' "${summary[@]}" >&2
+exit "${failed}"
