@@ -40,7 +40,9 @@ if [[ "${KEEP_RUN_DIR:-0}" == 1 ]]; then
   log "stopped; kept ${RUN_DIR}"
 else
   # buildah may leave overlay mounts under an agent's storage: unmount first.
-  grep -o " ${RUN_DIR}/[^ ]*" /proc/mounts | sort -r | while read -r mnt; do umount "${mnt}" 2>/dev/null || true; done
+  { grep -o " ${RUN_DIR}/[^ ]*" /proc/mounts || true; } | sort -r | while read -r mnt; do
+    umount "${mnt}" 2>/dev/null || log "could not unmount ${mnt}"
+  done
   rm -rf "${RUN_DIR}"
   log "stopped; removed ${RUN_DIR}"
 fi

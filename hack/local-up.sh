@@ -238,7 +238,7 @@ start_karmada_webhook() {
     --metrics-bind-address "127.0.0.1:${KARMADA_WEBHOOK_METRICS_PORT}" \
     --feature-gates "${KARMADA_FEATURE_GATES}" --allow-no-execute-taint-policy=true
   wait_for karmada-webhook "${TIMEOUT}" \
-    http_ok "https://127.0.0.1:${KARMADA_WEBHOOK_PORT}/readyz" --cacert "${PKI_DIR}/ca.crt"
+    http_ok "https://127.0.0.1:${KARMADA_WEBHOOK_PORT}/readyz/" --cacert "${PKI_DIR}/ca.crt"
   # Karmada's own webhook configuration, pointed at 127.0.0.1.
   sed -e "s#https://karmada-webhook.karmada-system.svc:443#https://127.0.0.1:${KARMADA_WEBHOOK_PORT}#" \
     -e "s#{{caBundle}}#$(base64 -w0 < "${PKI_DIR}/ca.crt")#" \

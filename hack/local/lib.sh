@@ -51,8 +51,11 @@ pid_of() {
   local f="${PID_DIR}/$1.pid" pid exe
   [[ -f "${f}" ]] || return 1
   read -r pid exe < "${f}" || return 1
-  [[ -n "${pid}" && -d "/proc/${pid}" ]] || return 1
-  [[ "$(readlink "/proc/${pid}/exe" 2>/dev/null)" == "${exe}" ]] || return 1
+  [[ -n "${pid}" ]] && proc_alive "${pid}" || return 1
+  # A rebuilt binary (hack/build-deps.sh replaced it) shows as "EXE (deleted)".
+  local now
+  now="$(readlink "/proc/${pid}/exe" 2>/dev/null)" || return 1
+  [[ "${now}" == "${exe}" || "${now}" == "${exe} (deleted)" ]] || return 1
   echo "${pid}"
 }
 
@@ -79,6 +82,14 @@ start_proc() {
   log "${name}: started (pid ${pid}, log ${LOG_DIR}/${name}.log)"
 }
 
+# proc_alive PID: the process exists and is not a zombie waiting for its
+# (re-parented) parent to reap it.
+proc_alive() {
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "${state}" && "${state}" != Z ]]
+}
+
 # stop_proc NAME: TERM, up to 15 s, then KILL; only the recorded PID.
 stop_proc() {
   local name="$1" pid i
@@ -88,10 +99,10 @@ stop_proc() {
   fi
   kill -TERM "${pid}" 2>/dev/null || true
   for ((i = 0; i < 150; i++)); do
-    [[ -d "/proc/${pid}" ]] || break
+    proc_alive "${pid}" || break
     sleep 0.1
   done
-  if [[ -d "/proc/${pid}" ]]; then
+  if proc_alive "${pid}"; then
     log "${name}: did not stop in 15s, killing pid ${pid}"
     kill -KILL "${pid}" 2>/dev/null || true
   fi
