@@ -96,6 +96,13 @@ func TestBuildahAuthAndSecretHygiene(t *testing.T) {
 	}
 	t.Setenv("PATH", wrapDir+":"+os.Getenv("PATH"))
 
+	good, cfg := authFileFor(t, reg.Host, "alice", testPassword)
+	// The agent's own environment must not reach buildah: a good auth file
+	// named by REGISTRY_AUTH_FILE would make the wrong-password push below
+	// succeed, and a secret in any variable would show in the record.
+	t.Setenv("REGISTRY_AUTH_FILE", good)
+	t.Setenv("STATESHIFT_TEST_SECRET", testPassword)
+
 	b := newBuildah(t, "overlay")
 	var mu sync.Mutex
 	var seen []string
@@ -107,7 +114,6 @@ func TestBuildahAuthAndSecretHygiene(t *testing.T) {
 		return out, errb, err
 	}
 
-	good, cfg := authFileFor(t, reg.Host, "alice", testPassword)
 	res, err := b.Build(ctx, Request{ArchivePath: archive, Repository: repo, Tag: "v1", Annotations: testAnnotations(), Insecure: true, AuthFile: good})
 	if err != nil {
 		t.Fatalf("Build with the Secret's credentials: %v", err)

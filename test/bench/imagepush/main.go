@@ -24,10 +24,11 @@ func main() {
 		workDir    = flag.String("dir", "", "work folder (default: a new folder under $TMPDIR)")
 		child      = flag.String("child-native", "", "internal: build ARCHIVE natively (used for the memory measurement)")
 		childRepo  = flag.String("child-repo", "", "internal: repository for -child-native")
+		childGzip  = flag.Bool("child-gzip", false, "internal: gzip the layer in -child-native")
 	)
 	flag.Parse()
 	if *child != "" {
-		os.Exit(childNative(*child, *childRepo))
+		os.Exit(childNative(*child, *childRepo, *childGzip))
 	}
 	if err := run(*archiveMiB, *memoryMiB, *runs, *driver, *workDir); err != nil {
 		fmt.Fprintln(os.Stderr, "imagepush:", err)

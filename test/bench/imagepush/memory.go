@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/stateshift/stateshift/pkg/agent/builder"
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/checkpointimage"
 )
 
@@ -39,9 +40,14 @@ func peakRSSOfNativeBuild(archive, repo string) (int64, error) {
 
 // childNative is the child's side: one native build, verified, then its
 // VmHWM printed for the record.
-func childNative(archive, repo string) int {
+func childNative(archive, repo string, gzip bool) int {
 	ctx := context.Background()
+	compression := v1alpha1.LayerCompressionNone
+	if gzip {
+		compression = v1alpha1.LayerCompressionGzip
+	}
 	res, err := builder.NewNative().Build(ctx, builder.Request{
+		Compression: compression,
 		ArchivePath: archive,
 		Repository:  repo,
 		Tag:         "memory",

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"time"
 )
 
 // rawUpload is the floor: what any client must do to put the archive in a
@@ -24,6 +25,7 @@ func rawUpload(ctx context.Context, host, repo, tag, archive string, annotations
 		return "", err
 	}
 	defer f.Close()
+	start := time.Now()
 	h := sha256.New()
 	size, err := io.Copy(h, f)
 	if err != nil {
@@ -33,9 +35,11 @@ func rawUpload(ctx context.Context, host, repo, tag, archive string, annotations
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
+	hashed := time.Now()
 	if err := putBlob(ctx, base, layerDigest, f, size); err != nil {
 		return "", fmt.Errorf("layer: %w", err)
 	}
+	fmt.Fprintf(os.Stderr, "raw: hash %.2fs, layer upload %.2fs\n", hashed.Sub(start).Seconds(), time.Since(hashed).Seconds())
 
 	config, _ := json.Marshal(map[string]any{
 		"architecture": runtime.GOARCH, "os": "linux",
@@ -85,7 +89,8 @@ func putBlob(ctx context.Context, base, digest string, body io.Reader, size int6
 	q := loc.Query()
 	q.Set("digest", digest)
 	loc.RawQuery = q.Encode()
-	put, err := http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), io.NopCloser(body))
+	// body goes in as is: an *os.File lets net/http hand it to the kernel.
+	put, err := http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), body)
 	if err != nil {
 		return err
 	}
