@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/stateshift/stateshift/pkg/agent/registryauth"
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/checkpointimage"
 )
 
@@ -45,7 +46,7 @@ type Buildah struct {
 }
 
 // Name is "buildah", as in the Checkpoint API.
-func (*Buildah) Name() string { return "buildah" }
+func (*Buildah) Name() string { return string(v1alpha1.BuilderBuildah) }
 
 // Build runs from/add/config/commit/push and returns the pushed manifest's
 // digest as buildah's --digestfile reports it.

@@ -30,7 +30,7 @@ type Native struct{}
 func NewNative() *Native { return &Native{} }
 
 // Name is "native", as in the Checkpoint API.
-func (*Native) Name() string { return "native" }
+func (*Native) Name() string { return string(v1alpha1.BuilderNative) }
 
 // Build pushes req.ArchivePath as a single-layer OCI checkpoint image.
 func (n *Native) Build(ctx context.Context, req Request) (Result, error) {
