@@ -28,8 +28,8 @@ var aggregateStatusInterpreters = map[schema.GroupVersionKind]aggregateStatusInt
 // phaseRank orders phases by how far a Checkpoint got; a usable copy
 // (Succeeded) outranks a failed one.
 var phaseRank = map[stateshiftv1alpha1.CheckpointPhase]int{
-	"": 0,
-	stateshiftv1alpha1.CheckpointPending:       1,
+	"":                                   0,
+	stateshiftv1alpha1.CheckpointPending: 1,
 	stateshiftv1alpha1.CheckpointCheckpointing: 2,
 	stateshiftv1alpha1.CheckpointPushing:       3,
 	stateshiftv1alpha1.CheckpointFailed:        4,

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	configv1alpha1 "github.com/karmada-io/karmada/pkg/apis/config/v1alpha1"
-	webhook "github.com/karmada-io/karmada/pkg/webhook/interpreter"
 	"github.com/karmada-io/karmada/pkg/util/gclient"
+	webhook "github.com/karmada-io/karmada/pkg/webhook/interpreter"
 )
 
 // Micro-benchmarks of each operation through Karmada's webhook.Handle
