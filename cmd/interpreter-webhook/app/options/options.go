@@ -1,0 +1,157 @@
+// Package options holds every flag of the interpreter webhook.
+package options
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Defaults, as in Karmada's own webhook where it has the same flag.
+const (
+	DefaultBindAddress = "0.0.0.0"
+	DefaultSecurePort  = 8443
+	DefaultCertDir     = "/var/run/stateshift/serving-certs"
+)
+
+// tlsVersions are the accepted --tls-min-version values.
+var tlsVersions = map[string]uint16{
+	"1.2": tls.VersionTLS12,
+	"1.3": tls.VersionTLS13,
+}
+
+// Options configure the webhook.
+type Options struct {
+	// BindAddress and SecurePort: where the HTTPS interpreter listens.
+	BindAddress string
+	SecurePort  int
+	// CertDir holds CertName and KeyName; they are reloaded when rotated.
+	CertDir  string
+	CertName string
+	KeyName  string
+	// TLSMinVersion is 1.2 or 1.3.
+	TLSMinVersion string
+	// MetricsBindAddress serves /metrics ("0" disables).
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz.
+	HealthProbeBindAddress string
+	// Kubeconfig of the Karmada API server. The webhook itself needs no
+	// API server; the controllers a later release adds to the same manager
+	// (and leader election) do. Empty: in-cluster config if present, else
+	// the webhook runs alone.
+	Kubeconfig string
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+	// LeaderElect elects a leader for the controllers (not for the webhook,
+	// which every replica serves).
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+	// ShutdownTimeout bounds the graceful stop of in-flight requests.
+	ShutdownTimeout time.Duration
+
+	// RestConfig is resolved by Complete; nil means no API server.
+	RestConfig *rest.Config
+}
+
+// New returns the defaults.
+func New() *Options {
+	return &Options{
+		BindAddress:             DefaultBindAddress,
+		SecurePort:              DefaultSecurePort,
+		CertDir:                 DefaultCertDir,
+		CertName:                "tls.crt",
+		KeyName:                 "tls.key",
+		TLSMinVersion:           "1.3",
+		MetricsBindAddress:      ":8080",
+		HealthProbeBindAddress:  ":8000",
+		KubeAPIQPS:              40,
+		KubeAPIBurst:            60,
+		LeaderElectionNamespace: "stateshift-system",
+		LeaderElectionID:        "stateshift-interpreter-webhook",
+		ShutdownTimeout:         30 * time.Second,
+	}
+}
+
+// AddFlags registers the flags.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "The IP address on which to listen for the --secure-port port.")
+	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "The port on which to serve HTTPS.")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "The directory with the serving certificate and key; a rotated pair is picked up without restart.")
+	fs.StringVar(&o.CertName, "tls-cert-file-name", o.CertName, "The name of the serving certificate in --cert-dir.")
+	fs.StringVar(&o.KeyName, "tls-private-key-file-name", o.KeyName, "The name of the serving key in --cert-dir.")
+	fs.StringVar(&o.TLSMinVersion, "tls-min-version", o.TLSMinVersion, "Minimum TLS version: 1.2 or 1.3.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, `The address serving Prometheus metrics (e.g. 127.0.0.1:8080, :8080); "0" disables it.`)
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "The address serving /healthz and /readyz.")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to the Karmada API server's kubeconfig. Optional for the webhook alone; required by leader election and controllers. Empty: in-cluster config when available.")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "QPS to the Karmada API server.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst to the Karmada API server.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader for the controllers (the webhook is served by every replica). Needs an API server.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader election Lease.")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader election Lease.")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long to wait for in-flight requests on shutdown.")
+}
+
+// Validate checks the flags on their own.
+func (o *Options) Validate() error {
+	if o.SecurePort < 1 || o.SecurePort > 65535 {
+		return fmt.Errorf("--secure-port %d: must be 1..65535", o.SecurePort)
+	}
+	if _, ok := tlsVersions[o.TLSMinVersion]; !ok {
+		return fmt.Errorf("--tls-min-version %q: must be 1.2 or 1.3", o.TLSMinVersion)
+	}
+	if o.CertDir == "" || o.CertName == "" || o.KeyName == "" {
+		return fmt.Errorf("--cert-dir, --tls-cert-file-name and --tls-private-key-file-name must be set")
+	}
+	for _, name := range []string{o.CertName, o.KeyName} {
+		if filepath.Base(name) != name {
+			return fmt.Errorf("certificate file name %q must be a plain file name inside --cert-dir", name)
+		}
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst <= 0 {
+		return fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive")
+	}
+	if o.ShutdownTimeout < 0 {
+		return fmt.Errorf("--shutdown-timeout must not be negative")
+	}
+	if o.LeaderElect && (o.LeaderElectionNamespace == "" || o.LeaderElectionID == "") {
+		return fmt.Errorf("--leader-elect needs --leader-election-namespace and --leader-election-id")
+	}
+	return nil
+}
+
+// Complete resolves the API server configuration: --kubeconfig, else the
+// in-cluster config, else none (the webhook alone; leader election refused).
+func (o *Options) Complete() error {
+	switch {
+	case o.Kubeconfig != "":
+		if _, err := os.Stat(o.Kubeconfig); err != nil {
+			return fmt.Errorf("--kubeconfig: %w", err)
+		}
+		cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("--kubeconfig %s: %w", o.Kubeconfig, err)
+		}
+		o.RestConfig = cfg
+	default:
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			o.RestConfig = cfg
+		}
+	}
+	if o.RestConfig != nil {
+		o.RestConfig.QPS, o.RestConfig.Burst = o.KubeAPIQPS, o.KubeAPIBurst
+	}
+	if o.LeaderElect && o.RestConfig == nil {
+		return fmt.Errorf("--leader-elect needs an API server: give --kubeconfig or run in a cluster")
+	}
+	return nil
+}
+
+// TLSMinVersionID is the crypto/tls constant of TLSMinVersion.
+func (o *Options) TLSMinVersionID() uint16 { return tlsVersions[o.TLSMinVersion] }
