@@ -45,7 +45,7 @@ type Options struct {
 	// API server; the controllers a later release adds to the same manager
 	// (and leader election) do. Empty: in-cluster config if present, else
 	// the webhook runs alone.
-	Kubeconfig string
+	Kubeconfig   string
 	KubeAPIQPS   float32
 	KubeAPIBurst int
 	// LeaderElect elects a leader for the controllers (not for the webhook,
