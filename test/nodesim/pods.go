@@ -79,6 +79,7 @@ func (n *Node) syncPod(ctx context.Context, key string) error {
 	}
 	now := time.Now()
 	for _, c := range ps.containers {
+		klog.FromContext(ctx).V(4).Info("Sync container", "pod", key, "container", c.name, "running", c.running, "starting", c.starting, "nextTry", c.nextTry)
 		if !c.running && !c.starting && !now.Before(c.nextTry) {
 			c.starting = true
 			go n.startContainer(key, ps, c, pod.DeepCopy())
@@ -169,9 +170,11 @@ func (n *Node) startContainer(key string, ps *podState, c *container, pod *corev
 		}
 		c.nextTry = now.Add(backoff)
 		n.mu.Unlock()
-		logger.Info("Container failed to start, backing off", "reason", res.reason, "err", res.err, "backoff", backoff)
+		logger.V(1).Info("Container failed to start, backing off", "reason", res.reason, "err", res.err, "backoff", backoff)
 		n.queue.Add(key)
-		n.queue.AddAfter(key, backoff)
+		// A timer of its own: the queue keeps one delay per key, and an
+		// earlier rate-limited re-add would swallow this one.
+		time.AfterFunc(backoff, func() { n.queue.Add(key) })
 		return
 	}
 	c.running, c.reason, c.message = true, "", ""
