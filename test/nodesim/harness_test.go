@@ -348,4 +348,3 @@ func (h *harness) pushImage(t *testing.T, repo, archive string, src checkpointim
 	}
 	return ref.Context().Name() + "@" + d.String()
 }
-
