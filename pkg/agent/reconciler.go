@@ -21,7 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/stateshift/stateshift/pkg/agent/archive"
 	imagebuilder "github.com/stateshift/stateshift/pkg/agent/builder"
@@ -74,11 +76,38 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrent < 1 {
 		r.MaxConcurrent = 1
 	}
+	// Checkpoints are found by their pod's name, so that a pod arriving on
+	// this node (after its Checkpoint) starts the work at once.
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Checkpoint{}, podNameField,
+		func(o client.Object) []string { return []string{o.(*v1alpha1.Checkpoint).Spec.PodName} }); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("checkpoint-agent").
 		For(&v1alpha1.Checkpoint{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrent}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.checkpointsOfPod)).
+		// The binary runs one agent; tests run several in one process, which
+		// controller-runtime's global name check would refuse.
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrent, SkipNameValidation: ptr(true)}).
 		Complete(r)
+}
+
+const podNameField = "spec.podName"
+
+// checkpointsOfPod maps a pod of this node to its unfinished Checkpoints.
+func (r *Reconciler) checkpointsOfPod(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &v1alpha1.CheckpointList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{podNameField: o.GetName()}); err != nil {
+		klog.FromContext(ctx).Error(err, "list Checkpoints of pod", "pod", klog.KObj(o))
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if !list.Items[i].IsFinished() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
 }
 
 // Reconcile runs one attempt of a Checkpoint of this node to its end (or
@@ -137,6 +166,9 @@ func (r *Reconciler) notOnThisNode(ctx context.Context, cp *v1alpha1.Checkpoint)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.setPending(ctx, cp, reasonPodNotFound, msg)
 	case err != nil:
 		return ctrl.Result{}, err
+	case pod.Spec.NodeName == r.NodeName:
+		// Ours, but not in the cache yet: the pod's watch event brings it back.
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
 	case pod.Spec.NodeName == "":
 		msg := fmt.Sprintf("waiting for pod %s/%s to be scheduled", cp.Namespace, cp.Spec.PodName)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.setPending(ctx, cp, "PodNotScheduled", msg)
@@ -504,3 +536,5 @@ func (r *Reconciler) condition(cp *v1alpha1.Checkpoint, typ string, status metav
 	meta.SetStatusCondition(&cp.Status.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason,
 		Message: msg, ObservedGeneration: cp.Generation})
 }
+
+func ptr[T any](v T) *T { return &v }

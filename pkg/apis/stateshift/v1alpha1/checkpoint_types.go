@@ -86,8 +86,8 @@ type CheckpointSpec struct {
 	// +optional
 	Builder Builder `json:"builder,omitempty"`
 
-	// Compression of the layer written by the native builder (buildah
-	// always writes it uncompressed).
+	// Compression of the layer written by the native builder (buildah 1.28
+	// always gzips the layer it pushes).
 	// +kubebuilder:default=none
 	// +optional
 	Compression LayerCompression `json:"compression,omitempty"`
