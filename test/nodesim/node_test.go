@@ -1,6 +1,7 @@
 package nodesim
 
 import (
+	"archive/tar"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -269,6 +270,27 @@ func TestNodeSim(t *testing.T) {
 		}
 		if !strings.HasSuffix(pod.Status.ContainerStatuses[0].ImageID, plainImage[strings.Index(plainImage, "@"):]) {
 			t.Errorf("imageID %s, image %s", pod.Status.ContainerStatuses[0].ImageID, plainImage)
+		}
+	})
+
+	t.Run("BrokenCheckpointImage", func(t *testing.T) {
+		// Annotated as a checkpoint, but the layer is no checkpoint archive.
+		junk := filepath.Join(t.TempDir(), "junk.tar")
+		f, err := os.Create(junk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw := tar.NewWriter(f)
+		_ = tw.WriteHeader(&tar.Header{Name: "hello.txt", Mode: 0o600, Size: 5})
+		_, _ = tw.Write([]byte("hello"))
+		if err := errors.Join(tw.Close(), f.Close()); err != nil {
+			t.Fatal(err)
+		}
+		broken := h.pushImage(t, "ckpt/broken", junk, src, true)
+		h.createPod(t, h.node, "broken", broken)
+		w := h.waitWaiting(t, "broken", "CreateContainerError")
+		if !strings.Contains(w.Message, `failed to read "config.dump"`) {
+			t.Errorf("message %q", w.Message)
 		}
 	})
 
