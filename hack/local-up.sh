@@ -90,7 +90,11 @@ start_etcd() {
 # ------------------------------------------------------------------ API servers
 
 # start_apiserver CLUSTER PORT EXTRA_ARGS...: a kube-apiserver storing under
-# /CLUSTER in the shared etcd, serving on 127.0.0.1:PORT.
+# /CLUSTER in the shared etcd, serving on 127.0.0.1:PORT. The front-proxy
+# (requestheader) flags let Karmada's API server proxy to
+# karmada-aggregated-apiserver; on members they fill the
+# extension-apiserver-authentication ConfigMap that controller-managers and
+# schedulers read (without them they log an error every minute).
 start_apiserver() {
   local cluster="$1" port="$2"; shift 2
   start_proc "${cluster}-apiserver" "${KUBE_BIN}/kube-apiserver" \
@@ -104,6 +108,13 @@ start_apiserver() {
     --service-account-signing-key-file "${PKI_DIR}/sa-${cluster}.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --authorization-mode Node,RBAC --allow-privileged=true --profiling=false \
+    --proxy-client-cert-file "${PKI_DIR}/front-proxy-client.crt" \
+    --proxy-client-key-file "${PKI_DIR}/front-proxy-client.key" \
+    --requestheader-client-ca-file "${PKI_DIR}/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --requestheader-group-headers X-Remote-Group \
+    --requestheader-username-headers X-Remote-User \
     "$@"
   write_kubeconfig "${RUN_DIR}/${cluster}.kubeconfig" "https://127.0.0.1:${port}" "${PKI_DIR}/admin" admin
 }
@@ -113,17 +124,8 @@ apiserver_ready() { kubectl_for "$1" get --raw /readyz; }
 start_apiservers() {
   mkdir -p "${RUN_DIR}/karmada/apiserver"
   # Karmada runs no pods: ServiceAccount admission would only get in the way.
-  # The aggregator (front-proxy) flags let the API server reach
-  # karmada-aggregated-apiserver.
   start_apiserver karmada "${KARMADA_APISERVER_PORT}" \
-    --disable-admission-plugins ServiceAccount,StorageObjectInUseProtection \
-    --proxy-client-cert-file "${PKI_DIR}/front-proxy-client.crt" \
-    --proxy-client-key-file "${PKI_DIR}/front-proxy-client.key" \
-    --requestheader-client-ca-file "${PKI_DIR}/front-proxy-ca.crt" \
-    --requestheader-allowed-names front-proxy-client \
-    --requestheader-extra-headers-prefix X-Remote-Extra- \
-    --requestheader-group-headers X-Remote-Group \
-    --requestheader-username-headers X-Remote-User
+    --disable-admission-plugins ServiceAccount,StorageObjectInUseProtection
   local m
   for m in "${MEMBERS[@]}"; do
     mkdir -p "${RUN_DIR}/${m}/apiserver"
@@ -335,9 +337,9 @@ main() {
   phase "aggregated apiserver";   start_aggregated_apiserver
   phase "karmada-webhook";        start_karmada_webhook
   phase "Karmada controllers";    start_karmada_controllers
+  phase "registry";               start_registry
   phase "simulated nodes";        start_nodes
   phase "join members";           join_members
-  phase "registry";               start_registry
   phase "stateshift";             start_stateshift
   summary
 }

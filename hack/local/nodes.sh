@@ -38,23 +38,51 @@ node_ready() {
 }
 
 start_nodes() {
-  build_go_binary nodesim "${NODESIM_PKG}" || return 0
-  local m node dir
-  for m in "${MEMBERS[@]}"; do
-    node="$(node_name "${m}")"
-    dir="${RUN_DIR}/${m}/${node}"
-    mkdir -p "${dir}/checkpoints" "${dir}/data"
-    new_cert ca "${PKI_DIR}/node-${node}" "/O=system:nodes/CN=system:node:${node}"
-    write_kubeconfig "${dir}/kubeconfig" "https://127.0.0.1:${MEMBER_APISERVER_PORT[${m}]}" \
-      "${PKI_DIR}/node-${node}" "system:node:${node}"
-    start_proc "nodesim-${m}" "${RUN_DIR}/bin/nodesim" \
-      --kubeconfig "${dir}/kubeconfig" --node-name "${node}" \
-      --ip "${MEMBER_NODE_IP[${m}]}" --port "${NODE_PORT}" \
-      --checkpoint-dir "${dir}/checkpoints" --data-dir "${dir}/data" \
-      --registries "${REGISTRY_HOST}"
-  done
-  for m in "${MEMBERS[@]}"; do
-    wait_for "nodesim-${m}" "${TIMEOUT}" node_ready "${m}" "$(node_name "${m}")"
-    log "${m}: node $(node_name "${m}") Ready"
+  if [[ -n "${NODESIM_BIN:-}" ]]; then
+    # A node simulator built elsewhere (NODESIM_BIN=path), e.g. to try a change.
+    mkdir -p "${RUN_DIR}/bin"
+    is_running "nodesim-${MEMBERS[0]}" || cp -f "${NODESIM_BIN}" "${RUN_DIR}/bin/nodesim"
+  else
+    build_go_binary nodesim "${NODESIM_PKG}" || return 0
+  fi
+  local m
+  for m in "${MEMBERS[@]}"; do start_node "${m}"; done
+  for m in "${MEMBERS[@]}"; do wait_node "${m}"; done
+}
+
+start_node() {
+  local m="$1" node dir auth=()
+  node="$(node_name "${m}")"
+  dir="${RUN_DIR}/${m}/${node}"
+  # With REGISTRY_AUTH=1 the simulated runtime pulls with the same credentials.
+  [[ -f "${RUN_DIR}/registry/auth.json" ]] && auth=(--registry-auth-file "${RUN_DIR}/registry/auth.json")
+  mkdir -p "${dir}/checkpoints" "${dir}/data"
+  new_cert ca "${PKI_DIR}/node-${node}" "/O=system:nodes/CN=system:node:${node}"
+  write_kubeconfig "${dir}/kubeconfig" "https://127.0.0.1:${MEMBER_APISERVER_PORT[${m}]}" \
+    "${PKI_DIR}/node-${node}" "system:node:${node}"
+  start_proc "nodesim-${m}" "${RUN_DIR}/bin/nodesim" \
+    --kubeconfig "${dir}/kubeconfig" --node-name "${node}" \
+    --ip "${MEMBER_NODE_IP[${m}]}" --port "${NODE_PORT}" \
+    --checkpoint-dir "${dir}/checkpoints" --data-dir "${dir}/data" \
+    --registry "${REGISTRY_HOST}" "${auth[@]}"
+}
+
+# wait_node MEMBER: waits for the Node to be Ready. A kubelet that exits
+# while starting is restarted by its supervisor (systemd); local-up does the
+# same, at most twice, and says so with the reason from the log.
+wait_node() {
+  local m="$1" node attempt
+  node="$(node_name "${m}")"
+  for attempt in 1 2 3; do
+    if (wait_for "nodesim-${m}" "${TIMEOUT}" node_ready "${m}" "${node}") 2> "${LOG_DIR}/wait-nodesim-${m}.err"; then
+      log "${m}: node ${node} Ready"
+      return 0
+    fi
+    if is_running "nodesim-${m}" || ((attempt == 3)); then
+      cat "${LOG_DIR}/wait-nodesim-${m}.err" >&2
+      die "nodesim-${m}: node ${node} not Ready"
+    fi
+    log "nodesim-${m} exited while starting ($(tail -n 1 "${LOG_DIR}/nodesim-${m}.log")); restarting it (attempt $((attempt + 1)) of 3)"
+    start_node "${m}"
   done
 }

@@ -8,7 +8,6 @@
 # pki/aggregated-apiserver.*    karmada-aggregated-apiserver; the aggregator checks the
 #                               name karmada-aggregated-apiserver.karmada-system.svc
 # pki/karmada-webhook/tls.*     karmada-webhook's --cert-dir (SAN 127.0.0.1)
-# pki/interpreter-webhook/tls.* stateshift's interpreter webhook (SAN 127.0.0.1)
 # pki/admin.*                   client cert, O=system:masters
 # pki/front-proxy-client.*      the aggregator's client cert
 # pki/node-<node>.*             node client cert, O=system:nodes (node simulator)
@@ -65,7 +64,6 @@ setup_pki() {
   new_cert ca "${PKI_DIR}/aggregated-apiserver" "/CN=karmada-aggregated-apiserver" \
     "IP:127.0.0.1,DNS:localhost,DNS:karmada-aggregated-apiserver.karmada-system.svc,DNS:karmada-aggregated-apiserver.karmada-system.svc.cluster.local"
   new_cert ca "${PKI_DIR}/karmada-webhook/tls" "/CN=karmada-webhook" "IP:127.0.0.1,DNS:localhost"
-  new_cert ca "${PKI_DIR}/interpreter-webhook/tls" "/CN=stateshift-interpreter-webhook" "IP:127.0.0.1,DNS:localhost"
   new_cert ca "${PKI_DIR}/admin" "/O=system:masters/CN=stateshift-local-admin"
   new_cert front-proxy-ca "${PKI_DIR}/front-proxy-client" "/CN=front-proxy-client"
   local c

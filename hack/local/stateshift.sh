@@ -10,20 +10,111 @@ start_stateshift() {
 
 apply_stateshift_apis() {
   local c
+  # Checkpoints are created in Karmada and propagated to members: the CRD
+  # is needed in all three API servers.
   for c in karmada "${MEMBERS[@]}"; do
     kubectl_for "${c}" apply --server-side --force-conflicts -f "${ROOT_DIR}/artifacts/crds" > /dev/null
-    kubectl_for "${c}" create namespace "${STATESHIFT_NAMESPACE}" --dry-run=client -o yaml |
-      kubectl_for "${c}" apply -f - > /dev/null
   done
   log "stateshift CRDs applied to karmada, ${MEMBERS[*]}"
 }
 
-start_interpreter_webhook() {
-  build_go_binary interpreter-webhook ./cmd/interpreter-webhook || return 0
-  log "skipping: interpreter-webhook built but its local wiring is not known yet"
+# write_sa_kubeconfig CLUSTER NAMESPACE SA DIR: a kubeconfig that acts as
+# ServiceAccount SA, as the component would in a pod: a token minted with
+# `kubectl create token` into DIR/token (0600, re-minted on every local-up;
+# client-go re-reads tokenFile) and DIR/kubeconfig pointing at it.
+write_sa_kubeconfig() {
+  local c="$1" ns="$2" sa="$3" dir="$4" port
+  if [[ "${c}" == karmada ]]; then port="${KARMADA_APISERVER_PORT}"; else port="${MEMBER_APISERVER_PORT[${c}]}"; fi
+  mkdir -p "${dir}"
+  chmod 700 "${dir}"
+  (umask 077 && kubectl_for "${c}" -n "${ns}" create token "${sa}" --duration 24h > "${dir}/token.new") &&
+    mv -f "${dir}/token.new" "${dir}/token"
+  (umask 077 && cat > "${dir}/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: ${c}
+  cluster:
+    server: https://127.0.0.1:${port}
+    certificate-authority-data: $(base64 -w0 < "${PKI_DIR}/ca.crt")
+users:
+- name: ${sa}
+  user:
+    tokenFile: ${dir}/token
+contexts:
+- name: ${c}
+  context: {cluster: ${c}, user: ${sa}}
+current-context: ${c}
+EOF
+  )
 }
 
+# The interpreter webhook beside Karmada on https://127.0.0.1:9443/interpreter,
+# as the stateshift-interpreter-webhook ServiceAccount of
+# artifacts/interpreter/rbac.yaml. hack/apply-interpreter-config.sh makes
+# its certificates (RUN_DIR/interpreter-webhook/certs) and applies the
+# ResourceInterpreterWebhookConfiguration with that URL, as a user would.
+INTERPRETER_SA=stateshift-interpreter-webhook
+INTERPRETER_HEALTH_PORT=19000
+INTERPRETER_METRICS_PORT=19080
+
+start_interpreter_webhook() {
+  build_go_binary interpreter-webhook ./cmd/interpreter-webhook || return 0
+  local dir="${RUN_DIR}/interpreter-webhook"
+  kubectl_for karmada apply -f "${ROOT_DIR}/artifacts/interpreter/namespace.yaml" \
+    -f "${ROOT_DIR}/artifacts/interpreter/rbac.yaml" > /dev/null
+  write_sa_kubeconfig karmada "${STATESHIFT_NAMESPACE}" "${INTERPRETER_SA}" "${dir}"
+  KUBECONFIG="${RUN_DIR}/karmada.kubeconfig" "${HACK_DIR}/apply-interpreter-config.sh" \
+    --url "https://127.0.0.1:${INTERPRETER_WEBHOOK_PORT}/interpreter" --cert-dir "${dir}/certs" \
+    > "${LOG_DIR}/apply-interpreter-config.log" 2>&1 ||
+    { cat "${LOG_DIR}/apply-interpreter-config.log" >&2; die "hack/apply-interpreter-config.sh failed"; }
+  start_proc interpreter-webhook "${RUN_DIR}/bin/interpreter-webhook" \
+    --kubeconfig "${dir}/kubeconfig" --leader-elect=false \
+    --bind-address 127.0.0.1 --secure-port "${INTERPRETER_WEBHOOK_PORT}" --cert-dir "${dir}/certs" \
+    --health-probe-bind-address "127.0.0.1:${INTERPRETER_HEALTH_PORT}" \
+    --metrics-bind-address "127.0.0.1:${INTERPRETER_METRICS_PORT}"
+  wait_for interpreter-webhook "${TIMEOUT}" http_ok "http://127.0.0.1:${INTERPRETER_HEALTH_PORT}/readyz"
+  log "interpreter-webhook: ready; ResourceInterpreterWebhookConfiguration points at it"
+}
+
+# One checkpoint agent per simulated node, run as a process (no container
+# runtime here) with the identity its DaemonSet would have: the
+# stateshift-checkpoint-agent ServiceAccount of artifacts/agent/rbac.yaml
+# (RUN_DIR/<member>/agent/{token,kubeconfig}). Each agent has its own buildah
+# storage and work folder under the run folder.
+AGENT_SA=stateshift-checkpoint-agent
+declare -A AGENT_HEALTH_PORT=([member1]=19466 [member2]=19476)
+declare -A AGENT_METRICS_PORT=([member1]=19465 [member2]=19475)
+
 start_agents() {
+  local m node dir nodedir
+  for m in "${MEMBERS[@]}"; do
+    kubectl_for "${m}" apply -f "${ROOT_DIR}/artifacts/agent/namespace.yaml" \
+      -f "${ROOT_DIR}/artifacts/agent/rbac.yaml" > /dev/null
+  done
+  log "agent namespace and RBAC (artifacts/agent) applied to ${MEMBERS[*]}"
   build_go_binary checkpoint-agent ./cmd/checkpoint-agent || return 0
-  log "skipping: checkpoint-agent built but its local wiring is not known yet"
+  if [[ ! -x "${RUN_DIR}/bin/nodesim" ]]; then
+    log "skipping: checkpoint-agent needs a simulated node (its kubelet), and nodesim is not built yet"
+    return 0
+  fi
+  for m in "${MEMBERS[@]}"; do
+    node="$(node_name "${m}")"
+    nodedir="${RUN_DIR}/${m}/${node}"
+    dir="${RUN_DIR}/${m}/agent"
+    mkdir -p "${dir}/buildah/storage" "${dir}/buildah/run" "${dir}/work"
+    write_sa_kubeconfig "${m}" "${STATESHIFT_NAMESPACE}" "${AGENT_SA}" "${dir}"
+    start_proc "checkpoint-agent-${m}" "${RUN_DIR}/bin/checkpoint-agent" \
+      --node-name "${node}" --namespace "${STATESHIFT_NAMESPACE}" --kubeconfig "${dir}/kubeconfig" \
+      --kubelet-ca "${nodedir}/data/pki/ca.crt" --token-file "${dir}/token" \
+      --checkpoint-dir "${nodedir}/checkpoints" --work-dir "${dir}/work" \
+      --buildah-root "${dir}/buildah/storage" --buildah-runroot "${dir}/buildah/run" \
+      --insecure-registries "${REGISTRY_HOST}" \
+      --metrics-bind-address "127.0.0.1:${AGENT_METRICS_PORT[${m}]}" \
+      --health-probe-bind-address "127.0.0.1:${AGENT_HEALTH_PORT[${m}]}"
+  done
+  for m in "${MEMBERS[@]}"; do
+    wait_for "checkpoint-agent-${m}" "${TIMEOUT}" http_ok "http://127.0.0.1:${AGENT_HEALTH_PORT[${m}]}/readyz"
+    log "checkpoint-agent-${m}: ready"
+  done
 }

@@ -5,11 +5,12 @@ package e2e
 // These tests pin, against the real Karmada v1.18.2 the local environment
 // runs, the behaviours stateshift's migration work stands on (see
 // /work/shared/design/karmada.md): propagation to a member's (simulated)
-// node, what `karmadactl cordon` does and does not do, that a
-// WorkloadRebalancer moves a workload off a cordoned cluster without a
-// graceful-eviction task, and that a NoExecute taint evicts gracefully,
-// keeping the old Work until the new cluster is healthy. If Karmada changes
-// any of this, these tests say so before the migration tests do.
+// node; what `karmadactl cordon` does and does not do; that a
+// WorkloadRebalancer does NOT move a workload off a cordoned cluster it
+// already runs in, while a placement change moves it at once without
+// graceful eviction; and that a NoExecute taint evicts gracefully, keeping
+// the old Work until the new cluster is healthy. If Karmada changes any of
+// this, these tests say so before the migration tests do.
 
 import (
 	"context"
@@ -25,6 +26,7 @@ import (
 
 	appsv1alpha1 "github.com/karmada-io/karmada/pkg/apis/apps/v1alpha1"
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 
 	"github.com/stateshift/stateshift/test/e2e/framework"
 )
@@ -207,10 +209,17 @@ func placeOnMember1(t *testing.T, ns string) {
 	env.Uncordon(t, framework.Member2)
 }
 
-// TestWorkloadRebalancerMovesWorkloadOffCordonedMember: cordon member1, then
-// a WorkloadRebalancer reschedules afresh and the workload moves to member2;
-// Karmada deletes the member1 Work without a graceful-eviction task.
-func TestWorkloadRebalancerMovesWorkloadOffCordonedMember(t *testing.T) {
+// TestWorkloadRebalancerDoesNotMoveWorkloadOffCordonedMember pins what a
+// WorkloadRebalancer does after `karmadactl cordon` of the cluster a
+// workload runs in: it triggers a Fresh reschedule, but the cordoned cluster
+// is still a candidate, because the scheduler's TaintToleration filter skips
+// clusters already in the binding's spec.clusters (v1.18.2
+// pkg/scheduler/framework/plugins/tainttoleration), and Fresh division counts
+// the replicas a cluster already runs as available there. With divided,
+// aggregated replicas the workload stays where it is. What does move it is a
+// placement change (the policy no longer allows member1): the move happens at
+// once, without a graceful-eviction task, and the member1 Work is deleted.
+func TestWorkloadRebalancerDoesNotMoveWorkloadOffCordonedMember(t *testing.T) {
 	framework.Phase(t)
 	env.DumpLogsOnFailure(t, logsFor(framework.Members...)...)
 	ns := env.Namespace(t, "e2e-rebalance")
@@ -236,16 +245,43 @@ func TestWorkloadRebalancerMovesWorkloadOffCordonedMember(t *testing.T) {
 			t.Errorf("restore: delete WorkloadRebalancer %s: %v", wr.Name, err)
 		}
 	})
-
-	// Watch the binding while it moves: a rebalance must never create a
-	// graceful-eviction task.
-	sawTask := false
-	framework.Eventually(t, scheduleTimeout, "moved to member2", func(ctx context.Context) (bool, string, error) {
+	framework.Eventually(t, 30*time.Second, "rebalancer reports success", func(ctx context.Context) (bool, string, error) {
+		got := &appsv1alpha1.WorkloadRebalancer{}
+		if err := env.Karmada.Get(ctx, client.ObjectKeyFromObject(wr), got); err != nil {
+			return false, "", err
+		}
+		ok := len(got.Status.ObservedWorkloads) == 1 && got.Status.ObservedWorkloads[0].Result == appsv1alpha1.RebalanceSuccessful
+		return ok, fmt.Sprintf("status %+v", got.Status.ObservedWorkloads), nil
+	})
+	framework.Eventually(t, scheduleTimeout, "binding rescheduled after the trigger", func(ctx context.Context) (bool, string, error) {
 		rb, err := env.Binding(ctx, ns, "Deployment", "web")
 		if err != nil {
 			return false, "", err
 		}
-		if len(rb.Spec.GracefulEvictionTasks) > 0 {
+		trig, last := rb.Spec.RescheduleTriggeredAt, rb.Status.LastScheduledTime
+		ok := trig != nil && last != nil && !last.Before(trig)
+		return ok, fmt.Sprintf("rescheduleTriggeredAt=%v lastScheduledTime=%v clusters=%v", trig, last, framework.BoundClusters(rb)), nil
+	})
+	framework.Consistently(t, holdFor, "after the rebalance the workload is still on cordoned member1", all(
+		boundTo(ns, "Deployment", "web", framework.Member1),
+		noEvictionTasks(ns, "Deployment", "web"),
+		workPresent(framework.Member1, ns, "Deployment", "web"),
+		env.PodsRunning(framework.Member1, ns, "web", 1),
+		env.NoPods(framework.Member2, ns, "web"),
+	))
+
+	// A placement change does move it, at once and without graceful eviction.
+	pp := &policyv1alpha1.PropagationPolicy{}
+	if err := env.Karmada.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "both"}, pp); err != nil {
+		t.Fatal(err)
+	}
+	pp.Spec.Placement.ClusterAffinity.ClusterNames = []string{framework.Member2}
+	if err := env.Karmada.Update(t.Context(), pp); err != nil {
+		t.Fatalf("update policy to member2 only: %v", err)
+	}
+	sawTask := false
+	framework.Eventually(t, scheduleTimeout, "placement change moves it to member2", func(ctx context.Context) (bool, string, error) {
+		if ok, _, _ := noEvictionTasks(ns, "Deployment", "web")(ctx); !ok {
 			sawTask = true
 		}
 		return all(
@@ -256,16 +292,8 @@ func TestWorkloadRebalancerMovesWorkloadOffCordonedMember(t *testing.T) {
 		)(ctx)
 	})
 	if sawTask {
-		t.Errorf("a WorkloadRebalancer created a graceful-eviction task; Karmada v1.18.2 does not")
+		t.Errorf("a placement change created a graceful-eviction task; Karmada v1.18.2 did not when this test was written")
 	}
-	framework.Eventually(t, 30*time.Second, "rebalancer reports success", func(ctx context.Context) (bool, string, error) {
-		got := &appsv1alpha1.WorkloadRebalancer{}
-		if err := env.Karmada.Get(ctx, client.ObjectKeyFromObject(wr), got); err != nil {
-			return false, "", err
-		}
-		ok := len(got.Status.ObservedWorkloads) == 1 && got.Status.ObservedWorkloads[0].Result == appsv1alpha1.RebalanceSuccessful
-		return ok, fmt.Sprintf("status %+v", got.Status.ObservedWorkloads), nil
-	})
 }
 
 // TestNoExecuteTaintEvictsGracefully: a NoExecute taint on member1 evicts
