@@ -2,7 +2,6 @@ package interpreter
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -100,11 +99,11 @@ func (i *Interpreter) reviseReplica(req webhook.Request, gvk schema.GroupVersion
 	if obj == nil {
 		return resp
 	}
-	revised, err := h(obj, int64(*req.DesiredReplicas))
+	revised, err := h(obj.DeepCopy(), int64(*req.DesiredReplicas))
 	if err != nil {
 		return failed(req, err)
 	}
-	return patch(req, revised)
+	return patchResponse(req, obj, revised)
 }
 
 func (i *Interpreter) retain(req webhook.Request, gvk schema.GroupVersionKind) webhook.Response {
@@ -126,11 +125,11 @@ func (i *Interpreter) retain(req webhook.Request, gvk schema.GroupVersionKind) w
 	if observed.GroupVersionKind() != gvk {
 		return webhook.Errored(http.StatusBadRequest, fmt.Errorf("%s: observedObject is %s, request is for %s", req.Operation, describe(observed.GroupVersionKind()), gvk))
 	}
-	retained, err := h(desired, observed)
+	retained, err := h(desired.DeepCopy(), observed)
 	if err != nil {
 		return failed(req, err)
 	}
-	return patch(req, retained)
+	return patchResponse(req, desired, retained)
 }
 
 func (i *Interpreter) reflectStatus(req webhook.Request, gvk schema.GroupVersionKind) webhook.Response {
@@ -174,11 +173,11 @@ func (i *Interpreter) aggregateStatus(req webhook.Request, gvk schema.GroupVersi
 	if obj == nil {
 		return resp
 	}
-	aggregated, err := h(obj, req.AggregatedStatus)
+	aggregated, err := h(obj.DeepCopy(), req.AggregatedStatus)
 	if err != nil {
 		return failed(req, err)
 	}
-	return patch(req, aggregated)
+	return patchResponse(req, obj, aggregated)
 }
 
 func (i *Interpreter) interpretDependency(req webhook.Request, gvk schema.GroupVersionKind) webhook.Response {
@@ -228,13 +227,4 @@ func succeeded(set func(*configv1alpha1.ResourceInterpreterResponse)) webhook.Re
 	resp := webhook.Succeeded("")
 	set(&resp.ResourceInterpreterResponse)
 	return resp
-}
-
-// patch answers with the JSON patch from the request's object to out.
-func patch(req webhook.Request, out *unstructured.Unstructured) webhook.Response {
-	raw, err := json.Marshal(out.Object)
-	if err != nil {
-		return failed(req, err)
-	}
-	return webhook.PatchResponseFromRaw(req.Object.Raw, raw)
 }

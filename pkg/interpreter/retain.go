@@ -17,9 +17,9 @@ var retainInterpreters = map[schema.GroupVersionKind]retainInterpreter{
 
 // retainWorkload is Karmada's retention (for a Deployment: the replicas of
 // the retain-replicas label; for a StatefulSet Karmada has none and would
-// not call any) followed by restore.Retain.
+// not call any) followed by restore.Retain. It may change desired.
 func retainWorkload(desired, observed *unstructured.Unstructured) (*unstructured.Unstructured, error) {
-	out, err := nativeRetain(desired.DeepCopy(), observed)
+	out, err := nativeRetain(desired, observed)
 	if err != nil {
 		return nil, err
 	}
