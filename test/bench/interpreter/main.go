@@ -39,12 +39,15 @@ func main() {
 	workers := flag.Int("workers", 2*runtime.GOMAXPROCS(0), "concurrent workers")
 	binary := flag.String("binary", "", "interpreter-webhook binary (default: go build ./cmd/interpreter-webhook)")
 	example := flag.String("example", filepath.Join(os.Getenv("HOME"), ".cache/stateshift/karmada-v1.18.2/bin/karmada-example-interpreter"), "Karmada's example interpreter webhook binary")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the interpreter-webhook under load to this file")
 	flag.Parse()
 	if err := run(*duration, *workers, *binary, *example); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+var cpuProfile string
 
 type result struct {
 	requests  int64
@@ -102,10 +105,14 @@ func run(duration time.Duration, workers int, binary, example string) error {
 	if _, err := ca.WriteServing(ourDir, "127.0.0.1"); err != nil {
 		return err
 	}
-	ourPort, probePort := freePort(), freePort()
-	ours, err := startChild(binary, "--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", ourPort),
-		"--cert-dir="+ourDir, "--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
-		"--tls-min-version=1.2")
+	ourPort, probePort, pprofPort := freePort(), freePort(), freePort()
+	args := []string{"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", ourPort),
+		"--cert-dir=" + ourDir, "--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
+		"--tls-min-version=1.2"}
+	if cpuProfile != "" {
+		args = append(args, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort))
+	}
+	ours, err := startChild(binary, args...)
 	if err != nil {
 		return err
 	}
@@ -148,9 +155,20 @@ func run(duration time.Duration, workers int, binary, example string) error {
 	// Warm both up, then measure one after the other.
 	load(client, ourURL, ourBodies, workers, 2*time.Second)
 	load(client, exURL, exBodies, workers, 2*time.Second)
+	profiled := make(chan error, 1)
+	if cpuProfile != "" {
+		go func() {
+			profiled <- fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", pprofPort, int(duration.Seconds())-1), cpuProfile)
+		}()
+	} else {
+		profiled <- nil
+	}
 	c0 := cpuTime(ours.Process.Pid)
 	r := load(client, ourURL, ourBodies, workers, duration)
 	c1 := cpuTime(ours.Process.Pid)
+	if err := <-profiled; err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
 	e0 := cpuTime(ex.Process.Pid)
 	e := load(client, exURL, exBodies, workers, duration)
 	e1 := cpuTime(ex.Process.Pid)
@@ -163,6 +181,26 @@ func run(duration time.Duration, workers int, binary, example string) error {
 	fmt.Printf("BENCH interpreter rps=%.0f p50_ms=%.3f p99_ms=%.3f errors=%d example_rps=%.0f over_example=%.2f\n",
 		r.rps(), ms(r.percentile(0.50)), ms(r.percentile(0.99)), r.errors, e.rps(), r.rps()/e.rps())
 	return nil
+}
+
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // cpuTime is a process's user+system CPU time from /proc (Linux).

@@ -53,6 +53,8 @@ type Options struct {
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
+	// PprofBindAddress serves net/http/pprof ("0" or empty disables).
+	PprofBindAddress string
 	// ShutdownTimeout bounds the graceful stop of in-flight requests.
 	ShutdownTimeout time.Duration
 
@@ -95,6 +97,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "Elect a leader for the controllers (the webhook is served by every replica). Needs an API server.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader election Lease.")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader election Lease.")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress, `The address serving net/http/pprof for profiling (e.g. 127.0.0.1:6060); empty or "0" disables it.`)
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long to wait for in-flight requests on shutdown.")
 }
 
