@@ -28,7 +28,13 @@ write_registry_auth() {
 start_registry() {
   local dir="${RUN_DIR}/registry" auth=""
   mkdir -p "${dir}/data" "${RUN_DIR}/bin"
-  if [[ "${REGISTRY_AUTH:-0}" == 1 ]]; then
+  local want_auth=0 has_auth=0
+  [[ "${REGISTRY_AUTH:-0}" == 1 ]] && want_auth=1
+  grep -q '^auth:' "${dir}/config.yml" 2>/dev/null && has_auth=1
+  if is_running registry && ((want_auth != has_auth)); then
+    die "registry already runs with htpasswd auth $( ((has_auth)) && echo on || echo off); REGISTRY_AUTH=${REGISTRY_AUTH:-0} asks otherwise: run hack/local-down.sh first"
+  fi
+  if ((want_auth)); then
     write_registry_auth "${dir}"
     auth="auth:
   htpasswd:
@@ -52,7 +58,13 @@ ${auth}
 CFG
     )
   fi
-  start_proc registry "$(command -v docker-registry)" serve "${dir}/config.yml"
+  # docker-registry reads REGISTRY_* environment variables as config
+  # overrides (REGISTRY_AUTH=1 would become its `auth` section): start it
+  # without them.
+  (
+    for v in $(compgen -e | grep '^REGISTRY_' || true); do unset "${v}"; done
+    start_proc registry "$(command -v docker-registry)" serve "${dir}/config.yml"
+  )
   wait_for registry 30 http_up "http://${REGISTRY_HOST}/v2/"
   if [[ -f "${dir}/auth.json" ]]; then
     local c

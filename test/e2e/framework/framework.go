@@ -106,6 +106,10 @@ func Setup(ctx context.Context) (*Env, error) {
 	e.StartedHere = !processRunning(e.RunDir, "karmada-apiserver")
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(Root(), "hack", "local-up.sh"))
 	cmd.Env = append(os.Environ(), "STATESHIFT_RUN_DIR="+e.RunDir)
+	if _, err := os.Stat(filepath.Join(e.RunDir, "registry", "auth.json")); err == nil && os.Getenv("REGISTRY_AUTH") == "" {
+		// Keep a running environment's registry mode (htpasswd on).
+		cmd.Env = append(cmd.Env, "REGISTRY_AUTH=1")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return e, fmt.Errorf("hack/local-up.sh: %w", err)
