@@ -1,0 +1,140 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
+	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/restore"
+)
+
+// restoreKey is the OverridePolicy annotation naming the armed checkpoint.
+const restoreKey = restore.AnnotationRestoredFrom
+
+// Options configure the controller.
+type Options struct {
+	// SecretNamespace holds the registry credentials Secrets the controller
+	// reads (named by the policies) to delete old images.
+	SecretNamespace string
+	// WatchClusters enables the cordon detector (needs Karmada's Cluster API).
+	WatchClusters bool
+}
+
+// Controller is what the reconcilers share.
+type Controller struct {
+	Client      client.Client
+	Pods        PodLister
+	Recorder    record.EventRecorder
+	DeleteImage func(ctx context.Context, image string, kc authn.Keychain) error
+	Options     Options
+	// Now is the clock (tests may set it).
+	Now func() time.Time
+}
+
+func (c *Controller) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// SetupWithManager registers the reconcilers on a manager whose client
+// talks to the Karmada API server. pods may be nil: Karmada's cluster
+// proxy is used.
+func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
+	s := mgr.GetScheme()
+	for _, add := range []func(*runtime.Scheme) error{policyv1alpha1.AddToScheme, workv1alpha2.AddToScheme, clusterv1alpha1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(s); err != nil {
+			return fmt.Errorf("scheme: %w", err)
+		}
+	}
+	if pods == nil {
+		l, err := NewProxyPodLister(mgr.GetConfig())
+		if err != nil {
+			return err
+		}
+		pods = l
+	}
+	if o.SecretNamespace == "" {
+		o.SecretNamespace = "stateshift-system"
+	}
+	c := &Controller{
+		Client:      mgr.GetClient(),
+		Pods:        pods,
+		Recorder:    mgr.GetEventRecorderFor("stateshift-migration"),
+		DeleteImage: DeleteImage,
+		Options:     o,
+	}
+	return c.SetupWithManager(mgr)
+}
+
+// SetupWithManager registers c's reconcilers.
+func (c *Controller) SetupWithManager(mgr manager.Manager) error {
+	policiesInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var l v1alpha1.CheckpointPolicyList
+		if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		out := make([]reconcile.Request, 0, len(l.Items))
+		for _, p := range l.Items {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+		}
+		return out
+	})
+	checkpointPolicy := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		if p := o.GetLabels()[LabelPolicy]; p != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: p}}}
+		}
+		return nil
+	})
+	if err := ctrl.NewControllerManagedBy(mgr).Named("stateshift-checkpointpolicy").
+		For(&v1alpha1.CheckpointPolicy{}).
+		Watches(&v1alpha1.Checkpoint{}, checkpointPolicy).
+		Watches(&workv1alpha2.ResourceBinding{}, policiesInNamespace).
+		Watches(&appsv1.StatefulSet{}, policiesInNamespace).
+		Watches(&appsv1.Deployment{}, policiesInNamespace).
+		Complete(PolicyReconciler{c}); err != nil {
+		return err
+	}
+	migrationsInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var l v1alpha1.MigrationList
+		if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, m := range l.Items {
+			if !isTerminal(m.Status.Phase) {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
+			}
+		}
+		return out
+	})
+	if err := ctrl.NewControllerManagedBy(mgr).Named("stateshift-migration").
+		For(&v1alpha1.Migration{}).
+		Watches(&v1alpha1.Checkpoint{}, migrationsInNamespace).
+		Watches(&workv1alpha2.ResourceBinding{}, migrationsInNamespace).
+		Complete(MigrationReconciler{c}); err != nil {
+		return err
+	}
+	if c.Options.WatchClusters {
+		return ctrl.NewControllerManagedBy(mgr).Named("stateshift-cordon").
+			For(&clusterv1alpha1.Cluster{}).
+			Complete(ClusterReconciler{c})
+	}
+	return nil
+}

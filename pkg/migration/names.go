@@ -1,0 +1,56 @@
+package migration
+
+import (
+	"strings"
+
+	"github.com/karmada-io/karmada/pkg/util/names"
+)
+
+// Labels the controller puts on the Checkpoints it creates.
+const (
+	LabelWorkload  = "stateshift.io/workload"  // <kind lowercased>.<name>
+	LabelCluster   = "stateshift.io/cluster"   // member cluster running the pod
+	LabelPolicy    = "stateshift.io/policy"    // CheckpointPolicy name
+	LabelPod       = "stateshift.io/pod"       // pod name
+	LabelMigration = "stateshift.io/migration" // Migration that asked for a fresh checkpoint
+	// LabelManagedBy with value ManagedBy marks every object the controller owns.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "stateshift"
+)
+
+// LabelRestore on a Karmada Cluster set to "false" says the member cannot
+// restore checkpoints (no CRI-O checkpoint restore, no CRIU): the restore
+// plan never targets it, and a move to it falls back per policy.
+const LabelRestore = "stateshift.io/restore"
+
+// AnnotationScheduling on a ResourceBinding records that stateshift set
+// spec.suspension.scheduling, so it lifts only its own hold.
+const AnnotationScheduling = "stateshift.io/held-by"
+
+// workloadLabel is the value of LabelWorkload: label-safe, kind and name.
+func workloadLabel(kind, name string) string {
+	return truncate(strings.ToLower(kind)+"."+name, 63)
+}
+
+// BindingName is Karmada's ResourceBinding name for a workload template.
+func BindingName(kind, name string) string { return names.GenerateBindingName(kind, name) }
+
+// checkpointPrefix is the GenerateName of a pod's Checkpoints: the API
+// server adds 5 characters, so names stay label-safe (<= 63) as a restore
+// plan requires.
+func checkpointPrefix(pod string) string {
+	return strings.TrimRight(truncate(pod, 50), "-.") + "-"
+}
+
+// propagationPolicyName is the PropagationPolicy that carries the
+// namespace's Checkpoints labelled for cluster to that cluster.
+func propagationPolicyName(cluster string) string {
+	return truncate("stateshift-checkpoints-"+cluster, 253)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

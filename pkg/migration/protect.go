@@ -1,0 +1,360 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stateshift/stateshift/pkg/agent/registryauth"
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+// PolicyReconciler protects the workloads of one CheckpointPolicy:
+// scheduled checkpoints, retention, the armed restore, and the Migrations
+// of moves it sees in the bindings.
+type PolicyReconciler struct{ *Controller }
+
+// Reconcile implements reconcile.Reconciler.
+func (r PolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p := &v1alpha1.CheckpointPolicy{}
+	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if p.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil // owner references clean up
+	}
+	interval := p.Spec.Schedule.Interval.Duration
+	if interval < MinInterval {
+		interval = MinInterval
+	}
+	status := v1alpha1.CheckpointPolicyStatus{ObservedGeneration: p.Generation, Conditions: p.Status.Conditions}
+	previous := map[string]v1alpha1.ProtectedWorkload{}
+	for _, w := range p.Status.Workloads {
+		previous[w.Kind+"/"+w.Name] = w
+	}
+	workloads, err := r.selectedWorkloads(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	next := interval
+	var errs []error
+	for _, w := range workloads {
+		pw, wait, err := r.protect(ctx, p, w, interval, previous[w.kind()+"/"+w.name()])
+		if err != nil {
+			errs = append(errs, err)
+			pw.Message = err.Error()
+		}
+		if wait > 0 && wait < next {
+			next = wait
+		}
+		status.Workloads = append(status.Workloads, pw)
+		status.ProtectedWorkloads++
+		if pw.Armed {
+			status.ArmedWorkloads++
+		}
+	}
+	armedWorkloads.WithLabelValues(p.Namespace, p.Name).Set(float64(status.ArmedWorkloads))
+	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Protecting", ObservedGeneration: p.Generation,
+		Message: fmt.Sprintf("%d workloads protected, %d armed", status.ProtectedWorkloads, status.ArmedWorkloads)}
+	if len(errs) > 0 {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Error", errs[0].Error()
+	}
+	meta.SetStatusCondition(&status.Conditions, cond)
+	p.Status = status
+	if err := r.Client.Status().Update(ctx, p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if len(errs) > 0 {
+		klog.FromContext(ctx).Error(errs[0], "protect", "policy", req.NamespacedName, "errors", len(errs))
+	}
+	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// protect runs one round for one workload and says when to look again.
+func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, interval time.Duration, prev v1alpha1.ProtectedWorkload) (v1alpha1.ProtectedWorkload, time.Duration, error) {
+	pw := v1alpha1.ProtectedWorkload{APIVersion: "apps/v1", Kind: w.kind(), Name: w.name()}
+	rb, err := r.binding(ctx, w)
+	if apierrors.IsNotFound(err) {
+		pw.Message = "no ResourceBinding yet: the workload is not propagated"
+		return pw, 0, nil
+	}
+	if err != nil {
+		return pw, 0, err
+	}
+	bound := BoundClusters(rb)
+	pw.Clusters = bound
+	if err := r.detectMove(ctx, p, w, prev.Clusters, bound); err != nil {
+		return pw, 0, err
+	}
+	byPod, err := r.workloadCheckpoints(ctx, w)
+	if err != nil {
+		return pw, 0, err
+	}
+	inUse, err := r.checkpointsInUse(ctx, w)
+	if err != nil {
+		return pw, 0, err
+	}
+	now := r.now()
+	wait := interval
+	latest := map[string]*v1alpha1.Checkpoint{}
+	var errs []error
+	for _, cluster := range bound {
+		pods, err := r.Pods.Pods(ctx, cluster, w.ns(), w.selector)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, pod := range runningPods(pods) {
+			cps := onCluster(byPod[pod.Name], cluster)
+			kept, deleted := Prune(cps, p.KeepOrDefault(), inUse)
+			r.prune(ctx, p, deleted)
+			if l := LatestVerified(kept); l != nil {
+				latest[pod.Name] = l
+				pw.Pods = append(pw.Pods, v1alpha1.PodCheckpointRef{Pod: pod.Name, Cluster: cluster, Checkpoint: l.Name, Images: images(l), CompletionTime: l.Status.CompletionTime})
+			} else {
+				pw.Pods = append(pw.Pods, v1alpha1.PodCheckpointRef{Pod: pod.Name, Cluster: cluster})
+			}
+			due := Due(kept, interval, now)
+			if due > 0 {
+				if due < wait {
+					wait = due
+				}
+				continue
+			}
+			if _, err := r.createCheckpoint(ctx, p, w, cluster, pod.Name, ""); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := r.armWorkload(ctx, p, w, latest, &pw); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return pw, wait, errs[0]
+	}
+	return pw, wait, nil
+}
+
+// MinInterval is the shortest schedule the controller runs, whatever the
+// CRD let through.
+const MinInterval = 5 * time.Second
+
+// Due says how long until the pod's next scheduled checkpoint: 0 means
+// now. Nothing is due while one is in progress; the newest finished one
+// (Succeeded or Failed, so a failing pod is retried once per interval, not
+// in a hot loop) starts the interval.
+func Due(cps []v1alpha1.Checkpoint, interval time.Duration, now time.Time) time.Duration {
+	if InProgress(cps) {
+		return interval
+	}
+	var newest time.Time
+	for i := range cps {
+		t := cps[i].CreationTimestamp.Time
+		if cps[i].Status.CompletionTime != nil {
+			t = cps[i].Status.CompletionTime.Time
+		}
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	if newest.IsZero() {
+		return 0
+	}
+	if left := newest.Add(interval).Sub(now); left > 0 {
+		return left
+	}
+	return 0
+}
+
+func onCluster(cps []v1alpha1.Checkpoint, cluster string) []v1alpha1.Checkpoint {
+	var out []v1alpha1.Checkpoint
+	for _, c := range cps {
+		if c.Labels[LabelCluster] == cluster {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// armWorkload (re)builds the restore plan from the latest verified
+// checkpoints and applies it, excluding the clusters running the workload.
+func (c *Controller) armWorkload(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, latest map[string]*v1alpha1.Checkpoint, pw *v1alpha1.ProtectedWorkload) error {
+	b, err := c.binding(ctx, w)
+	if err != nil {
+		return err
+	}
+	current, err := c.armedPolicy(ctx, w)
+	if err != nil {
+		return err
+	}
+	unable, err := c.unableClusters(ctx)
+	if err != nil {
+		return err
+	}
+	exclude := ExcludeClusters(BoundClusters(b), SettledClusters(b), excluded(current), unable)
+	if len(latest) == 0 {
+		pw.Armed = false
+		pw.Message = "no verified checkpoint yet: a move now would start cold"
+		return c.arm(ctx, p, w, nil, nil)
+	}
+	plan, err := BuildPlan(w.kind(), latest)
+	if err != nil {
+		pw.Message = fmt.Sprintf("cannot build restore plan: %v", err)
+		return c.arm(ctx, p, w, nil, nil)
+	}
+	if len(exclude) == 0 {
+		pw.Message = "no cluster runs the workload healthy yet: not armed (the plan would rewrite the source)"
+		return c.arm(ctx, p, w, nil, nil)
+	}
+	if err := c.arm(ctx, p, w, &plan, exclude); err != nil {
+		return err
+	}
+	pw.Armed, pw.ArmedCheckpoint = true, plan.Checkpoint
+	return nil
+}
+
+// checkpointsInUse are the Checkpoints of unfinished Migrations of w.
+func (c *Controller) checkpointsInUse(ctx context.Context, w *workload) (map[string]bool, error) {
+	out := map[string]bool{}
+	m, err := c.activeMigration(ctx, w)
+	if err != nil || m == nil {
+		return out, err
+	}
+	for _, cp := range m.Status.Checkpoints {
+		out[cp.Name] = true
+	}
+	return out, nil
+}
+
+// prune deletes Checkpoints past retention and their images. Karmada
+// deletes the propagated copies; a registry that refuses the delete gets
+// an Event, and the Checkpoint is deleted anyway (the registry's own
+// retention must then reclaim it).
+func (c *Controller) prune(ctx context.Context, p *v1alpha1.CheckpointPolicy, deleted []v1alpha1.Checkpoint) {
+	if len(deleted) == 0 {
+		return
+	}
+	kc := c.keychain(ctx, p)
+	for i := range deleted {
+		cp := &deleted[i]
+		result := "ok"
+		for _, cc := range cp.Status.Containers {
+			if err := c.DeleteImage(ctx, cc.Image, kc); err != nil {
+				result = "error"
+				c.Recorder.Eventf(p, corev1.EventTypeWarning, "ImageDeleteFailed", "checkpoint %s: %v", cp.Name, err)
+			}
+		}
+		if err := c.Client.Delete(ctx, cp); err != nil && !apierrors.IsNotFound(err) {
+			c.Recorder.Eventf(p, corev1.EventTypeWarning, "CheckpointDeleteFailed", "checkpoint %s: %v", cp.Name, err)
+			continue
+		}
+		checkpointsPruned.WithLabelValues(result).Inc()
+	}
+}
+
+// keychain reads the policy's registry credentials from the controller's
+// namespace; without them the registry is used anonymously.
+func (c *Controller) keychain(ctx context.Context, p *v1alpha1.CheckpointPolicy) authn.Keychain {
+	if p.Spec.CredentialsSecretRef == nil {
+		return nil
+	}
+	s := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: c.Options.SecretNamespace, Name: p.Spec.CredentialsSecretRef.Name}
+	if err := c.Client.Get(ctx, key, s); err != nil {
+		c.Recorder.Eventf(p, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
+		return nil
+	}
+	cfg, err := registryauth.Parse(s)
+	if err != nil {
+		c.Recorder.Eventf(p, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
+		return nil
+	}
+	return cfg.Keychain()
+}
+
+// detectMove records a Migration when the binding's clusters changed and
+// gained a cluster while no Migration of the workload is running (a cordon
+// or a person's Migration follows its own move).
+func (c *Controller) detectMove(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, before, after []string) error {
+	if len(before) == 0 {
+		return nil
+	}
+	dest := added(before, after)
+	if len(dest) == 0 {
+		return nil
+	}
+	active, err := c.activeMigration(ctx, w)
+	if err != nil || active != nil {
+		return err
+	}
+	b, err := c.binding(ctx, w)
+	if err != nil {
+		return err
+	}
+	trigger, err := c.classify(ctx, b, before)
+	if err != nil {
+		return err
+	}
+	return c.recordMove(ctx, p, w, trigger, before, dest[0])
+}
+
+func added(before, after []string) []string {
+	was := map[string]bool{}
+	for _, c := range before {
+		was[c] = true
+	}
+	var out []string
+	for _, c := range after {
+		if !was[c] {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// recordMove creates a Migration for a move the controller saw, already
+// Restoring (the move happened; the armed plan restores the destination).
+func (c *Controller) recordMove(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, trigger v1alpha1.MigrationTrigger, sources []string, dest string) error {
+	m := &v1alpha1.Migration{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: truncate(w.name(), 40) + "-" + string(lower(trigger)) + "-",
+			Namespace:    w.ns(),
+			Labels:       map[string]string{LabelWorkload: w.label(), LabelPolicy: p.Name, LabelManagedBy: ManagedBy},
+		},
+		Spec: v1alpha1.MigrationSpec{
+			WorkloadRef: v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: w.kind(), Name: w.name()},
+			Trigger:     trigger,
+		},
+	}
+	if err := c.Client.Create(ctx, m); err != nil {
+		return fmt.Errorf("record %s migration of %s: %w", trigger, w.label(), err)
+	}
+	m.Status.SourceClusters = append([]string(nil), sources...)
+	m.Status.DestinationCluster = dest
+	if err := c.Client.Status().Update(ctx, m); err != nil {
+		return fmt.Errorf("record %s migration of %s: %w", trigger, w.label(), err)
+	}
+	c.Recorder.Eventf(w.obj, corev1.EventTypeNormal, "MoveDetected", "%s: %v -> %s, recorded as Migration %s", trigger, sources, dest, m.Name)
+	return nil
+}
+
+func lower(t v1alpha1.MigrationTrigger) string {
+	b := []byte(t)
+	for i := range b {
+		if b[i] >= 'A' && b[i] <= 'Z' {
+			b[i] += 'a' - 'A'
+		}
+	}
+	return string(b)
+}

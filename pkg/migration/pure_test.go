@@ -1,0 +1,247 @@
+package migration
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+const (
+	imgA = "registry.example.com/ckpt/app@sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	imgB = "registry.example.com/ckpt/app@sha256:2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func ckpt(name string, phase v1alpha1.CheckpointPhase, done time.Duration, image string) v1alpha1.Checkpoint {
+	c := v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(t0.Add(done - time.Second))}}
+	c.Status.Phase = phase
+	if phase == v1alpha1.CheckpointSucceeded || phase == v1alpha1.CheckpointFailed {
+		c.Status.CompletionTime = &metav1.Time{Time: t0.Add(done)}
+	}
+	if image != "" {
+		c.Status.Containers = []v1alpha1.ContainerCheckpoint{{Name: "app", Image: image}}
+	}
+	return c
+}
+
+func namesOf(cps []v1alpha1.Checkpoint) string {
+	var out []string
+	for _, c := range cps {
+		out = append(out, c.Name)
+	}
+	return strings.Join(out, ",")
+}
+
+func TestSelects(t *testing.T) {
+	byName := v1alpha1.WorkloadSelector{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"}
+	byLabel := v1alpha1.WorkloadSelector{APIVersion: "apps/v1", Kind: "Deployment", LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "state"}}}
+	all := v1alpha1.WorkloadSelector{APIVersion: "apps/v1", Kind: "Deployment"}
+	bad := v1alpha1.WorkloadSelector{APIVersion: "apps/v1", Kind: "Deployment", LabelSelector: &metav1.LabelSelector{
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "x", Operator: "Nope"}}}}
+	cases := []struct {
+		sel           v1alpha1.WorkloadSelector
+		kind, name    string
+		labels        map[string]string
+		want, wantErr bool
+	}{
+		{byName, "StatefulSet", "db", nil, true, false},
+		{byName, "StatefulSet", "other", nil, false, false},
+		{byName, "Deployment", "db", nil, false, false},
+		{byLabel, "Deployment", "web", map[string]string{"tier": "state"}, true, false},
+		{byLabel, "Deployment", "web", map[string]string{"tier": "web"}, false, false},
+		{all, "Deployment", "any", nil, true, false},
+		{bad, "Deployment", "web", nil, false, true},
+	}
+	for i, tc := range cases {
+		got, err := Selects(tc.sel, "apps/v1", tc.kind, tc.name, tc.labels)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("case %d: got %v, %v; want %v, error %v", i, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestPrune(t *testing.T) {
+	cps := []v1alpha1.Checkpoint{
+		ckpt("s1", v1alpha1.CheckpointSucceeded, 1*time.Minute, imgA),
+		ckpt("s2", v1alpha1.CheckpointSucceeded, 2*time.Minute, imgA),
+		ckpt("f3", v1alpha1.CheckpointFailed, 3*time.Minute, ""),
+		ckpt("s4", v1alpha1.CheckpointSucceeded, 4*time.Minute, imgB),
+		ckpt("p5", v1alpha1.CheckpointPushing, 5*time.Minute, ""),
+		ckpt("f0", v1alpha1.CheckpointFailed, 0, ""),
+	}
+	kept, deleted := Prune(cps, 2, nil)
+	if namesOf(kept) != "p5,s4,s2" || namesOf(deleted) != "f3,s1,f0" {
+		t.Fatalf("kept %s deleted %s", namesOf(kept), namesOf(deleted))
+	}
+	// In use by a running Migration: never deleted.
+	kept, deleted = Prune(cps, 1, map[string]bool{"s1": true})
+	if namesOf(deleted) != "s2,f3,f0" || !strings.Contains(namesOf(kept), "s1") {
+		t.Fatalf("kept %s deleted %s", namesOf(kept), namesOf(deleted))
+	}
+	// A Failed one with no Succeeded after it stays (it is the only news).
+	_, deleted = Prune([]v1alpha1.Checkpoint{ckpt("f", v1alpha1.CheckpointFailed, time.Minute, "")}, 1, nil)
+	if len(deleted) != 0 {
+		t.Fatalf("deleted %s", namesOf(deleted))
+	}
+	if l := LatestVerified(cps); l == nil || l.Name != "s4" {
+		t.Fatalf("latest = %v", l)
+	}
+}
+
+func TestDue(t *testing.T) {
+	interval := 10 * time.Second
+	if d := Due(nil, interval, t0); d != 0 {
+		t.Fatalf("no checkpoint: due in %s", d)
+	}
+	cps := []v1alpha1.Checkpoint{ckpt("s", v1alpha1.CheckpointSucceeded, 0, imgA)}
+	if d := Due(cps, interval, t0.Add(4*time.Second)); d != 6*time.Second {
+		t.Fatalf("due in %s", d)
+	}
+	if d := Due(cps, interval, t0.Add(11*time.Second)); d != 0 {
+		t.Fatalf("due in %s", d)
+	}
+	// A failure also waits an interval (no hot loop).
+	failed := append(cps, ckpt("f", v1alpha1.CheckpointFailed, 8*time.Second, ""))
+	if d := Due(failed, interval, t0.Add(11*time.Second)); d != 7*time.Second {
+		t.Fatalf("after failure due in %s", d)
+	}
+	busy := append(cps, ckpt("p", v1alpha1.CheckpointPending, 30*time.Second, ""))
+	if d := Due(busy, interval, t0.Add(time.Hour)); d != interval {
+		t.Fatalf("in progress: due in %s", d)
+	}
+}
+
+func TestBuildPlan(t *testing.T) {
+	a := ckpt("db-0-aaaaa", v1alpha1.CheckpointSucceeded, time.Minute, imgA)
+	b := ckpt("db-1-bbbbb", v1alpha1.CheckpointSucceeded, 2*time.Minute, imgB)
+	p, err := BuildPlan("StatefulSet", map[string]*v1alpha1.Checkpoint{"db-0": &a, "db-1": &b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Checkpoint != "db-0-aaaaa" || p.Containers["app"] != imgA || p.Pods["db-1"]["app"] != imgB || p.Pods["db-0"]["app"] != imgA {
+		t.Fatalf("plan = %+v", p)
+	}
+	p, err = BuildPlan("StatefulSet", map[string]*v1alpha1.Checkpoint{"db-0": &a})
+	if err != nil || p.Pods != nil {
+		t.Fatalf("single pod plan = %+v, %v", p, err)
+	}
+	// Deployment: the newest pod checkpoint, no per-pod images.
+	p, err = BuildPlan("Deployment", map[string]*v1alpha1.Checkpoint{"web-x": &a, "web-y": &b})
+	if err != nil || p.Checkpoint != "db-1-bbbbb" || p.Pods != nil {
+		t.Fatalf("deployment plan = %+v, %v", p, err)
+	}
+	if _, err := BuildPlan("StatefulSet", nil); err == nil {
+		t.Fatal("empty plan accepted")
+	}
+	tagged := ckpt("db-0-ccccc", v1alpha1.CheckpointSucceeded, time.Minute, "registry.example.com/ckpt/app:latest")
+	if _, err := BuildPlan("StatefulSet", map[string]*v1alpha1.Checkpoint{"db-0": &tagged}); err == nil {
+		t.Fatal("tagged image accepted")
+	}
+	if got := checkpointPrefix(strings.Repeat("a", 70)); len(got)+5 > 63 {
+		t.Fatalf("checkpoint names too long for a label: %d", len(got)+5)
+	}
+}
+
+func TestExcludeClusters(t *testing.T) {
+	set := func(xs ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, x := range xs {
+			m[x] = true
+		}
+		return m
+	}
+	cases := []struct {
+		name                      string
+		bound                     []string
+		settled, previous, unable map[string]bool
+		want                      []string
+	}{
+		{"first arm", []string{"m1"}, set("m1"), set(), set(), []string{"m1"}},
+		{"destination not healthy yet stays targeted", []string{"m2"}, set(), set("m1"), set(), nil},
+		{"moving: source still bound, destination new", []string{"m1", "m2"}, set("m1"), set("m1"), set(), []string{"m1"}},
+		{"destination healthy: withdrawn from it", []string{"m2"}, set("m2"), set("m1"), set(), []string{"m2"}},
+		{"running cluster turned unhealthy stays excluded", []string{"m1"}, set(), set("m1"), set(), []string{"m1"}},
+		{"unable clusters never targeted", []string{"m1"}, set("m1"), set(), set("m3"), []string{"m1", "m3"}},
+	}
+	for _, tc := range cases {
+		got := ExcludeClusters(tc.bound, tc.settled, tc.previous, tc.unable)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %v want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestDestination(t *testing.T) {
+	rb := &workv1alpha2.ResourceBinding{}
+	rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "m2"}}
+	rb.Status.AggregatedStatus = []workv1alpha2.AggregatedStatusItem{
+		{ClusterName: "m1", Applied: true, Health: workv1alpha2.ResourceHealthy},
+		{ClusterName: "m2", Applied: true, Health: workv1alpha2.ResourceHealthy,
+			Status: &runtime.RawExtension{Raw: []byte(`{"readyReplicas":1,"stateshift":{"restoredFrom":"db-0-aaaaa"}}`)}},
+	}
+	if st := Destination(rb, "m2"); !st.Healthy || st.RestoredFrom != "db-0-aaaaa" || !st.Reported {
+		t.Fatalf("m2 = %+v", st)
+	}
+	if st := Destination(rb, "m3"); st.Reported || st.Healthy {
+		t.Fatalf("m3 = %+v", st)
+	}
+	if s := SettledClusters(rb); !s["m2"] || s["m1"] {
+		t.Fatalf("settled = %v (m1 is not bound)", s)
+	}
+}
+
+func TestPhases(t *testing.T) {
+	var s v1alpha1.MigrationStatus
+	steps := []v1alpha1.MigrationPhase{v1alpha1.MigrationCheckpointing, v1alpha1.MigrationArmed, v1alpha1.MigrationRestoring, v1alpha1.MigrationRestored}
+	for i, p := range steps {
+		if err := SetPhase(&s, p, t0.Add(time.Duration(i)*time.Second), string(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Durations.Checkpoint.Duration != time.Second || s.Durations.Restore.Duration != 2*time.Second || s.Durations.Total.Duration != 3*time.Second {
+		t.Fatalf("durations = %+v", s.Durations)
+	}
+	if s.StartTime.Time != t0 || s.CompletionTime.Time != t0.Add(3*time.Second) {
+		t.Fatalf("times = %v %v", s.StartTime, s.CompletionTime)
+	}
+	if err := SetPhase(&s, v1alpha1.MigrationRestoring, t0, ""); err == nil {
+		t.Fatal("a finished migration moved")
+	}
+	var d v1alpha1.MigrationStatus
+	if err := SetPhase(&d, v1alpha1.MigrationRestoring, t0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetPhase(&d, v1alpha1.MigrationArmed, t0, ""); err == nil {
+		t.Fatal("went back from Restoring to Armed")
+	}
+	if err := SetPhase(&d, v1alpha1.MigrationFellBack, t0.Add(time.Second), "cold"); err != nil || d.CompletionTime == nil {
+		t.Fatalf("fell back: %v %+v", err, d)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		states      map[string]SourceState
+		rescheduled bool
+		want        v1alpha1.MigrationTrigger
+	}{
+		{map[string]SourceState{"m1": {Evicted: true, Failed: true}}, true, v1alpha1.TriggerEviction},
+		{map[string]SourceState{"m1": {Failed: true}}, true, v1alpha1.TriggerFailover},
+		{map[string]SourceState{"m1": {Cordoned: true}}, true, v1alpha1.TriggerRebalance},
+		{map[string]SourceState{"m1": {Cordoned: true}}, false, v1alpha1.TriggerCordon},
+		{map[string]SourceState{"m1": {}}, false, v1alpha1.TriggerPlacementChange},
+	}
+	for i, tc := range cases {
+		if got := Classify(tc.states, tc.rescheduled); got != tc.want {
+			t.Errorf("case %d: %s, want %s", i, got, tc.want)
+		}
+	}
+}
