@@ -83,7 +83,7 @@ func TestPrune(t *testing.T) {
 	}
 	// In use by a running Migration: never deleted.
 	kept, deleted = Prune(cps, 1, map[string]bool{"s1": true})
-	if namesOf(deleted) != "s2,f3,f0" || !strings.Contains(namesOf(kept), "s1") {
+	if namesOf(deleted) != "f3,s2,f0" || !strings.Contains(namesOf(kept), "s1") {
 		t.Fatalf("kept %s deleted %s", namesOf(kept), namesOf(deleted))
 	}
 	// A Failed one with no Succeeded after it stays (it is the only news).
