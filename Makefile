@@ -43,7 +43,16 @@ bench: ## Run the benchmarks and print the BENCH lines
 demo: ## Run stateshift locally on a fresh Debian machine and show a checkpoint and restore
 	hack/demo.sh
 
+apply-interpreter-config: ## Make certificates, fill caBundle and apply the interpreter configuration (KUBECONFIG=karmada-apiserver, ARGS="--url https://host:port/interpreter --cert-dir DIR" or "--service NS/NAME")
+	hack/apply-interpreter-config.sh $(ARGS)
+
+local-up: ## Start Karmada, two member clusters with simulated nodes, a registry and stateshift on loopback
+	hack/local-up.sh
+
+local-down: ## Stop what local-up started and remove its run folder
+	hack/local-down.sh
+
 images: ## Build the agent and webhook images with buildah bud (or docker) tagged $(VERSION)
 	hack/images.sh $(REGISTRY) $(VERSION)
 
-.PHONY: help deps build generate verify test fuzz bench demo images
+.PHONY: help deps build generate verify test fuzz bench demo images apply-interpreter-config local-up local-down
