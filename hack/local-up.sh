@@ -279,15 +279,20 @@ cluster_ready() {
 
 join_members() {
   local m
+  declare -A joins=()
+  # The joins mostly wait (for token Secrets): run them side by side.
   for m in "${MEMBERS[@]}"; do
     if kubectl_for karmada get clusters "${m}" > /dev/null 2>&1; then
       log "${m}: already joined"
     else
       log "${m}: karmadactl join (push mode)"
       "${KARMADA_BIN}/karmadactl" join "${m}" --kubeconfig "${RUN_DIR}/karmada.kubeconfig" \
-        --cluster-kubeconfig "${RUN_DIR}/${m}.kubeconfig" > "${LOG_DIR}/join-${m}.log" 2>&1 ||
-        { cat "${LOG_DIR}/join-${m}.log" >&2; die "${m}: karmadactl join failed"; }
+        --cluster-kubeconfig "${RUN_DIR}/${m}.kubeconfig" > "${LOG_DIR}/join-${m}.log" 2>&1 &
+      joins[${m}]=$!
     fi
+  done
+  for m in "${!joins[@]}"; do
+    wait "${joins[${m}]}" || { cat "${LOG_DIR}/join-${m}.log" >&2; die "${m}: karmadactl join failed"; }
   done
   for m in "${MEMBERS[@]}"; do
     wait_for karmada-controller-manager "${TIMEOUT}" cluster_ready "${m}"
@@ -310,6 +315,7 @@ summary() {
   stop_memory_sampler
   peak="$(cat "${RUN_DIR}/peak-rss-kb" 2>/dev/null || echo 0)"
   now="$(rss_total_kb)"
+  if ((now > peak)); then peak=${now}; echo "${peak}" > "${RUN_DIR}/peak-rss-kb"; fi
   echo "${took}" > "${RUN_DIR}/up-seconds"
   cat <<EOF
 
