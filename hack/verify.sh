@@ -11,6 +11,7 @@ unformatted="$(gofmt -l $(git ls-files '*.go'))"
 
 log "go vet"
 go vet ./...
+go vet -tags e2e ./test/e2e/...
 
 log "generated code"
 tmp="$(mktemp -d)"; trap 'rm -rf "${tmp}"' EXIT

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 )
@@ -44,7 +45,9 @@ func (n *Node) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", n.cfg.NodeName, err)
 	}
-	if err := n.updateNodeStatus(ctx); err != nil {
+	// The node lifecycle controller edits a new Node at once (taints), so the
+	// first status update can conflict: retry it as the kubelet does.
+	if err := retry.RetryOnConflict(retry.DefaultBackoff, func() error { return n.updateNodeStatus(ctx) }); err != nil {
 		return fmt.Errorf("register node %s: %w", n.cfg.NodeName, err)
 	}
 	return nil
