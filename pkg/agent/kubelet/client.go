@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -45,8 +46,11 @@ type Config struct {
 
 // Client calls one node's kubelet at a time; it is safe for concurrent use.
 type Client struct {
-	cfg  Config
-	http *http.Client
+	cfg Config
+
+	mu      sync.Mutex
+	http    *http.Client
+	caStamp string // modification time and size of CAFile behind http
 }
 
 // New builds a client. Without a CA file and without the explicit insecure
@@ -55,29 +59,56 @@ func New(cfg Config) (*Client, error) {
 	if cfg.TokenFile == "" {
 		return nil, errors.New("kubelet client: a token file is required")
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ServerName}
-	switch {
-	case cfg.InsecureSkipTLSVerify:
-		tlsCfg.InsecureSkipVerify = true //nolint:gosec // explicit operator choice, see --kubelet-insecure-skip-tls-verify
-	case cfg.CAFile != "":
-		pem, err := os.ReadFile(cfg.CAFile)
+	c := &Client{cfg: cfg}
+	if _, err := c.httpClient(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// httpClient returns the HTTP client, rebuilt when the CA file changed: a
+// kubelet's serving CA rotates, and the agent must follow without a restart.
+func (c *Client) httpClient() (*http.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	stamp := ""
+	if c.cfg.CAFile != "" && !c.cfg.InsecureSkipTLSVerify {
+		fi, err := os.Stat(c.cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("kubelet CA %s: %w", cfg.CAFile, err)
+			return nil, fmt.Errorf("kubelet CA %s: %w", c.cfg.CAFile, err)
+		}
+		stamp = fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size())
+	}
+	if c.http != nil && stamp == c.caStamp {
+		return c.http, nil
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.cfg.ServerName}
+	switch {
+	case c.cfg.InsecureSkipTLSVerify:
+		tlsCfg.InsecureSkipVerify = true //nolint:gosec // explicit operator choice, see --kubelet-insecure-skip-tls-verify
+	case c.cfg.CAFile != "":
+		pem, err := os.ReadFile(c.cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kubelet CA %s: %w", c.cfg.CAFile, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kubelet CA %s: no PEM certificate in it", cfg.CAFile)
+			return nil, fmt.Errorf("kubelet CA %s: no PEM certificate in it", c.cfg.CAFile)
 		}
 		tlsCfg.RootCAs = pool
 	}
-	tr := &http.Transport{
+	if c.http != nil {
+		c.http.CloseIdleConnections()
+	}
+	c.http = &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     tlsCfg,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     90 * time.Second,
-	}
-	return &Client{cfg: cfg, http: &http.Client{Transport: tr}}, nil
+	}}
+	c.caStamp = stamp
+	return c.http, nil
 }
 
 // Reason classifies a failed checkpoint call for conditions and metrics.
@@ -156,7 +187,11 @@ func (c *Client) Checkpoint(ctx context.Context, t Target, timeout time.Duration
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
 	req.Header.Set("Accept", "application/json")
 
-	resp, err := c.http.Do(req)
+	hc, err := c.httpClient()
+	if err != nil {
+		return nil, &Error{Reason: ReasonUnreachable, Msg: fmt.Sprintf("checkpoint %s: %v", t, err), Err: err}
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			return nil, &Error{Reason: ReasonTimeout, Msg: fmt.Sprintf("checkpoint %s: kubelet on %s did not answer in time: %v", t, u.Host, err), Err: err}

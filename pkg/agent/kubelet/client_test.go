@@ -192,6 +192,43 @@ func selfSignedCA(t *testing.T) string {
 	return f
 }
 
+// The kubelet's CA rotates (or the simulator restarts with a new one): the
+// client follows the file without a restart.
+func TestKubeletCAFileIsReloaded(t *testing.T) {
+	target, ca := fakeKubelet(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"items":["/x.tar"]}`))
+	})
+	good, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.ReadFile(selfSignedCA(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{TokenFile: tokenFile(t, "tok"), CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Checkpoint(context.Background(), target, 0); err == nil {
+		t.Fatal("a kubelet certificate from another CA was accepted")
+	}
+	if err := os.WriteFile(ca, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A different size or time marks the change; make sure the time moves.
+	later := time.Now().Add(2 * time.Second)
+	if err := os.Chtimes(ca, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Checkpoint(context.Background(), target, 0); err != nil {
+		t.Fatalf("after the CA file changed: %v", err)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Fatal("no token file accepted")
