@@ -37,13 +37,24 @@ type Options struct {
 
 // Controller is what the reconcilers share.
 type Controller struct {
-	Client      client.Client
+	Client client.Client
+	// Reader reads without the cache: Checkpoints and Migrations the
+	// controller just created must be seen at once, or a second reconcile
+	// would create duplicates.
+	Reader      client.Reader
 	Pods        PodLister
 	Recorder    record.EventRecorder
 	DeleteImage func(ctx context.Context, image string, kc authn.Keychain) error
 	Options     Options
 	// Now is the clock (tests may set it).
 	Now func() time.Time
+}
+
+func (c *Controller) reader() client.Reader {
+	if c.Reader != nil {
+		return c.Reader
+	}
+	return c.Client
 }
 
 func (c *Controller) now() time.Time {
@@ -75,6 +86,7 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 	}
 	c := &Controller{
 		Client:      mgr.GetClient(),
+		Reader:      mgr.GetAPIReader(),
 		Pods:        pods,
 		Recorder:    mgr.GetEventRecorderFor("stateshift-migration"),
 		DeleteImage: DeleteImage,

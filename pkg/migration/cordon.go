@@ -79,7 +79,7 @@ func (r ClusterReconciler) cordoned(ctx context.Context, p *v1alpha1.CheckpointP
 	// One Cordon Migration per cordon: an earlier one for this cordon
 	// (created after the taint) means the move was handled.
 	var l v1alpha1.MigrationList
-	if err := r.Client.List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label(), LabelCluster: cluster}); err != nil {
+	if err := r.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label(), LabelCluster: cluster}); err != nil {
 		return err
 	}
 	for _, m := range l.Items {

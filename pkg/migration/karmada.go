@@ -169,7 +169,7 @@ func (c *Controller) unableClusters(ctx context.Context) (map[string]bool, error
 // workloadCheckpoints lists the Checkpoints of a workload, by pod.
 func (c *Controller) workloadCheckpoints(ctx context.Context, w *workload) (map[string][]v1alpha1.Checkpoint, error) {
 	var l v1alpha1.CheckpointList
-	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label()}); err != nil {
+	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label()}); err != nil {
 		return nil, fmt.Errorf("list checkpoints of %s: %w", w.label(), err)
 	}
 	out := map[string][]v1alpha1.Checkpoint{}
@@ -243,7 +243,7 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 // armedPolicy reads the workload's restore OverridePolicy; nil when none.
 func (c *Controller) armedPolicy(ctx context.Context, w *workload) (*policyv1alpha1.OverridePolicy, error) {
 	op := &policyv1alpha1.OverridePolicy{}
-	err := c.Client.Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyName(w.u)}, op)
+	err := c.reader().Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyName(w.u)}, op)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -396,7 +396,7 @@ func isTerminal(p v1alpha1.MigrationPhase) bool {
 // activeMigration finds an unfinished Migration of the workload.
 func (c *Controller) activeMigration(ctx context.Context, w *workload) (*v1alpha1.Migration, error) {
 	var l v1alpha1.MigrationList
-	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns())); err != nil {
+	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns())); err != nil {
 		return nil, err
 	}
 	for i := range l.Items {

@@ -228,7 +228,7 @@ func (r MigrationReconciler) freshCheckpoints(ctx context.Context, m *v1alpha1.M
 
 func (r MigrationReconciler) migrationCheckpoints(ctx context.Context, m *v1alpha1.Migration) ([]v1alpha1.Checkpoint, error) {
 	var l v1alpha1.CheckpointList
-	if err := r.Client.List(ctx, &l, client.InNamespace(m.Namespace), client.MatchingLabels{LabelMigration: m.Name}); err != nil {
+	if err := r.reader().List(ctx, &l, client.InNamespace(m.Namespace), client.MatchingLabels{LabelMigration: m.Name}); err != nil {
 		return nil, err
 	}
 	return l.Items, nil
@@ -350,7 +350,18 @@ func (r MigrationReconciler) restoring(ctx context.Context, m *v1alpha1.Migratio
 	for _, c := range m.Status.Checkpoints {
 		used[c.Name] = true
 	}
-	if st.RestoredFrom == "" || (len(used) > 0 && !used[st.RestoredFrom]) {
+	if st.RestoredFrom != "" && !used[st.RestoredFrom] {
+		// The plan may have been re-armed with a newer scheduled
+		// checkpoint between arming and Karmada writing the destination's
+		// Work: any verified checkpoint of this workload is a restore.
+		cp := &v1alpha1.Checkpoint{}
+		err := r.reader().Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: st.RestoredFrom}, cp)
+		if err == nil && cp.Labels[LabelWorkload] == w.label() && cp.Status.Phase == v1alpha1.CheckpointSucceeded {
+			m.Status.Checkpoints = PlanCheckpoints(map[string]*v1alpha1.Checkpoint{cp.Spec.PodName: cp})
+			used[st.RestoredFrom] = true
+		}
+	}
+	if st.RestoredFrom == "" || !used[st.RestoredFrom] {
 		msg := fmt.Sprintf("%s runs healthy but did not restore from %v (restoredFrom=%q): it started cold", dest, checkpointNames(m.Status.Checkpoints), st.RestoredFrom)
 		return r.impossible(ctx, m, p, w, rb, "DestinationStartedCold", msg, false)
 	}
@@ -378,19 +389,9 @@ func (c *Controller) rearm(ctx context.Context, p *v1alpha1.CheckpointPolicy, w 
 	if err != nil {
 		return err
 	}
-	bound := map[string]bool{}
-	for _, b := range BoundClusters(rb) {
-		bound[b] = true
-	}
 	latest := map[string]*v1alpha1.Checkpoint{}
 	for pod, list := range byPod {
-		var onBound []v1alpha1.Checkpoint
-		for _, cp := range list {
-			if bound[cp.Labels[LabelCluster]] {
-				onBound = append(onBound, cp)
-			}
-		}
-		if l := LatestVerified(onBound); l != nil {
+		if l := LatestVerified(list); l != nil {
 			latest[pod] = l
 		}
 	}

@@ -100,6 +100,17 @@ func ExcludeClusters(bound []string, settled, previous, unable map[string]bool) 
 			add(c)
 		}
 	}
+	if len(out) == 0 {
+		// Mid-move: the source left the binding and the destination is
+		// not healthy yet. The plan must stay armed for the destination;
+		// excluding the former clusters (no longer bound) rewrites no
+		// running copy, and an OverridePolicy needs a non-empty exclude.
+		for c := range previous {
+			if previous[c] {
+				out = append(out, c)
+			}
+		}
+	}
 	sort.Strings(out)
 	return out
 }

@@ -106,7 +106,28 @@ func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPol
 	}
 	now := r.now()
 	wait := interval
+	// Retention per pod and cluster, over every Checkpoint of the
+	// workload (pods that moved or went away included).
+	kept := map[string][]v1alpha1.Checkpoint{}
+	for pod, list := range byPod {
+		byCluster := map[string][]v1alpha1.Checkpoint{}
+		for _, cp := range list {
+			byCluster[cp.Labels[LabelCluster]] = append(byCluster[cp.Labels[LabelCluster]], cp)
+		}
+		for _, cps := range byCluster {
+			k, deleted := Prune(cps, p.KeepOrDefault(), inUse)
+			r.prune(ctx, p, deleted)
+			kept[pod] = append(kept[pod], k...)
+		}
+	}
+	// The plan restores each pod's latest verified checkpoint, wherever it
+	// was taken: mid-move the destination has none of its own yet.
 	latest := map[string]*v1alpha1.Checkpoint{}
+	for pod, list := range kept {
+		if l := LatestVerified(list); l != nil {
+			latest[pod] = l
+		}
+	}
 	var errs []error
 	for _, cluster := range bound {
 		pods, err := r.Pods.Pods(ctx, cluster, w.ns(), w.selector)
@@ -115,16 +136,12 @@ func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPol
 			continue
 		}
 		for _, pod := range runningPods(pods) {
-			cps := onCluster(byPod[pod.Name], cluster)
-			kept, deleted := Prune(cps, p.KeepOrDefault(), inUse)
-			r.prune(ctx, p, deleted)
-			if l := LatestVerified(kept); l != nil {
-				latest[pod.Name] = l
-				pw.Pods = append(pw.Pods, v1alpha1.PodCheckpointRef{Pod: pod.Name, Cluster: cluster, Checkpoint: l.Name, Images: images(l), CompletionTime: l.Status.CompletionTime})
-			} else {
-				pw.Pods = append(pw.Pods, v1alpha1.PodCheckpointRef{Pod: pod.Name, Cluster: cluster})
+			ref := v1alpha1.PodCheckpointRef{Pod: pod.Name, Cluster: cluster}
+			if l := latest[pod.Name]; l != nil {
+				ref.Checkpoint, ref.Images, ref.CompletionTime = l.Name, images(l), l.Status.CompletionTime
 			}
-			due := Due(kept, interval, now)
+			pw.Pods = append(pw.Pods, ref)
+			due := Due(onCluster(kept[pod.Name], cluster), interval, now)
 			if due > 0 {
 				if due < wait {
 					wait = due

@@ -165,7 +165,8 @@ func TestExcludeClusters(t *testing.T) {
 		want                      []string
 	}{
 		{"first arm", []string{"m1"}, set("m1"), set(), set(), []string{"m1"}},
-		{"destination not healthy yet stays targeted", []string{"m2"}, set(), set("m1"), set(), nil},
+		{"destination not healthy yet stays targeted", []string{"m2"}, set(), set("m1"), set(), []string{"m1"}},
+		{"nothing ran yet: nothing to exclude, not armed", []string{"m1"}, set(), set(), set(), nil},
 		{"moving: source still bound, destination new", []string{"m1", "m2"}, set("m1"), set("m1"), set(), []string{"m1"}},
 		{"destination healthy: withdrawn from it", []string{"m2"}, set("m2"), set("m1"), set(), []string{"m2"}},
 		{"running cluster turned unhealthy stays excluded", []string{"m1"}, set(), set("m1"), set(), []string{"m1"}},

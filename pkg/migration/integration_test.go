@@ -1,0 +1,510 @@
+package migration_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
+	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/migration"
+	"github.com/stateshift/stateshift/pkg/restore"
+	"github.com/stateshift/stateshift/test/registry"
+	"github.com/stateshift/stateshift/test/testenv"
+)
+
+// karmadaCRDs are the CRDs the controller uses, from the Karmada module,
+// plus the test-only Cluster stand-in (Karmada serves Clusters from its
+// aggregated API server).
+func karmadaCRDs(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/karmada-io/karmada").Output()
+	if err != nil {
+		t.Fatalf("locate the Karmada module: %v", err)
+	}
+	dir := strings.TrimSpace(string(out))
+	bases := filepath.Join(dir, "charts", "karmada", "_crds", "bases")
+	return []string{filepath.Join(bases, "policy"), filepath.Join(bases, "work"), filepath.Join(testenv.Root(), "test", "crds", "karmada-cluster")}
+}
+
+type harness struct {
+	t   *testing.T
+	ctx context.Context
+	c   client.Client
+	ns  string
+	reg *registry.Registry
+}
+
+func start(t *testing.T) *harness {
+	env := testenv.Start(t, testenv.Options{ExtraCRDDirs: karmadaCRDs(t)})
+	s := testenv.Scheme()
+	for _, add := range []func(*runtime.Scheme) error{policyv1alpha1.AddToScheme, workv1alpha2.AddToScheme, clusterv1alpha1.AddToScheme} {
+		if err := add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: s, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One API server plays the Karmada API and both members: the pods live
+	// beside the templates; the lister is the direct-client one.
+	pods := migration.ClientPodLister{"member1": c, "member2": c}
+	if err := migration.SetupWithManager(mgr, pods, migration.Options{WatchClusters: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	h := &harness{t: t, ctx: ctx, c: c, reg: registry.Start(t)}
+	h.ns = env.Namespace(t, "shop")
+	return h
+}
+
+func (h *harness) eventually(what string, timeout time.Duration, f func() (bool, string)) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, msg := f()
+		if ok {
+			return
+		}
+		last = msg
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, last)
+}
+
+// statefulSet creates the template, its binding on clusters, and a Running
+// pod db-0 (the agent and Karmada are played by the test).
+func (h *harness) statefulSet(clusters ...string) *appsv1.StatefulSet {
+	h.t.Helper()
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: h.ns},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To(int32(1)), ServiceName: "db",
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "db"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/db:1"}}},
+			},
+		},
+	}
+	h.create(sts)
+	rb := &workv1alpha2.ResourceBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: migration.BindingName("StatefulSet", "db"), Namespace: h.ns},
+		Spec: workv1alpha2.ResourceBindingSpec{
+			Resource: workv1alpha2.ObjectReference{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: h.ns, Name: "db"},
+		},
+	}
+	for _, c := range clusters {
+		rb.Spec.Clusters = append(rb.Spec.Clusters, workv1alpha2.TargetCluster{Name: c, Replicas: 1})
+	}
+	h.create(rb)
+	h.setBindingStatus(clusters[0], "")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: h.ns, Labels: map[string]string{"app": "db"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/db:1"}}},
+	}
+	h.create(pod)
+	pod.Status.Phase = corev1.PodRunning
+	if err := h.c.Status().Update(h.ctx, pod); err != nil {
+		h.t.Fatal(err)
+	}
+	return sts
+}
+
+func (h *harness) create(o client.Object) {
+	h.t.Helper()
+	if err := h.c.Create(h.ctx, o); err != nil {
+		h.t.Fatalf("create %T %s: %v", o, o.GetName(), err)
+	}
+}
+
+// setBindingStatus plays Karmada's status reflection: healthy on cluster,
+// reporting restoredFrom when given.
+func (h *harness) setBindingStatus(cluster, restoredFrom string) {
+	h.t.Helper()
+	rb := h.binding()
+	raw := `{"readyReplicas":1}`
+	if restoredFrom != "" {
+		raw = fmt.Sprintf(`{"readyReplicas":1,"stateshift":{"restoredFrom":%q}}`, restoredFrom)
+	}
+	rb.Status.AggregatedStatus = []workv1alpha2.AggregatedStatusItem{{
+		ClusterName: cluster, Applied: true, Health: workv1alpha2.ResourceHealthy, Status: &runtime.RawExtension{Raw: []byte(raw)},
+	}}
+	if err := h.c.Status().Update(h.ctx, rb); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) binding() *workv1alpha2.ResourceBinding {
+	rb := &workv1alpha2.ResourceBinding{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: migration.BindingName("StatefulSet", "db")}, rb); err != nil {
+		h.t.Fatal(err)
+	}
+	return rb
+}
+
+// agent plays the member's checkpoint agent for every unfinished
+// Checkpoint: it pushes a real image to the registry and reports its
+// digest. It returns the names it completed.
+func (h *harness) agent(succeed bool) []string {
+	h.t.Helper()
+	var l v1alpha1.CheckpointList
+	if err := h.c.List(h.ctx, &l, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	var done []string
+	for i := range l.Items {
+		cp := &l.Items[i]
+		if cp.IsFinished() {
+			continue
+		}
+		now := metav1.Now()
+		cp.Status.StartTime, cp.Status.CompletionTime = &now, &now
+		if succeed {
+			img, err := random.Image(256, 1)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			repo := h.reg.Host + "/ckpt/db"
+			tag, _ := name.NewTag(repo + ":" + cp.Name)
+			if err := remote.Write(tag, img); err != nil {
+				h.t.Fatal(err)
+			}
+			d, _ := img.Digest()
+			cp.Status.Phase = v1alpha1.CheckpointSucceeded
+			cp.Status.Containers = []v1alpha1.ContainerCheckpoint{{Name: "app", Image: repo + "@" + d.String(), ArchiveBytes: 1}}
+		} else {
+			cp.Status.Phase = v1alpha1.CheckpointFailed
+			cp.Status.Message = "kubelet: checkpoint not supported"
+		}
+		if err := h.c.Status().Update(h.ctx, cp); err != nil {
+			h.t.Fatal(err)
+		}
+		done = append(done, cp.Name)
+	}
+	return done
+}
+
+func (h *harness) policy(mutate func(*v1alpha1.CheckpointPolicy)) {
+	p := &v1alpha1.CheckpointPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "protect", Namespace: h.ns},
+		Spec: v1alpha1.CheckpointPolicySpec{
+			ResourceSelectors: []v1alpha1.WorkloadSelector{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"}},
+			Repository:        "registry.example.com/ckpt/db",
+			Schedule:          v1alpha1.CheckpointSchedule{Interval: metav1.Duration{Duration: 5 * time.Second}},
+			Retention:         v1alpha1.Retention{Keep: 1},
+		},
+	}
+	if mutate != nil {
+		mutate(p)
+	}
+	h.create(p)
+}
+
+func (h *harness) overridePolicy() *policyv1alpha1.OverridePolicy {
+	op := &policyv1alpha1.OverridePolicy{}
+	err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "stateshift-restore-statefulset-db"}, op)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return op
+}
+
+func excludes(op *policyv1alpha1.OverridePolicy) string {
+	if op == nil || len(op.Spec.OverrideRules) == 0 || op.Spec.OverrideRules[0].TargetCluster == nil {
+		return ""
+	}
+	return strings.Join(op.Spec.OverrideRules[0].TargetCluster.ExcludeClusters, ",")
+}
+
+func (h *harness) migrations() []v1alpha1.Migration {
+	var l v1alpha1.MigrationList
+	if err := h.c.List(h.ctx, &l, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	return l.Items
+}
+
+// TestProtectArmRetainAndCordonMove runs the controller against a real API
+// server with Karmada's CRDs and a real registry: scheduled checkpoints
+// propagated by the controller's PropagationPolicy, the armed restore
+// (source excluded), retention in the API and in the registry, then a
+// cordon: scheduling held, fresh checkpoint, armed, hold lifted, and a
+// Karmada move to member2 followed to Restored, with the plan withdrawn
+// from the destination.
+func TestProtectArmRetainAndCordonMove(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
+	h.statefulSet("member1")
+	h.policy(nil)
+
+	// 1. A scheduled Checkpoint of db-0 on member1, labelled and propagated.
+	var first []string
+	h.eventually("a scheduled checkpoint", 20*time.Second, func() (bool, string) {
+		first = h.agent(true)
+		return len(first) == 1, fmt.Sprint(first)
+	})
+	cp := &v1alpha1.Checkpoint{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: first[0]}, cp); err != nil {
+		t.Fatal(err)
+	}
+	if cp.Labels[migration.LabelCluster] != "member1" || cp.Labels[migration.LabelWorkload] != "statefulset.db" || cp.Spec.PodName != "db-0" {
+		t.Fatalf("checkpoint labels/spec: %v %+v", cp.Labels, cp.Spec)
+	}
+	pp := &policyv1alpha1.PropagationPolicy{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "stateshift-checkpoints-member1"}, pp); err != nil {
+		t.Fatalf("propagation policy: %v", err)
+	}
+	if got := pp.Spec.Placement.ClusterAffinity.ClusterNames; len(got) != 1 || got[0] != "member1" ||
+		pp.Spec.ResourceSelectors[0].LabelSelector.MatchLabels[migration.LabelCluster] != "member1" {
+		t.Fatalf("propagation policy spec: %+v", pp.Spec)
+	}
+
+	// 2. Armed from it, member1 (the source) excluded.
+	h.eventually("the restore armed", 10*time.Second, func() (bool, string) {
+		op := h.overridePolicy()
+		return op != nil && excludes(op) == "member1" && op.Annotations[restore.AnnotationRestoredFrom] == first[0], excludes(op)
+	})
+	op := h.overridePolicy()
+	if pt := op.Spec.OverrideRules[0].Overriders.Plaintext; len(pt) == 0 || pt[0].Path != "/spec/template/spec/containers/0/image" || !strings.Contains(string(pt[0].Value.Raw), "@sha256:") {
+		t.Fatalf("overriders do not restore a digest: %+v", op.Spec.OverrideRules[0].Overriders.Plaintext)
+	}
+
+	// 3. Retention keep=1: the next scheduled checkpoint replaces the
+	// first, whose registry manifest is deleted.
+	firstImage := cp.Status.Containers[0].Image
+	var second []string
+	h.eventually("the next scheduled checkpoint", 20*time.Second, func() (bool, string) {
+		second = h.agent(true)
+		return len(second) == 1, ""
+	})
+	h.eventually("the old checkpoint pruned", 20*time.Second, func() (bool, string) {
+		err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: first[0]}, &v1alpha1.Checkpoint{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	ref, _ := name.NewDigest(firstImage)
+	if _, err := remote.Head(ref); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("old image manifest still served: %v", err)
+	}
+	h.eventually("re-armed with the newer checkpoint", 10*time.Second, func() (bool, string) {
+		op := h.overridePolicy()
+		return op != nil && op.Annotations[restore.AnnotationRestoredFrom] == second[0], ""
+	})
+
+	// 4. Cordon member1: a Cordon Migration holds scheduling and takes a fresh checkpoint.
+	cl := &clusterv1alpha1.Cluster{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Name: "member1"}, cl); err != nil {
+		t.Fatal(err)
+	}
+	cl.Spec.Taints = []corev1.Taint{{Key: clusterv1alpha1.TaintClusterUnscheduler, Effect: corev1.TaintEffectNoSchedule, TimeAdded: &metav1.Time{Time: time.Now()}}}
+	if err := h.c.Update(h.ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	var mig v1alpha1.Migration
+	h.eventually("a Cordon migration checkpointing with scheduling held", 15*time.Second, func() (bool, string) {
+		ms := h.migrations()
+		if len(ms) != 1 {
+			return false, fmt.Sprintf("%d migrations", len(ms))
+		}
+		mig = ms[0]
+		rb := h.binding()
+		held := rb.Spec.Suspension != nil && ptr.Deref(rb.Spec.Suspension.Scheduling, false)
+		return mig.Spec.Trigger == v1alpha1.TriggerCordon && mig.Status.Phase == v1alpha1.MigrationCheckpointing && held,
+			fmt.Sprintf("%s %s held=%v", mig.Spec.Trigger, mig.Status.Phase, held)
+	})
+	var fresh []string
+	h.eventually("the fresh checkpoint", 10*time.Second, func() (bool, string) {
+		var l v1alpha1.CheckpointList
+		_ = h.c.List(h.ctx, &l, client.InNamespace(h.ns), client.MatchingLabels{migration.LabelMigration: mig.Name})
+		if len(l.Items) == 0 {
+			return false, "none"
+		}
+		// Completes the Migration's checkpoint (and a scheduled one due
+		// at the same time, if any: both are fresh).
+		fresh = h.agent(true)
+		return len(fresh) > 0, ""
+	})
+	h.eventually("Armed with the fresh checkpoint, hold lifted", 15*time.Second, func() (bool, string) {
+		m := &v1alpha1.Migration{}
+		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(&mig), m)
+		op := h.overridePolicy()
+		rb := h.binding()
+		held := rb.Spec.Suspension != nil && ptr.Deref(rb.Spec.Suspension.Scheduling, false)
+		armedFresh := op != nil && contains(fresh, op.Annotations[restore.AnnotationRestoredFrom])
+		var l v1alpha1.CheckpointList
+		_ = h.c.List(h.ctx, &l, client.InNamespace(h.ns))
+		var all []string
+		for _, c := range l.Items {
+			all = append(all, c.Name+"/"+string(c.Status.Phase)+"/"+c.Labels[migration.LabelMigration])
+		}
+		return m.Status.Phase == v1alpha1.MigrationArmed && armedFresh && !held, fmt.Sprintf("%s armedFresh=%v held=%v armed=%v fresh=%v all=%v", m.Status.Phase, armedFresh, held, op.Annotations, fresh, all)
+	})
+
+	// 5. Karmada moves it (a WorkloadRebalancer after the cordon): the
+	// destination is targeted while it comes up, then reports the restore.
+	rb := h.binding()
+	rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "member2", Replicas: 1}}
+	if err := h.c.Update(h.ctx, rb); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("Restoring to member2", 10*time.Second, func() (bool, string) {
+		m := &v1alpha1.Migration{}
+		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(&mig), m)
+		return m.Status.Phase == v1alpha1.MigrationRestoring && m.Status.DestinationCluster == "member2", string(m.Status.Phase)
+	})
+	if got := excludes(h.overridePolicy()); strings.Contains(got, "member2") {
+		t.Fatalf("destination excluded before it is healthy: %s", got)
+	}
+	h.setBindingStatus("member2", h.overridePolicy().Annotations[restore.AnnotationRestoredFrom])
+	h.eventually("Restored, plan withdrawn from member2", 15*time.Second, func() (bool, string) {
+		m := &v1alpha1.Migration{}
+		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(&mig), m)
+		got := excludes(h.overridePolicy())
+		return m.Status.Phase == v1alpha1.MigrationRestored && strings.Contains(got, "member2"), fmt.Sprintf("%s exclude=%s", m.Status.Phase, got)
+	})
+	m := &v1alpha1.Migration{}
+	_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(&mig), m)
+	if m.Status.StartTime == nil || m.Status.ArmedTime == nil || m.Status.RestoredTime == nil || m.Status.Durations.Total == nil ||
+		len(m.Status.SourceClusters) != 1 || m.Status.SourceClusters[0] != "member1" || len(m.Status.Checkpoints) == 0 {
+		t.Fatalf("migration status incomplete: %+v", m.Status)
+	}
+}
+
+// TestColdStartAndHold: a fresh checkpoint that fails with no earlier one
+// ends a person's Migration FellBack (ColdStart) with the reason, or holds
+// the binding (Hold); a destination labelled stateshift.io/restore=false
+// falls back at once.
+func TestColdStartAndHold(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2", Labels: map[string]string{migration.LabelRestore: "false"}}})
+	h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) {
+		p.Spec.Schedule.Interval.Duration = time.Hour
+		p.Spec.OnRestoreImpossible = v1alpha1.RestoreImpossibleHold
+	})
+	// The first scheduled checkpoint fails: nothing is armed.
+	h.eventually("the scheduled checkpoint", 15*time.Second, func() (bool, string) { return len(h.agent(false)) == 1, "" })
+
+	// To a cluster that cannot restore: FellBack? No: Hold holds it.
+	mig := &v1alpha1.Migration{
+		ObjectMeta: metav1.ObjectMeta{Name: "to-member2", Namespace: h.ns},
+		Spec: v1alpha1.MigrationSpec{WorkloadRef: v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"},
+			DestinationCluster: "member2", Trigger: v1alpha1.TriggerManual},
+	}
+	h.create(mig)
+	h.eventually("the move held", 15*time.Second, func() (bool, string) {
+		m := &v1alpha1.Migration{}
+		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(mig), m)
+		rb := h.binding()
+		held := rb.Spec.Suspension != nil && ptr.Deref(rb.Spec.Suspension.Scheduling, false)
+		return held && strings.HasPrefix(m.Status.Message, "held:") && strings.Contains(m.Status.Message, "restore=false"), m.Status.Message
+	})
+	if op := h.overridePolicy(); op != nil {
+		t.Fatalf("armed without a verified checkpoint: %+v", op.Spec)
+	}
+	if err := h.c.Delete(h.ctx, mig); err != nil {
+		t.Fatal(err)
+	}
+
+	// ColdStart: the person's move goes ahead, FellBack with the reason.
+	p := &v1alpha1.CheckpointPolicy{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.OnRestoreImpossible = v1alpha1.RestoreImpossibleColdStart
+	if err := h.c.Update(h.ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	// Release the earlier hold like an operator would (it belonged to the deleted Migration).
+	rb := h.binding()
+	rb.Spec.Suspension = nil
+	delete(rb.Annotations, migration.AnnotationScheduling)
+	if err := h.c.Update(h.ctx, rb); err != nil {
+		t.Fatal(err)
+	}
+	cold := mig.DeepCopy()
+	cold.ObjectMeta = metav1.ObjectMeta{Name: "cold", Namespace: h.ns}
+	h.create(cold)
+	h.eventually("FellBack with reason", 15*time.Second, func() (bool, string) {
+		m := &v1alpha1.Migration{}
+		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(cold), m)
+		c := findCondition(m.Status.Conditions, v1alpha1.ConditionFellBack)
+		return m.Status.Phase == v1alpha1.MigrationFellBack && c != nil && c.Reason == "DestinationCannotRestore", fmt.Sprintf("%s %+v", m.Status.Phase, c)
+	})
+	rb = h.binding()
+	if rb.Spec.Placement == nil || rb.Spec.Placement.ClusterAffinity == nil || strings.Join(rb.Spec.Placement.ClusterAffinity.ClusterNames, ",") != "member2" {
+		t.Fatalf("cold-start move not placed on member2: %+v", rb.Spec.Placement)
+	}
+	var events corev1.EventList
+	if err := h.c.List(h.ctx, &events, client.InNamespace(h.ns)); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range events.Items {
+		if e.Reason == "ColdStart" && e.InvolvedObject.Kind == "StatefulSet" && strings.Contains(e.Message, "restore=false") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no ColdStart Event on the StatefulSet among %d events", len(events.Items))
+	}
+}
+
+func findCondition(cs []metav1.Condition, typ string) *metav1.Condition {
+	for i := range cs {
+		if cs[i].Type == typ {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
