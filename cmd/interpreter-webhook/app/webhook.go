@@ -45,7 +45,7 @@ health). Karmada reaches it through a ResourceInterpreterWebhookConfiguration.`,
 			if err := o.Complete(); err != nil {
 				return err
 			}
-			return Run(ctx, o)
+			return Run(ctx, o, Controllers(o)...)
 		},
 	}
 	o.AddFlags(cmd.Flags())

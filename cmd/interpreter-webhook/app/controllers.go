@@ -1,0 +1,27 @@
+package app
+
+import (
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/stateshift/stateshift/cmd/interpreter-webhook/app/options"
+	"github.com/stateshift/stateshift/pkg/migration"
+)
+
+// Controllers are the control-plane reconcilers the command adds to the
+// manager when it talks to a Karmada API server: the migration controller
+// (CheckpointPolicy, Migration, cordon detection). Without an API server
+// the webhook runs alone.
+func Controllers(o *options.Options) []func(manager.Manager) error {
+	if o.RestConfig == nil {
+		return nil
+	}
+	return []func(manager.Manager) error{func(m manager.Manager) error {
+		// Pods are found through Karmada's cluster proxy; registry
+		// credentials Secrets are read from the leader-election namespace
+		// (the controller's own, stateshift-system by default).
+		return migration.SetupWithManager(m, nil, migration.Options{
+			SecretNamespace: o.LeaderElectionNamespace,
+			WatchClusters:   true,
+		})
+	}}
+}
