@@ -2,14 +2,8 @@ package kubelet
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stateshift/stateshift/pkg/interpreter/selfsigned"
 )
 
 // fakeKubelet answers like the kubelet's checkpoint handler; only the
@@ -172,21 +168,12 @@ func TestKubeletTLSIsVerified(t *testing.T) {
 // selfSignedCA writes a fresh CA certificate (httptest's servers all share one).
 func selfSignedCA(t *testing.T) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, err := selfsigned.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := filepath.Join(t.TempDir(), "other-ca.crt")
-	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(f, ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return f
