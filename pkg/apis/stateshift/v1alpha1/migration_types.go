@@ -60,7 +60,7 @@ type WorkloadReference struct {
 }
 
 // MigrationSpec says which workload moves, and where when a person asks.
-// +kubebuilder:validation:XValidation:rule="self.trigger != 'Manual' || (has(self.destinationCluster) && self.destinationCluster != ”)",message="a Manual migration needs destinationCluster"
+// +kubebuilder:validation:XValidation:rule="self.trigger != 'Manual' || (has(self.destinationCluster) && size(self.destinationCluster) > 0)",message="a Manual migration needs destinationCluster"
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable"
 type MigrationSpec struct {
 	// WorkloadRef is the workload (a template in the Karmada API).
