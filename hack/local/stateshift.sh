@@ -61,8 +61,10 @@ INTERPRETER_METRICS_PORT=19080
 start_interpreter_webhook() {
   build_go_binary interpreter-webhook ./cmd/interpreter-webhook || return 0
   local dir="${RUN_DIR}/interpreter-webhook"
+  # The binary also runs the migration controller (it has a kubeconfig):
+  # its RBAC in the Karmada API comes from artifacts/controller.
   kubectl_for karmada apply -f "${ROOT_DIR}/artifacts/interpreter/namespace.yaml" \
-    -f "${ROOT_DIR}/artifacts/interpreter/rbac.yaml" > /dev/null
+    -f "${ROOT_DIR}/artifacts/interpreter/rbac.yaml" -f "${ROOT_DIR}/artifacts/controller/rbac.yaml" > /dev/null
   write_sa_kubeconfig karmada "${STATESHIFT_NAMESPACE}" "${INTERPRETER_SA}" "${dir}"
   KUBECONFIG="${RUN_DIR}/karmada.kubeconfig" "${HACK_DIR}/apply-interpreter-config.sh" \
     --url "https://127.0.0.1:${INTERPRETER_WEBHOOK_PORT}/interpreter" --cert-dir "${dir}/certs" \
