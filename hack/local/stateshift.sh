@@ -93,8 +93,11 @@ start_agents() {
   for m in "${MEMBERS[@]}"; do
     kubectl_for "${m}" apply -f "${ROOT_DIR}/artifacts/agent/namespace.yaml" \
       -f "${ROOT_DIR}/artifacts/agent/rbac.yaml" > /dev/null
+    # The migration controller lists pods through Karmada's cluster proxy:
+    # the member must let the impersonator act as its ServiceAccount groups.
+    kubectl_for "${m}" apply -f "${ROOT_DIR}/artifacts/controller/member-rbac.yaml" > /dev/null
   done
-  log "agent namespace and RBAC (artifacts/agent) applied to ${MEMBERS[*]}"
+  log "agent namespace and RBAC (artifacts/agent), controller member RBAC (artifacts/controller/member-rbac.yaml) applied to ${MEMBERS[*]}"
   build_go_binary checkpoint-agent ./cmd/checkpoint-agent || return 0
   if [[ ! -x "${RUN_DIR}/bin/nodesim" ]]; then
     log "skipping: checkpoint-agent needs a simulated node (its kubelet), and nodesim is not built yet"
