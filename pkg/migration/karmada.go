@@ -291,6 +291,24 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 		}
 		return nil
 	}
+	if newer, err := c.armedIsNewer(ctx, w, current, plan.Checkpoint); err != nil {
+		return err
+	} else if newer {
+		// Two reconcilers arm the same plan: a policy round that read the
+		// checkpoints before a Migration's fresh one was verified must not
+		// put the older checkpoint back (Karmada would roll the
+		// destination twice, first to the older state). Keep the armed
+		// checkpoint; only the exclusions follow the binding. The Update
+		// below carries current's resourceVersion, so a concurrent re-arm
+		// makes it conflict and this round is retried on fresh data.
+		want.Annotations = current.Annotations
+		want.Spec.OverrideRules = current.DeepCopy().Spec.OverrideRules
+		for i := range want.Spec.OverrideRules {
+			if want.Spec.OverrideRules[i].TargetCluster != nil {
+				want.Spec.OverrideRules[i].TargetCluster.ExcludeClusters = exclude
+			}
+		}
+	}
 	if equalPolicy(current, want) {
 		return nil
 	}
@@ -302,6 +320,33 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 		return fmt.Errorf("re-arm restore of %s/%s: %w", w.ns(), w.label(), err)
 	}
 	return nil
+}
+
+// armedIsNewer says whether the armed plan restores a verified checkpoint
+// of w that completed after candidate (so arming candidate would go back
+// in time).
+func (c *Controller) armedIsNewer(ctx context.Context, w *workload, current *policyv1alpha1.OverridePolicy, candidate string) (bool, error) {
+	armed := current.Annotations[restoreKey]
+	if armed == "" || armed == candidate {
+		return false, nil
+	}
+	get := func(name string) (*v1alpha1.Checkpoint, error) {
+		cp := &v1alpha1.Checkpoint{}
+		err := c.reader().Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: name}, cp)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return cp, err
+	}
+	a, err := get(armed)
+	if err != nil || a == nil || a.Labels[LabelWorkload] != w.label() || a.Status.Phase != v1alpha1.CheckpointSucceeded {
+		return false, err
+	}
+	b, err := get(candidate)
+	if err != nil || b == nil {
+		return false, err
+	}
+	return newer(a, b), nil
 }
 
 func (c *Controller) withdraw(ctx context.Context, op *policyv1alpha1.OverridePolicy) error {

@@ -302,12 +302,15 @@ func (r MigrationReconciler) checkpointing(ctx context.Context, m *v1alpha1.Migr
 		return ctrl.Result{}, err
 	}
 	r.Recorder.Eventf(w.obj, corev1.EventTypeNormal, "RestoreArmed", "Migration %s: restore armed from %s", m.Name, plan.Checkpoint)
-	// Let Karmada move it: a person's move changes the placement; a cordon
-	// waits for the operator's reschedule (a cordon evicts nothing).
+	// Let Karmada move it: a person's move changes the placement, in the
+	// next round (armed), so that Karmada's binding controller has seen
+	// the re-armed OverridePolicy before it writes the destination's Work
+	// (it reads policies from its informer cache: moving in the same
+	// round as arming can render the destination with the previous plan
+	// and roll it twice); a cordon waits for the operator's reschedule (a
+	// cordon evicts nothing).
 	if m.Spec.Trigger == v1alpha1.TriggerManual {
-		if err := r.moveTo(ctx, rb, m.Spec.DestinationCluster, r.now()); err != nil {
-			return ctrl.Result{}, err
-		}
+		return ctrl.Result{RequeueAfter: poll}, nil
 	}
 	if err := r.release(ctx, rb, m.Name); err != nil {
 		return ctrl.Result{}, err
@@ -316,6 +319,11 @@ func (r MigrationReconciler) checkpointing(ctx context.Context, m *v1alpha1.Migr
 }
 
 func (r MigrationReconciler) armed(ctx context.Context, m *v1alpha1.Migration, w *workload, rb *workv1alpha2.ResourceBinding) (ctrl.Result, error) {
+	if m.Spec.Trigger == v1alpha1.TriggerManual && !placedOn(rb, m.Spec.DestinationCluster) {
+		if err := r.moveTo(ctx, rb, m.Spec.DestinationCluster, r.now()); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if err := r.release(ctx, rb, m.Name); err != nil { // a restart between arm and release
 		return ctrl.Result{}, err
 	}
@@ -357,6 +365,12 @@ func (r MigrationReconciler) restoring(ctx context.Context, m *v1alpha1.Migratio
 		cp := &v1alpha1.Checkpoint{}
 		err := r.reader().Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: st.RestoredFrom}, cp)
 		if err == nil && cp.Labels[LabelWorkload] == w.label() && cp.Status.Phase == v1alpha1.CheckpointSucceeded {
+			if r.olderThanPlan(ctx, m, cp) {
+				// An older plan reached the destination first (Karmada
+				// rendered its Work before it saw the re-armed policy):
+				// it is being re-rendered with the Migration's checkpoint.
+				return ctrl.Result{RequeueAfter: poll}, nil
+			}
 			m.Status.Checkpoints = PlanCheckpoints(map[string]*v1alpha1.Checkpoint{cp.Spec.PodName: cp})
 			used[st.RestoredFrom] = true
 		}
@@ -377,6 +391,23 @@ func (r MigrationReconciler) restoring(ctx context.Context, m *v1alpha1.Migratio
 	r.Recorder.Eventf(w.obj, corev1.EventTypeNormal, "Restored", "Migration %s: %s runs restored from %s", m.Name, dest, st.RestoredFrom)
 	r.Recorder.Eventf(m, corev1.EventTypeNormal, "Restored", "%s runs restored from %s", dest, st.RestoredFrom)
 	return ctrl.Result{}, nil
+}
+
+// olderThanPlan says whether cp completed before every checkpoint the
+// Migration armed.
+func (r MigrationReconciler) olderThanPlan(ctx context.Context, m *v1alpha1.Migration, cp *v1alpha1.Checkpoint) bool {
+	older := false
+	for _, mc := range m.Status.Checkpoints {
+		planned := &v1alpha1.Checkpoint{}
+		if err := r.reader().Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: mc.Name}, planned); err != nil {
+			return false
+		}
+		if cp.Name == planned.Name || newer(cp, planned) {
+			return false
+		}
+		older = true
+	}
+	return older
 }
 
 // rearm recomputes the plan's exclusions from the binding now.
@@ -477,6 +508,12 @@ func checkpointNames(cps []v1alpha1.MigrationCheckpoint) []string {
 		out = append(out, c.Name)
 	}
 	return out
+}
+
+// placedOn says whether the binding's placement already names dest only.
+func placedOn(rb *workv1alpha2.ResourceBinding, dest string) bool {
+	p := rb.Spec.Placement
+	return p != nil && p.ClusterAffinity != nil && len(p.ClusterAffinity.ClusterNames) == 1 && p.ClusterAffinity.ClusterNames[0] == dest
 }
 
 func contains(list []string, s string) bool {

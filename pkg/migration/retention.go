@@ -14,16 +14,25 @@ func completedAt(c *v1alpha1.Checkpoint) int64 {
 	return c.CreationTimestamp.UnixNano()
 }
 
-// newestFirst sorts a pod's Checkpoints newest first (name breaks ties so
-// the order is stable).
+// newestFirst sorts a pod's Checkpoints newest first. API times have a
+// resolution of one second, so ties are common: a Migration's fresh
+// checkpoint wins a tie against a scheduled one (it was asked for because
+// a move is coming), then the name breaks ties so the order is stable.
 func newestFirst(cps []v1alpha1.Checkpoint) {
-	sort.SliceStable(cps, func(i, j int) bool {
-		a, b := completedAt(&cps[i]), completedAt(&cps[j])
-		if a != b {
-			return a > b
-		}
-		return cps[i].Name > cps[j].Name
-	})
+	sort.SliceStable(cps, func(i, j int) bool { return newer(&cps[i], &cps[j]) })
+}
+
+// newer orders two Checkpoints as newestFirst does.
+func newer(a, b *v1alpha1.Checkpoint) bool {
+	ta, tb := completedAt(a), completedAt(b)
+	if ta != tb {
+		return ta > tb
+	}
+	fa, fb := a.Labels[LabelMigration] != "", b.Labels[LabelMigration] != ""
+	if fa != fb {
+		return fa
+	}
+	return a.Name > b.Name
 }
 
 // Prune splits one pod's Checkpoints into those to keep and those to
