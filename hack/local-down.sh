@@ -9,6 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "${HACK_DIR}/local/lib.sh"
 
+lock_run_dir
 if [[ ! -d "${RUN_DIR}" ]]; then
   log "nothing to stop: ${RUN_DIR} does not exist"
   exit 0

@@ -66,7 +66,7 @@ start_memory_sampler() {
       now="$(rss_total_kb)"
       if ((now > peak)); then peak=${now}; echo "${peak}" > "${RUN_DIR}/peak-rss-kb"; fi
     done
-  ) &
+  ) 9>&- &
   MEM_SAMPLER_PID=$!
 }
 stop_memory_sampler() {
@@ -331,6 +331,7 @@ EOF
 }
 
 main() {
+  lock_run_dir
   ensure_binaries
   mkdir -p "${RUN_DIR}" "${PID_DIR}" "${LOG_DIR}"
   trap stop_memory_sampler EXIT

@@ -14,6 +14,17 @@
 
 RUN_DIR="${STATESHIFT_RUN_DIR:-/tmp/stateshift-local}"
 PID_DIR="${RUN_DIR}/pids"
+# One local-up or local-down at a time: two at once start every component
+# twice and record the wrong PIDs. The lock lives beside the run folder,
+# which local-down removes.
+LOCK_FILE="${RUN_DIR}.lock"
+lock_run_dir() {
+  exec 9>"${LOCK_FILE}"
+  if ! flock -n 9; then
+    log "another local-up or local-down holds ${LOCK_FILE}; waiting for it"
+    flock 9
+  fi
+}
 LOG_DIR="${RUN_DIR}/logs"
 PKI_DIR="${RUN_DIR}/pki"
 
@@ -76,7 +87,8 @@ start_proc() {
   printf '\n===== %s starting: %s\n' "$(date -u +%FT%TZ)" "$*" >> "${LOG_DIR}/${name}.log"
   # Not a process-group leader (no job control here), so setsid calls
   # setsid(2) and execs: $! is the program itself.
-  setsid "$@" >> "${LOG_DIR}/${name}.log" 2>&1 < /dev/null &
+  # 9>&-: the long-lived process must not inherit local-up's lock.
+  setsid "$@" >> "${LOG_DIR}/${name}.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "${pid} $(readlink -f "${bin}")" > "${PID_DIR}/${name}.pid"
   log "${name}: started (pid ${pid}, log ${LOG_DIR}/${name}.log)"
