@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -89,6 +90,9 @@ func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPol
 		return pw, 0, nil
 	}
 	if err != nil {
+		return pw, 0, err
+	}
+	if err := r.releaseOrphanHold(ctx, rb); err != nil {
 		return pw, 0, err
 	}
 	bound := BoundClusters(rb)
@@ -374,4 +378,23 @@ func lower(t v1alpha1.MigrationTrigger) string {
 		}
 	}
 	return string(b)
+}
+
+// releaseOrphanHold lifts a scheduling hold whose Migration is gone or
+// finished: deleting a held Migration (onRestoreImpossible=Hold) is how a
+// person releases the move, and a hold must never outlive its Migration.
+func (c *Controller) releaseOrphanHold(ctx context.Context, rb *workv1alpha2.ResourceBinding) error {
+	by := rb.Annotations[AnnotationScheduling]
+	if by == "" {
+		return nil
+	}
+	m := &v1alpha1.Migration{}
+	err := c.reader().Get(ctx, client.ObjectKey{Namespace: rb.Namespace, Name: by}, m)
+	if err == nil && !isTerminal(m.Status.Phase) && m.DeletionTimestamp == nil {
+		return nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return c.release(ctx, rb, by)
 }
