@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -158,15 +159,30 @@ func (h *harness) create(o client.Object) {
 // reporting restoredFrom when given.
 func (h *harness) setBindingStatus(cluster, restoredFrom string) {
 	h.t.Helper()
-	rb := h.binding()
 	raw := `{"readyReplicas":1}`
 	if restoredFrom != "" {
 		raw = fmt.Sprintf(`{"readyReplicas":1,"stateshift":{"restoredFrom":%q}}`, restoredFrom)
 	}
-	rb.Status.AggregatedStatus = []workv1alpha2.AggregatedStatusItem{{
-		ClusterName: cluster, Applied: true, Health: workv1alpha2.ResourceHealthy, Status: &runtime.RawExtension{Raw: []byte(raw)},
-	}}
-	if err := h.c.Status().Update(h.ctx, rb); err != nil {
+	h.updateBinding(true, func(rb *workv1alpha2.ResourceBinding) {
+		rb.Status.AggregatedStatus = []workv1alpha2.AggregatedStatusItem{{
+			ClusterName: cluster, Applied: true, Health: workv1alpha2.ResourceHealthy, Status: &runtime.RawExtension{Raw: []byte(raw)},
+		}}
+	})
+}
+
+// updateBinding changes the binding as Karmada or an operator would, on
+// the latest version: the controller writes it too, so a conflict is retried.
+func (h *harness) updateBinding(status bool, mutate func(*workv1alpha2.ResourceBinding)) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		rb := h.binding()
+		mutate(rb)
+		if status {
+			return h.c.Status().Update(h.ctx, rb)
+		}
+		return h.c.Update(h.ctx, rb)
+	})
+	if err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -382,11 +398,9 @@ func TestProtectArmRetainAndCordonMove(t *testing.T) {
 
 	// 5. Karmada moves it (a WorkloadRebalancer after the cordon): the
 	// destination is targeted while it comes up, then reports the restore.
-	rb := h.binding()
-	rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "member2", Replicas: 1}}
-	if err := h.c.Update(h.ctx, rb); err != nil {
-		t.Fatal(err)
-	}
+	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) {
+		rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "member2", Replicas: 1}}
+	})
 	h.eventually("Restoring to member2", 10*time.Second, func() (bool, string) {
 		m := &v1alpha1.Migration{}
 		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(&mig), m)
@@ -448,21 +462,22 @@ func TestColdStartAndHold(t *testing.T) {
 	}
 
 	// ColdStart: the person's move goes ahead, FellBack with the reason.
-	p := &v1alpha1.CheckpointPolicy{}
-	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p); err != nil {
-		t.Fatal(err)
-	}
-	p.Spec.OnRestoreImpossible = v1alpha1.RestoreImpossibleColdStart
-	if err := h.c.Update(h.ctx, p); err != nil {
+	// The controller writes the policy's status meanwhile: retry on conflict.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p := &v1alpha1.CheckpointPolicy{}
+		if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p); err != nil {
+			return err
+		}
+		p.Spec.OnRestoreImpossible = v1alpha1.RestoreImpossibleColdStart
+		return h.c.Update(h.ctx, p)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	// Release the earlier hold like an operator would (it belonged to the deleted Migration).
-	rb := h.binding()
-	rb.Spec.Suspension = nil
-	delete(rb.Annotations, migration.AnnotationScheduling)
-	if err := h.c.Update(h.ctx, rb); err != nil {
-		t.Fatal(err)
-	}
+	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) {
+		rb.Spec.Suspension = nil
+		delete(rb.Annotations, migration.AnnotationScheduling)
+	})
 	cold := mig.DeepCopy()
 	cold.ObjectMeta = metav1.ObjectMeta{Name: "cold", Namespace: h.ns}
 	h.create(cold)
@@ -472,7 +487,7 @@ func TestColdStartAndHold(t *testing.T) {
 		c := findCondition(m.Status.Conditions, v1alpha1.ConditionFellBack)
 		return m.Status.Phase == v1alpha1.MigrationFellBack && c != nil && c.Reason == "DestinationCannotRestore", fmt.Sprintf("%s %+v", m.Status.Phase, c)
 	})
-	rb = h.binding()
+	rb := h.binding()
 	if rb.Spec.Placement == nil || rb.Spec.Placement.ClusterAffinity == nil || strings.Join(rb.Spec.Placement.ClusterAffinity.ClusterNames, ",") != "member2" {
 		t.Fatalf("cold-start move not placed on member2: %+v", rb.Spec.Placement)
 	}
