@@ -40,6 +40,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stateshift/stateshift/cmd/checkpoint-agent/app"
 	"github.com/stateshift/stateshift/cmd/checkpoint-agent/app/options"
@@ -110,6 +111,47 @@ func TestAgent(t *testing.T) {
 		failOnNode2(t, f, "outside", "ArchiveRejected", "outside the checkpoint folder")
 	})
 	t.Run("kubelet garbage, 404 and vanished archive", func(t *testing.T) { fakeKubelet(t, f) })
+	t.Run("metrics", metricsRecorded)
+}
+
+// metricsRecorded reads the agent's Prometheus registry (what /metrics
+// serves) after the runs above: durations per stage and builder, bytes, and
+// failures by reason.
+func metricsRecorded(t *testing.T) {
+	families, err := ctrlmetrics.Registry.Gather()
+	must(t, err)
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case m.GetHistogram() != nil:
+				got[key] = float64(m.GetHistogram().GetSampleCount())
+			case m.GetCounter() != nil:
+				got[key] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for _, want := range []string{
+		"stateshift_agent_stage_duration_seconds,builder=buildah,stage=checkpoint",
+		"stateshift_agent_stage_duration_seconds,builder=buildah,stage=image",
+		"stateshift_agent_stage_duration_seconds,builder=native,stage=verify",
+		"stateshift_agent_archive_bytes_total,builder=native",
+		"stateshift_agent_failures_total,reason=KubeletRuntimeError",
+		"stateshift_agent_failures_total,reason=CredentialsInvalid",
+		"stateshift_agent_checkpoints_total,phase=Succeeded",
+		"stateshift_agent_checkpoints_total,phase=Failed",
+	} {
+		if got[want] <= 0 {
+			t.Errorf("metric %s not recorded (have %v)", want, got)
+		}
+	}
+	if got["stateshift_agent_failures_total,reason=KubeletRuntimeError"] < 3 {
+		t.Errorf("the injected runtime error failed 3 attempts, metrics count %v", got["stateshift_agent_failures_total,reason=KubeletRuntimeError"])
+	}
 }
 
 func setup(t *testing.T) *fixture {
