@@ -111,7 +111,40 @@ func TestAgent(t *testing.T) {
 		failOnNode2(t, f, "outside", "ArchiveRejected", "outside the checkpoint folder")
 	})
 	t.Run("kubelet garbage, 404 and vanished archive", func(t *testing.T) { fakeKubelet(t, f) })
+	t.Run("concurrency is bounded per node", func(t *testing.T) { boundedConcurrency(t, f) })
 	t.Run("metrics", metricsRecorded)
+}
+
+// boundedConcurrency runs three slow checkpoints on a node whose agent may
+// execute one at a time: their executions never overlap.
+func boundedConcurrency(t *testing.T, f *fixture) {
+	stop := startAgent(t, f, "sim-node-2", f.agentCfg, f.tokenFile(t, "stateshift-checkpoint-agent"), f.node2.CAFile(), f.node2.CheckpointDir(),
+		func(o *options.Options) { o.MaxConcurrent = 1 })
+	defer stop()
+	f.node2.InjectCheckpointDelay(700 * time.Millisecond)
+	defer f.node2.InjectCheckpointDelay(0)
+	var names []string
+	for i := range 3 {
+		pod := runPod(t, f, "sim-node-2", fmt.Sprintf("serial-%d", i), "")
+		cp := newCheckpoint(fmt.Sprintf("serial-%d", i), pod.Name, v1alpha1.BuilderNative, f.reg.Host)
+		create(t, f, cp)
+		names = append(names, cp.Name)
+	}
+	type span struct{ from, to time.Time }
+	var spans []span
+	for _, n := range names {
+		cp := waitPhase(t, f, n, v1alpha1.CheckpointSucceeded)
+		spans = append(spans, span{cp.Status.StartTime.Time, cp.Status.CompletionTime.Time})
+	}
+	for i := range spans {
+		for j := range spans {
+			// metav1.Time has second precision: executions of ~1s that touch
+			// count as overlapping only when one starts before the other ends.
+			if i != j && spans[i].from.Before(spans[j].from) && spans[j].from.Before(spans[i].to) {
+				t.Errorf("checkpoints %s and %s ran at the same time: %v and %v", names[i], names[j], spans[i], spans[j])
+			}
+		}
+	}
 }
 
 // metricsRecorded reads the agent's Prometheus registry (what /metrics
@@ -195,7 +228,7 @@ func startNode(t *testing.T, env *testenv.Env, nodeName, ip string, insecure ...
 
 // startAgent runs app.Run (what the binary runs) for one node until the
 // returned stop is called or the test ends.
-func startAgent(t *testing.T, f *fixture, nodeName, kubeconfig, tokenFile, kubeletCA, checkpointDir string) (stop func()) {
+func startAgent(t *testing.T, f *fixture, nodeName, kubeconfig, tokenFile, kubeletCA, checkpointDir string, tune ...func(*options.Options)) (stop func()) {
 	t.Helper()
 	work := t.TempDir()
 	o := options.New()
@@ -206,6 +239,9 @@ func startAgent(t *testing.T, f *fixture, nodeName, kubeconfig, tokenFile, kubel
 	o.InsecureRegistries = []string{f.reg.Host, f.authReg.Host}
 	o.MaxAttempts, o.BackoffBase, o.BackoffMax, o.PodWait = 3, 500*time.Millisecond, 2*time.Second, 5*time.Second
 	o.MetricsBindAddress, o.HealthProbeBindAddress = "0", "0"
+	for _, fn := range tune {
+		fn(o)
+	}
 	must(t, o.Validate())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

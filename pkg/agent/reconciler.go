@@ -232,9 +232,13 @@ func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *
 		cp.Status.Message = fmt.Sprintf("attempt %d: checkpointing again, the previous attempt was interrupted", cp.Status.Attempts)
 	}
 	// Claiming with an optimistic update: a conflict means someone else
-	// changed it; the next reconcile sees their change.
+	// (another node's agent saying why it waits) changed it first. Status
+	// changes do not wake this controller, so look again soon.
 	if err := r.Client.Status().Update(ctx, cp); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(ignoreConflict(err))
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
 	var archives []produced
