@@ -235,6 +235,19 @@ func (r MigrationReconciler) migrationCheckpoints(ctx context.Context, m *v1alph
 }
 
 func (r MigrationReconciler) checkpointing(ctx context.Context, m *v1alpha1.Migration, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding) (ctrl.Result, error) {
+	if dest := m.Spec.DestinationCluster; dest != "" {
+		// A held move (onRestoreImpossible=Hold) stays held while its
+		// destination cannot restore: start() held it, and every later
+		// round lands here, which would otherwise checkpoint and move it.
+		unable, err := r.unableClusters(ctx)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if unable[dest] {
+			return r.impossible(ctx, m, p, w, rb, "DestinationCannotRestore",
+				fmt.Sprintf("cluster %s is labelled %s=false: it cannot restore checkpoints", dest, LabelRestore), true)
+		}
+	}
 	cps, err := r.migrationCheckpoints(ctx, m)
 	if err != nil {
 		return ctrl.Result{}, err
