@@ -226,7 +226,16 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 				Kind:          v1alpha1.CheckpointKind,
 				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelCluster: cluster}},
 			}},
-			Placement: policyv1alpha1.Placement{ClusterAffinity: &policyv1alpha1.ClusterAffinity{ClusterNames: []string{cluster}}},
+			Placement: policyv1alpha1.Placement{
+				ClusterAffinity: &policyv1alpha1.ClusterAffinity{ClusterNames: []string{cluster}},
+				// A cordon's fresh checkpoint must reach the cordoned
+				// cluster: without this toleration Karmada's scheduler
+				// (TaintToleration filter) never places the Checkpoint
+				// there, and the Cordon Migration waits forever.
+				ClusterTolerations: []corev1.Toleration{{
+					Key: clusterv1alpha1.TaintClusterUnscheduler, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+				}},
+			},
 		},
 	}
 	got := &policyv1alpha1.PropagationPolicy{}
@@ -237,7 +246,16 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 		}
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if len(got.Spec.Placement.ClusterTolerations) == 0 { // made by an earlier version
+		got.Spec.Placement.ClusterTolerations = want.Spec.Placement.ClusterTolerations
+		if err := c.Client.Update(ctx, got); err != nil {
+			return fmt.Errorf("update PropagationPolicy %s/%s: %w", ns, want.Name, err)
+		}
+	}
+	return nil
 }
 
 // armedPolicy reads the workload's restore OverridePolicy; nil when none.
