@@ -35,10 +35,11 @@ func TestAnnotationsCarryBothKeys(t *testing.T) {
 
 func manifest(t *testing.T, annotations map[string]string, layers int) []byte {
 	t.Helper()
+	h := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Annotations: annotations,
-		Config: v1.Descriptor{MediaType: types.OCIConfigJSON}}
+		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: h}}
 	for range layers {
-		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.OCILayer})
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.OCILayer, Digest: h})
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
