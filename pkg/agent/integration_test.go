@@ -112,7 +112,49 @@ func TestAgent(t *testing.T) {
 	})
 	t.Run("kubelet garbage, 404 and vanished archive", func(t *testing.T) { fakeKubelet(t, f) })
 	t.Run("concurrency is bounded per node", func(t *testing.T) { boundedConcurrency(t, f) })
+	t.Run("agent killed mid-push", func(t *testing.T) { killedMidPush(t, f) })
 	t.Run("metrics", metricsRecorded)
+}
+
+// killedMidPush stops the agent while buildah pushes and starts it again:
+// the Checkpoint completes with a new attempt, no image is recorded before
+// it is verified, and no archive is left on the node.
+func killedMidPush(t *testing.T, f *fixture) {
+	agent := func() func() {
+		return startAgent(t, f, "sim-node-2", f.agentCfg, f.tokenFile(t, "stateshift-checkpoint-agent"), f.node2.CAFile(), f.node2.CheckpointDir())
+	}
+	stop := agent()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: appNS,
+			Annotations: map[string]string{nodesim.MemoryBytesAnnotation: fmt.Sprint(64 << 20)}},
+		Spec: corev1.PodSpec{NodeName: "sim-node-2", Containers: []corev1.Container{{Name: "db", Image: "docker.io/library/redis:7.4"}}},
+	}
+	must(t, f.env.Client.Create(t.Context(), pod))
+	cp := newCheckpoint("killed", pod.Name, v1alpha1.BuilderBuildah, f.reg.Host)
+	create(t, f, cp)
+	eventually(t, 60*time.Second, func() error {
+		got := getCheckpoint(t, f, cp.Name)
+		if got.Status.Phase != v1alpha1.CheckpointPushing {
+			return fmt.Errorf("phase %q", got.Status.Phase)
+		}
+		return nil
+	})
+	stop()
+	mid := getCheckpoint(t, f, cp.Name)
+	if mid.Status.Phase != v1alpha1.CheckpointPushing || len(mid.Status.Containers) != 0 {
+		t.Fatalf("after the kill: phase %s, images %+v (no image may be recorded before it is verified)", mid.Status.Phase, mid.Status.Containers)
+	}
+	defer agent()()
+	got := waitPhase(t, f, cp.Name, v1alpha1.CheckpointSucceeded)
+	if got.Status.Attempts != 2 {
+		t.Errorf("succeeded after %d attempts, want 2 (the interrupted one and the resumed one)", got.Status.Attempts)
+	}
+	if _, err := checkpointimage.Verify(t.Context(), cp.Spec.Repository, strings.TrimPrefix(got.Status.Containers[0].Image, cp.Spec.Repository+"@"), "db", nil, name.Insecure); err != nil {
+		t.Errorf("recorded image does not verify: %v", err)
+	}
+	if left, _ := os.ReadDir(f.node2.CheckpointDir()); len(left) != 0 {
+		t.Errorf("archives left on the node: %v", left)
+	}
 }
 
 // boundedConcurrency runs three slow checkpoints on a node whose agent may
