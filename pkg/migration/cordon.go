@@ -3,7 +3,7 @@ package migration
 import (
 	"context"
 	"fmt"
-	"time"
+	"strconv"
 
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +32,6 @@ func (r ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if !taintedFor(cl, clusterv1alpha1.TaintClusterUnscheduler, corev1.TaintEffectNoSchedule) {
 		return ctrl.Result{}, nil
 	}
-	since := cordonedAt(cl)
 	var policies v1alpha1.CheckpointPolicyList
 	if err := r.Client.List(ctx, &policies); err != nil {
 		return ctrl.Result{}, err
@@ -44,7 +43,7 @@ func (r ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			return ctrl.Result{}, err
 		}
 		for _, w := range workloads {
-			if err := r.cordoned(ctx, p, w, cl.Name, since); err != nil {
+			if err := r.cordoned(ctx, p, w, cl); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
@@ -52,17 +51,8 @@ func (r ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	return ctrl.Result{}, nil
 }
 
-// cordonedAt is when the cordon taint was added (or zero).
-func cordonedAt(cl *clusterv1alpha1.Cluster) time.Time {
-	for _, t := range cl.Spec.Taints {
-		if t.Key == clusterv1alpha1.TaintClusterUnscheduler && t.TimeAdded != nil {
-			return t.TimeAdded.Time
-		}
-	}
-	return time.Time{}
-}
-
-func (r ClusterReconciler) cordoned(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, cluster string, since time.Time) error {
+func (r ClusterReconciler) cordoned(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, cl *clusterv1alpha1.Cluster) error {
+	cluster := cl.Name
 	rb, err := r.binding(ctx, w)
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -76,22 +66,14 @@ func (r ClusterReconciler) cordoned(ctx context.Context, p *v1alpha1.CheckpointP
 	if active, err := r.activeMigration(ctx, w); err != nil || active != nil {
 		return err
 	}
-	// One Cordon Migration per cordon: an earlier one for this cordon
-	// (created after the taint) means the move was handled.
-	var l v1alpha1.MigrationList
-	if err := r.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label(), LabelCluster: cluster}); err != nil {
-		return err
-	}
-	for _, m := range l.Items {
-		if m.Spec.Trigger == v1alpha1.TriggerCordon && !m.CreationTimestamp.Time.Before(since.Truncate(time.Second)) {
-			return nil
-		}
-	}
 	m := &v1alpha1.Migration{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: truncate(w.name(), 40) + "-cordon-",
-			Namespace:    w.ns(),
-			Labels:       map[string]string{LabelWorkload: w.label(), LabelPolicy: p.Name, LabelCluster: cluster, LabelManagedBy: ManagedBy},
+			// One name per cordon: the Cluster's generation moves with every
+			// taint change, so a later cordon (karmadactl sets no timeAdded)
+			// gets its own Migration, and racing reconciles of this one do not.
+			Name:      moveName(w.name(), "cordon", cluster, strconv.FormatInt(cl.Generation, 10)),
+			Namespace: w.ns(),
+			Labels:    map[string]string{LabelWorkload: w.label(), LabelPolicy: p.Name, LabelCluster: cluster, LabelManagedBy: ManagedBy},
 		},
 		Spec: v1alpha1.MigrationSpec{
 			WorkloadRef: v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: w.kind(), Name: w.name()},
@@ -99,6 +81,9 @@ func (r ClusterReconciler) cordoned(ctx context.Context, p *v1alpha1.CheckpointP
 		},
 	}
 	if err := r.Client.Create(ctx, m); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
 		return fmt.Errorf("cordon of %s: migration of %s: %w", cluster, w.label(), err)
 	}
 	r.Recorder.Eventf(w.obj, corev1.EventTypeNormal, "Cordoned", "cluster %s cordoned: Migration %s takes a fresh checkpoint before any reschedule", cluster, m.Name)

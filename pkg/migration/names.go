@@ -1,6 +1,8 @@
 package migration
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 
 	"github.com/karmada-io/karmada/pkg/util/names"
@@ -53,4 +55,17 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// moveName names the Migration of one move the controller saw. It is derived
+// from what identifies the move, so that two reconciles racing on the same
+// change (a binding update and a cluster taint arrive together) create one
+// Migration: the second Create fails with AlreadyExists.
+func moveName(workload, kind string, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return strings.TrimRight(truncate(workload, 40), "-.") + "-" + kind + "-" + hex.EncodeToString(h.Sum(nil))[:10]
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -326,7 +328,10 @@ func (c *Controller) detectMove(ctx context.Context, p *v1alpha1.CheckpointPolic
 	if err != nil {
 		return err
 	}
-	return c.recordMove(ctx, p, w, trigger, before, dest[0])
+	// The binding's generation tells this move from a later one between the
+	// same clusters.
+	name := moveName(w.name(), "move", strings.Join(before, ","), dest[0], strconv.FormatInt(b.Generation, 10))
+	return c.recordMove(ctx, p, w, name, trigger, before, dest[0])
 }
 
 func added(before, after []string) []string {
@@ -346,12 +351,12 @@ func added(before, after []string) []string {
 
 // recordMove creates a Migration for a move the controller saw, already
 // Restoring (the move happened; the armed plan restores the destination).
-func (c *Controller) recordMove(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, trigger v1alpha1.MigrationTrigger, sources []string, dest string) error {
+func (c *Controller) recordMove(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, name string, trigger v1alpha1.MigrationTrigger, sources []string, dest string) error {
 	m := &v1alpha1.Migration{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: truncate(w.name(), 40) + "-" + string(lower(trigger)) + "-",
-			Namespace:    w.ns(),
-			Labels:       map[string]string{LabelWorkload: w.label(), LabelPolicy: p.Name, LabelManagedBy: ManagedBy},
+			Name:      name,
+			Namespace: w.ns(),
+			Labels:    map[string]string{LabelWorkload: w.label(), LabelPolicy: p.Name, LabelManagedBy: ManagedBy},
 		},
 		Spec: v1alpha1.MigrationSpec{
 			WorkloadRef: v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: w.kind(), Name: w.name()},
@@ -359,6 +364,9 @@ func (c *Controller) recordMove(ctx context.Context, p *v1alpha1.CheckpointPolic
 		},
 	}
 	if err := c.Client.Create(ctx, m); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil // another reconcile recorded this move
+		}
 		return fmt.Errorf("record %s migration of %s: %w", trigger, w.label(), err)
 	}
 	m.Status.SourceClusters = append([]string(nil), sources...)
@@ -368,16 +376,6 @@ func (c *Controller) recordMove(ctx context.Context, p *v1alpha1.CheckpointPolic
 	}
 	c.Recorder.Eventf(w.obj, corev1.EventTypeNormal, "MoveDetected", "%s: %v -> %s, recorded as Migration %s", trigger, sources, dest, m.Name)
 	return nil
-}
-
-func lower(t v1alpha1.MigrationTrigger) string {
-	b := []byte(t)
-	for i := range b {
-		if b[i] >= 'A' && b[i] <= 'Z' {
-			b[i] += 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // releaseOrphanHold lifts a scheduling hold whose Migration is gone or
