@@ -25,6 +25,11 @@ const (
 // plan never targets it, and a move to it falls back per policy.
 const LabelRestore = "stateshift.io/restore"
 
+// AnnotationMove on a Migration the controller recorded for a move it saw:
+// "<source clusters>-><destination>", so that seeing the move again does not
+// record it twice.
+const AnnotationMove = "stateshift.io/move"
+
 // AnnotationScheduling on a ResourceBinding records that stateshift set
 // spec.suspension.scheduling, so it lifts only its own hold.
 const AnnotationScheduling = "stateshift.io/held-by"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -328,10 +327,44 @@ func (c *Controller) detectMove(ctx context.Context, p *v1alpha1.CheckpointPolic
 	if err != nil {
 		return err
 	}
-	// The binding's generation tells this move from a later one between the
-	// same clusters.
-	name := moveName(w.name(), "move", strings.Join(before, ","), dest[0], strconv.FormatInt(b.Generation, 10))
-	return c.recordMove(ctx, p, w, name, trigger, before, dest[0])
+	// The same move can be seen more than once (the policy's record of the
+	// clusters lags when its status update conflicts, and a binding update
+	// and a cluster taint arrive together). A move is identified by its
+	// clusters and by the Migration before it: a re-detection finds itself
+	// as the latest Migration, and racing reconciles derive the same name.
+	last, err := c.lastMigration(ctx, w)
+	if err != nil {
+		return err
+	}
+	move := strings.Join(before, ",") + "->" + dest[0]
+	prev := ""
+	if last != nil {
+		if last.Annotations[AnnotationMove] == move {
+			return nil
+		}
+		prev = last.Name
+	}
+	return c.recordMove(ctx, p, w, moveName(w.name(), "move", move, prev), move, trigger, before, dest[0])
+}
+
+// lastMigration is the workload's most recent Migration, whatever its phase.
+func (c *Controller) lastMigration(ctx context.Context, w *workload) (*v1alpha1.Migration, error) {
+	var l v1alpha1.MigrationList
+	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns())); err != nil {
+		return nil, err
+	}
+	var last *v1alpha1.Migration
+	for i := range l.Items {
+		m := &l.Items[i]
+		if m.Spec.WorkloadRef.Kind != w.kind() || m.Spec.WorkloadRef.Name != w.name() {
+			continue
+		}
+		if last == nil || last.CreationTimestamp.Before(&m.CreationTimestamp) ||
+			(last.CreationTimestamp.Equal(&m.CreationTimestamp) && last.Name < m.Name) {
+			last = m
+		}
+	}
+	return last, nil
 }
 
 func added(before, after []string) []string {
@@ -351,12 +384,13 @@ func added(before, after []string) []string {
 
 // recordMove creates a Migration for a move the controller saw, already
 // Restoring (the move happened; the armed plan restores the destination).
-func (c *Controller) recordMove(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, name string, trigger v1alpha1.MigrationTrigger, sources []string, dest string) error {
+func (c *Controller) recordMove(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, name, move string, trigger v1alpha1.MigrationTrigger, sources []string, dest string) error {
 	m := &v1alpha1.Migration{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      name,
-			Namespace: w.ns(),
-			Labels:    map[string]string{LabelWorkload: w.label(), LabelPolicy: p.Name, LabelManagedBy: ManagedBy},
+			Name:        name,
+			Annotations: map[string]string{AnnotationMove: move},
+			Namespace:   w.ns(),
+			Labels:      map[string]string{LabelWorkload: w.label(), LabelPolicy: p.Name, LabelManagedBy: ManagedBy},
 		},
 		Spec: v1alpha1.MigrationSpec{
 			WorkloadRef: v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: w.kind(), Name: w.name()},
