@@ -96,6 +96,8 @@ spec:
     - {apiVersion: apps/v1, kind: StatefulSet, name: ${APP}}
   placement:
     clusterAffinity: {clusterNames: [member1, member2]}
+    # One copy, on one cluster at a time (Duplicated would run it on both).
+    replicaScheduling: {replicaSchedulingType: Divided, replicaDivisionPreference: Aggregated}
 EOF
 running() { state "$1" | grep -q '"running":true'; }
 wait_until 90 "${APP}-0 running on member1" running member1
