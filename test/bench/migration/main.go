@@ -65,6 +65,17 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The moves need both members schedulable; the demo, for one, leaves
+	// member1 cordoned and tainted. Say so instead of timing out.
+	for _, m := range []string{framework.Member1, framework.Member2} {
+		c, err := env.Cluster(ctx, m)
+		if err != nil {
+			return err
+		}
+		if t := framework.TaintStrings(c); len(t) > 0 {
+			return fmt.Errorf("cluster %s has taints %v: the benchmark needs both members schedulable (after make demo: karmadactl uncordon member1; karmadactl taint clusters member1 stateshift-demo=move:NoExecute-)", m, t)
+		}
+	}
 	var rs []result
 	for i := 0; i < runs; i++ {
 		r, err := once(ctx, env, i)
