@@ -185,10 +185,17 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 	if err := c.ensurePropagation(ctx, w.ns(), cluster); err != nil {
 		return nil, err
 	}
+	// Named from the checkpoint it follows: two reconciles of one round (a
+	// policy event and a binding event together) derive the same name, and
+	// the second Create finds the first's Checkpoint instead of a twin.
+	prev, err := c.latestCheckpointName(ctx, w, pod)
+	if err != nil {
+		return nil, err
+	}
 	cp := &v1alpha1.Checkpoint{
 		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: checkpointPrefix(pod),
-			Namespace:    w.ns(),
+			Name:      checkpointName(pod, cluster, migration, prev),
+			Namespace: w.ns(),
 			Labels: map[string]string{
 				LabelWorkload: w.label(), LabelCluster: cluster, LabelPolicy: p.Name, LabelPod: pod,
 				LabelManagedBy: ManagedBy,
@@ -209,10 +216,37 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 		reason = "migration"
 	}
 	if err := c.Client.Create(ctx, cp); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			existing := &v1alpha1.Checkpoint{}
+			if err := c.reader().Get(ctx, client.ObjectKeyFromObject(cp), existing); err != nil {
+				return nil, fmt.Errorf("checkpoint %s of pod %s/%s: %w", cp.Name, w.ns(), pod, err)
+			}
+			return existing, nil
+		}
 		return nil, fmt.Errorf("create checkpoint of pod %s/%s in %s: %w", w.ns(), pod, cluster, err)
 	}
 	checkpointsCreated.WithLabelValues(reason).Inc()
 	return cp, nil
+}
+
+// latestCheckpointName is the newest Checkpoint of the pod, read uncached.
+func (c *Controller) latestCheckpointName(ctx context.Context, w *workload, pod string) (string, error) {
+	var l v1alpha1.CheckpointList
+	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label(), LabelPod: pod}); err != nil {
+		return "", err
+	}
+	var last *v1alpha1.Checkpoint
+	for i := range l.Items {
+		cp := &l.Items[i]
+		if last == nil || last.CreationTimestamp.Before(&cp.CreationTimestamp) ||
+			(last.CreationTimestamp.Equal(&cp.CreationTimestamp) && last.Name < cp.Name) {
+			last = cp
+		}
+	}
+	if last == nil {
+		return "", nil
+	}
+	return last.Name, nil
 }
 
 // ensurePropagation makes sure the namespace has the PropagationPolicy

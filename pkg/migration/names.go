@@ -42,11 +42,12 @@ func workloadLabel(kind, name string) string {
 // BindingName is Karmada's ResourceBinding name for a workload template.
 func BindingName(kind, name string) string { return names.GenerateBindingName(kind, name) }
 
-// checkpointPrefix is the GenerateName of a pod's Checkpoints: the API
-// server adds 5 characters, so names stay label-safe (<= 63) as a restore
-// plan requires.
-func checkpointPrefix(pod string) string {
-	return strings.TrimRight(truncate(pod, 50), "-.") + "-"
+// checkpointName names a pod's next Checkpoint from the one before it (and
+// the Migration asking for it, if any), label-safe (<= 63) as a restore plan
+// requires.
+func checkpointName(pod, cluster, migration, previous string) string {
+	h := sha256.Sum256([]byte(pod + "\x00" + cluster + "\x00" + migration + "\x00" + previous))
+	return strings.TrimRight(truncate(pod, 50), "-.") + "-" + hex.EncodeToString(h[:])[:10]
 }
 
 // propagationPolicyName is the PropagationPolicy that carries the

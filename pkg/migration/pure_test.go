@@ -145,8 +145,23 @@ func TestBuildPlan(t *testing.T) {
 	if _, err := BuildPlan("StatefulSet", map[string]*v1alpha1.Checkpoint{"db-0": &tagged}); err == nil {
 		t.Fatal("tagged image accepted")
 	}
-	if got := checkpointPrefix(strings.Repeat("a", 70)); len(got)+5 > 63 {
-		t.Fatalf("checkpoint names too long for a label: %d", len(got)+5)
+	if got := checkpointName(strings.Repeat("a", 70), "member1", "", ""); len(got) > 63 {
+		t.Fatalf("checkpoint names too long for a label: %d", len(got))
+	}
+	// The same round derives the same name; the next round, or a Migration's
+	// fresh checkpoint, another one.
+	first := checkpointName("db-0", "member1", "", "db-0-1111111111")
+	if again := checkpointName("db-0", "member1", "", "db-0-1111111111"); again != first {
+		t.Fatalf("one round, two names: %s %s", first, again)
+	}
+	for _, other := range []string{
+		checkpointName("db-0", "member1", "", first),
+		checkpointName("db-0", "member1", "db-cordon-abc", "db-0-1111111111"),
+		checkpointName("db-0", "member2", "", "db-0-1111111111"),
+	} {
+		if other == first {
+			t.Fatalf("distinct rounds share the name %s", first)
+		}
 	}
 }
 
