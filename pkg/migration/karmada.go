@@ -235,14 +235,7 @@ func (c *Controller) latestCheckpointName(ctx context.Context, w *workload, pod 
 	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label(), LabelPod: pod}); err != nil {
 		return "", err
 	}
-	var last *v1alpha1.Checkpoint
-	for i := range l.Items {
-		cp := &l.Items[i]
-		if last == nil || last.CreationTimestamp.Before(&cp.CreationTimestamp) ||
-			(last.CreationTimestamp.Equal(&cp.CreationTimestamp) && last.Name < cp.Name) {
-			last = cp
-		}
-	}
+	last := newest(l.Items)
 	if last == nil {
 		return "", nil
 	}

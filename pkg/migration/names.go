@@ -3,6 +3,7 @@ package migration
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"strings"
 
 	"github.com/karmada-io/karmada/pkg/util/names"
@@ -74,4 +75,27 @@ func moveName(workload, kind string, parts ...string) string {
 		h.Write([]byte{0})
 	}
 	return strings.TrimRight(truncate(workload, 40), "-.") + "-" + kind + "-" + hex.EncodeToString(h.Sum(nil))[:10]
+}
+
+// newest is the most recently created of items (ties broken by name, so
+// every reconcile picks the same one), or nil. Both the Migration before a
+// move and the Checkpoint before a round are found this way.
+func newest[T any, P interface {
+	*T
+	GetCreationTimestamp() metav1.Time
+	GetName() string
+}](items []T) P {
+	var last P
+	for i := range items {
+		it := P(&items[i])
+		if last == nil {
+			last = it
+			continue
+		}
+		a, b := last.GetCreationTimestamp(), it.GetCreationTimestamp()
+		if a.Before(&b) || (a.Equal(&b) && last.GetName() < it.GetName()) {
+			last = it
+		}
+	}
+	return last
 }

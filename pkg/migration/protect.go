@@ -353,18 +353,13 @@ func (c *Controller) lastMigration(ctx context.Context, w *workload) (*v1alpha1.
 	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns())); err != nil {
 		return nil, err
 	}
-	var last *v1alpha1.Migration
-	for i := range l.Items {
-		m := &l.Items[i]
-		if m.Spec.WorkloadRef.Kind != w.kind() || m.Spec.WorkloadRef.Name != w.name() {
-			continue
-		}
-		if last == nil || last.CreationTimestamp.Before(&m.CreationTimestamp) ||
-			(last.CreationTimestamp.Equal(&m.CreationTimestamp) && last.Name < m.Name) {
-			last = m
+	var mine []v1alpha1.Migration
+	for _, m := range l.Items {
+		if m.Spec.WorkloadRef.Kind == w.kind() && m.Spec.WorkloadRef.Name == w.name() {
+			mine = append(mine, m)
 		}
 	}
-	return last, nil
+	return newest(mine), nil
 }
 
 func added(before, after []string) []string {
