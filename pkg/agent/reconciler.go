@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -66,6 +67,11 @@ type Reconciler struct {
 	MaxConcurrent int
 
 	now func() time.Time
+
+	// podLocks serializes the Checkpoints of one pod: the kubelet names an
+	// archive by pod, container and second, so two checkpoints of one
+	// container in the same second would share (and delete) one file.
+	podLocks sync.Map // namespace/pod -> *sync.Mutex
 }
 
 // SetupWithManager registers the reconciler.
@@ -140,6 +146,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	log.V(2).Info("executing", "pod", pod.Name, "attempt", cp.Status.Attempts+1)
+	mu, _ := r.podLocks.LoadOrStore(req.Namespace+"/"+pod.Name, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	// Another Checkpoint of this pod may have run while we waited: re-read.
+	if err := r.Client.Get(ctx, req.NamespacedName, cp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if cp.IsFinished() || (cp.Status.NodeName != "" && cp.Status.NodeName != r.NodeName) {
+		return ctrl.Result{}, nil
+	}
 	return r.attempt(ctx, cp, pod)
 }
 
