@@ -6,7 +6,7 @@ import (
 	"net"
 	"path/filepath"
 
-	"github.com/stateshift/stateshift/pkg/interpreter/selfsigned"
+	"github.com/stateshift/stateshift/test/selfsigned"
 )
 
 // servingCert makes a throw-away CA and a serving certificate for the node's

@@ -25,8 +25,8 @@ import (
 
 	"github.com/stateshift/stateshift/cmd/interpreter-webhook/app/options"
 	"github.com/stateshift/stateshift/pkg/interpreter"
-	"github.com/stateshift/stateshift/pkg/interpreter/selfsigned"
 	"github.com/stateshift/stateshift/pkg/restore"
+	"github.com/stateshift/stateshift/test/selfsigned"
 	"github.com/stateshift/stateshift/test/testenv"
 )
 

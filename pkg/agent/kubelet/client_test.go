@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stateshift/stateshift/pkg/interpreter/selfsigned"
+	"github.com/stateshift/stateshift/test/selfsigned"
 )
 
 // fakeKubelet answers like the kubelet's checkpoint handler; only the

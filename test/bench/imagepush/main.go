@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/stateshift/stateshift/test/registry"
 )
 
 func main() {
@@ -49,18 +51,18 @@ func run(archiveMiB, memoryMiB, runs int, driver, workDir string) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	reg, err := startRegistry(filepath.Join(dir, "registry"))
+	reg, err := registry.Launch(registry.WithDir(filepath.Join(dir, "registry")))
 	if err != nil {
 		return err
 	}
-	defer reg.stop()
+	defer reg.Close()
 	ctx := context.Background()
 
 	archive := filepath.Join(dir, "checkpoint-200.tar")
 	if err := writeArchive(archive, int64(archiveMiB)<<20); err != nil {
 		return err
 	}
-	b := newBench(ctx, reg.host, dir, driver)
+	b := newBench(ctx, reg.Host, dir, driver)
 	times := map[string][]float64{}
 	for r := 0; r < runs; r++ {
 		// A fresh nonce per round: every push is of new bytes, so no
@@ -89,7 +91,7 @@ func run(archiveMiB, memoryMiB, runs int, driver, workDir string) error {
 		if err := writeArchive(big, int64(memoryMiB)<<20); err != nil {
 			return err
 		}
-		peak, err := peakRSSOfNativeBuild(big, reg.host+"/bench/memory")
+		peak, err := peakRSSOfNativeBuild(big, reg.Host+"/bench/memory")
 		if err != nil {
 			return err
 		}

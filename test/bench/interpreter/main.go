@@ -31,7 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/stateshift/stateshift/pkg/interpreter/selfsigned"
+	"github.com/stateshift/stateshift/test/selfsigned"
 )
 
 func main() {
