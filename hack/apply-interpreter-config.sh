@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Applies stateshift's ResourceInterpreterWebhookConfiguration to the Karmada
-# API server (KUBECONFIG), with a serving certificate for the webhook.
+# API server (KUBECONFIG), with a serving certificate for the webhook; with
+# --webhook pod-restore, the member cluster's MutatingWebhookConfiguration of
+# the pod-restore webhook instead (KUBECONFIG: the member's API server).
 #
 #   KUBECONFIG=karmada.config hack/apply-interpreter-config.sh \
 #       (--url https://127.0.0.1:8443/interpreter | --service stateshift-system/stateshift-interpreter-webhook) \
 #       --cert-dir DIR [--secret-kubeconfig FILE] [--days N]
-#   KUBECONFIG=karmada.config hack/apply-interpreter-config.sh --delete
+#   KUBECONFIG=member.config hack/apply-interpreter-config.sh --webhook pod-restore \
+#       (--url https://127.0.0.1:9443/mutate-pods | --service stateshift-system/stateshift-pod-restore) --cert-dir DIR
+#   KUBECONFIG=karmada.config hack/apply-interpreter-config.sh [--webhook pod-restore] --delete
 #
 # In DIR it keeps ca.crt/ca.key and tls.crt/tls.key (0600). Both are reused
 # while valid for 30 more days and, for the serving certificate, while its
@@ -18,14 +22,10 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KUBECTL="${KUBECTL:-${KUBE_BIN}/kubectl}"
-CONFIG="${ROOT_DIR}/artifacts/interpreter/webhook-configuration.yaml"
-CONFIG_NAME="stateshift-interpreter"
-SECRET_NAME="stateshift-interpreter-webhook-certs"
-SERVICE="stateshift-system/stateshift-interpreter-webhook"
-URL="" MODE="" CERT_DIR="" DELETE=0 DAYS=365 SECRET_KUBECONFIG=""
+URL="" MODE="" CERT_DIR="" DELETE=0 DAYS=365 SECRET_KUBECONFIG="" WEBHOOK=interpreter SERVICE=""
 
 usage() {
-	sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -37,17 +37,35 @@ while [[ $# -gt 0 ]]; do
 	--secret-kubeconfig) SECRET_KUBECONFIG="${2:?}"; shift 2 ;;
 	--days) DAYS="${2:?}"; shift 2 ;;
 	--delete) DELETE=1; shift ;;
+	--webhook) WEBHOOK="${2:?--webhook needs interpreter or pod-restore}"; shift 2 ;;
 	-h | --help) usage ;;
 	*) log "unknown argument: $1"; usage ;;
 	esac
 done
 
+# What each webhook's configuration is called and served as.
+case "${WEBHOOK}" in
+interpreter)
+	CONFIG="${ROOT_DIR}/artifacts/interpreter/webhook-configuration.yaml"
+	RESOURCE=resourceinterpreterwebhookconfigurations.config.karmada.io
+	CONFIG_NAME=stateshift-interpreter SECRET_NAME=stateshift-interpreter-webhook-certs
+	SERVICE="${SERVICE:-stateshift-system/stateshift-interpreter-webhook}" SERVICE_PATH=/interpreter
+	;;
+pod-restore)
+	CONFIG="${ROOT_DIR}/artifacts/agent/pod-restore-webhook.yaml"
+	RESOURCE=mutatingwebhookconfigurations.admissionregistration.k8s.io
+	CONFIG_NAME=stateshift-pod-restore SECRET_NAME=stateshift-pod-restore-certs
+	SERVICE="${SERVICE:-stateshift-system/stateshift-pod-restore}" SERVICE_PATH=/mutate-pods
+	;;
+*) die "--webhook must be interpreter or pod-restore, got ${WEBHOOK}" ;;
+esac
+
 [[ -x "${KUBECTL}" ]] || die "kubectl not found at ${KUBECTL} (hack/build-deps.sh kube builds it, or set KUBECTL)"
 [[ -n "${KUBECONFIG:-}" ]] || die "set KUBECONFIG to the Karmada API server's kubeconfig"
 
 if [[ "${DELETE}" == 1 ]]; then
-	log "deleting ResourceInterpreterWebhookConfiguration ${CONFIG_NAME}"
-	"${KUBECTL}" delete resourceinterpreterwebhookconfigurations.config.karmada.io "${CONFIG_NAME}" --ignore-not-found
+	log "deleting ${RESOURCE} ${CONFIG_NAME}"
+	"${KUBECTL}" delete "${RESOURCE}" "${CONFIG_NAME}" --ignore-not-found
 	exit 0
 fi
 
@@ -101,7 +119,7 @@ if ca_valid; then
 else
 	log "creating CA in ${CERT_DIR}"
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days $((DAYS * 3)) \
-		-subj "/CN=stateshift-interpreter-webhook-ca" -addext "basicConstraints=critical,CA:TRUE" \
+		-subj "/CN=stateshift-${WEBHOOK}-webhook-ca" -addext "basicConstraints=critical,CA:TRUE" \
 		-addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
 		-keyout "${TMP}/ca.key" -out "${TMP}/ca.crt" 2>/dev/null
 	mv "${TMP}/ca.key" "${CERT_DIR}/ca.key"
@@ -148,12 +166,12 @@ fi
 CA_BUNDLE="$(base64 -w0 <"${CERT_DIR}/ca.crt")"
 if [[ "${MODE}" == url ]]; then
 	CLIENT="url: \"${URL}\""
-	log "pointing Karmada at ${URL}"
+	log "pointing the API server at ${URL}"
 else
-	CLIENT="service: {namespace: ${SVC_NS}, name: ${SVC_NAME}, path: /interpreter, port: 443}"
-	log "pointing Karmada at Service ${SVC_NS}/${SVC_NAME}:443/interpreter"
+	CLIENT="service: {namespace: ${SVC_NS}, name: ${SVC_NAME}, path: ${SERVICE_PATH}, port: 443}"
+	log "pointing the API server at Service ${SVC_NS}/${SVC_NAME}:443${SERVICE_PATH}"
 fi
-log "applying ResourceInterpreterWebhookConfiguration ${CONFIG_NAME}"
+log "applying ${RESOURCE} ${CONFIG_NAME}"
 sed -e "s#^\( *\)service: {namespace: stateshift-system.*#\1${CLIENT}#" \
 	-e "s@^\( *\)# caBundle: .*@\1caBundle: ${CA_BUNDLE}@" "${CONFIG}" |
 	"${KUBECTL}" apply -f -

@@ -6,6 +6,7 @@ start_stateshift() {
   apply_stateshift_apis
   start_interpreter_webhook
   start_agents
+  start_pod_restore_webhooks
 }
 
 apply_stateshift_apis() {
@@ -121,5 +122,38 @@ start_agents() {
   for m in "${MEMBERS[@]}"; do
     wait_for "checkpoint-agent-${m}" "${TIMEOUT}" http_ok "http://127.0.0.1:${AGENT_HEALTH_PORT[${m}]}/readyz"
     log "checkpoint-agent-${m}: ready"
+  done
+}
+
+# One pod-restore webhook per member (checkpoint-agent pod-restore-webhook,
+# artifacts/agent/pod-restore.yaml runs it as a Deployment), as the
+# stateshift-pod-restore ServiceAccount of artifacts/agent/pod-restore-rbac.yaml,
+# registered with the member's API server by
+# hack/apply-interpreter-config.sh --webhook pod-restore on its local URL.
+POD_RESTORE_SA=stateshift-pod-restore
+declare -A POD_RESTORE_PORT=([member1]=19467 [member2]=19477)
+declare -A POD_RESTORE_HEALTH_PORT=([member1]=19468 [member2]=19478)
+declare -A POD_RESTORE_METRICS_PORT=([member1]=19469 [member2]=19479)
+
+start_pod_restore_webhooks() {
+  local m dir
+  build_go_binary checkpoint-agent ./cmd/checkpoint-agent || return 0
+  for m in "${MEMBERS[@]}"; do
+    dir="${RUN_DIR}/${m}/pod-restore"
+    kubectl_for "${m}" apply -f "${ROOT_DIR}/artifacts/agent/pod-restore-rbac.yaml" > /dev/null
+    write_sa_kubeconfig "${m}" "${STATESHIFT_NAMESPACE}" "${POD_RESTORE_SA}" "${dir}"
+    KUBECONFIG="${RUN_DIR}/${m}.kubeconfig" "${HACK_DIR}/apply-interpreter-config.sh" --webhook pod-restore \
+      --url "https://127.0.0.1:${POD_RESTORE_PORT[${m}]}/mutate-pods" --cert-dir "${dir}/certs" \
+      > "${LOG_DIR}/apply-pod-restore-config-${m}.log" 2>&1 ||
+      { cat "${LOG_DIR}/apply-pod-restore-config-${m}.log" >&2; die "pod-restore webhook configuration on ${m} failed"; }
+    start_proc "pod-restore-${m}" "${RUN_DIR}/bin/checkpoint-agent" pod-restore-webhook \
+      --kubeconfig "${dir}/kubeconfig" --bind-address 127.0.0.1 --secure-port "${POD_RESTORE_PORT[${m}]}" \
+      --cert-dir "${dir}/certs" \
+      --metrics-bind-address "127.0.0.1:${POD_RESTORE_METRICS_PORT[${m}]}" \
+      --health-probe-bind-address "127.0.0.1:${POD_RESTORE_HEALTH_PORT[${m}]}"
+  done
+  for m in "${MEMBERS[@]}"; do
+    wait_for "pod-restore-${m}" "${TIMEOUT}" http_ok "http://127.0.0.1:${POD_RESTORE_HEALTH_PORT[${m}]}/readyz"
+    log "pod-restore-${m}: ready; ${m}'s MutatingWebhookConfiguration points at it"
   done
 }

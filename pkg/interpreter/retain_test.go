@@ -48,7 +48,8 @@ func TestRetainIsKarmadasWithoutMigration(t *testing.T) {
 }
 
 // With a restored member and the plan withdrawn, exactly the restore is
-// kept, plus the agent's annotations.
+// kept, plus the agent's annotations, and the restore is recorded as
+// completed (restore once).
 func TestRetainKeepsRestore(t *testing.T) {
 	plan := restore.Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptImage}}
 	for _, obj := range workloads(t) {
@@ -62,7 +63,9 @@ func TestRetainKeepsRestore(t *testing.T) {
 
 		req := retainRequest(t, template, observed)
 		got := patched(t, req, call(t, req))
-		sameJSON(t, got, withAnnotations(restored, map[string]string{restore.AnnotationLatestCheckpoint: "db-0-ckpt-2"}))
+		sameJSON(t, got, withAnnotations(restored, map[string]string{
+			restore.AnnotationLatestCheckpoint: "db-0-ckpt-2", restore.AnnotationRestoreCompleted: plan.Checkpoint,
+		}))
 
 		// The user changes the image: their change wins.
 		changed := template.DeepCopy()

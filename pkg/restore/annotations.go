@@ -34,5 +34,23 @@ const (
 	AnnotationPodImages = Prefix + "pod-images"
 )
 
+// AnnotationRestoreCompleted (workload only, never the pod template: a
+// template change would roll the pods) names the checkpoint whose restore
+// finished on this member. Retain writes it when the plan is withdrawn from
+// a restored workload; the member's pod-restore webhook then starts a pod
+// that still claims that checkpoint (a StatefulSet pod re-created, a
+// Deployment scaled up) from the template's original image: restore once.
+const AnnotationRestoreCompleted = Prefix + "restore-completed"
+
+// Pod annotations written by the member's pod-restore webhook.
+const (
+	// AnnotationColdStart says why a pod created from a restored template
+	// starts from its original image instead of a checkpoint.
+	AnnotationColdStart = Prefix + "cold-start"
+	// AnnotationRestoredImages (pod only) is a JSON object container ->
+	// checkpoint image the pod restores from, when it differs per pod.
+	AnnotationRestoredImages = Prefix + "restored-images"
+)
+
 // IsStateshiftAnnotation says whether key belongs to stateshift.
 func IsStateshiftAnnotation(key string) bool { return strings.HasPrefix(key, Prefix) }

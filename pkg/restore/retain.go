@@ -15,7 +15,11 @@ import (
 //   - a restored workload's checkpoint images, pull policy and pod-template
 //     annotations, when desired is exactly the pre-restore workload (the
 //     restore plan was withdrawn and the user changed nothing): otherwise
-//     withdrawing the plan would roll the restored pods back to a cold start.
+//     withdrawing the plan would roll the restored pods back to a cold start;
+//   - then also AnnotationRestoreCompleted on the workload: the plan is
+//     withdrawn from a cluster only once its copy runs restored, so from
+//     here on a new pod of this workload must not restore the same
+//     checkpoint again (the member's pod-restore webhook reads it).
 //
 // If the user changed the pod template (an image other than the recorded
 // original, or any other field), desired wins: those pods must start from
@@ -37,6 +41,14 @@ func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstruc
 		if _, ok := annotations[k]; !ok || isRestoreKey(k) {
 			annotations[k] = v
 		}
+	}
+	if keep {
+		annotations[AnnotationRestoreCompleted] = observed.GetAnnotations()[AnnotationRestoredFrom]
+	}
+	if planned(out) {
+		// A new restore is armed for this cluster: whatever completed here
+		// before must not stop its pods (even the same checkpoint again).
+		delete(annotations, AnnotationRestoreCompleted)
 	}
 	if !keep && !planned(out) {
 		// The restore is over (plan withdrawn and the user's template wins):
@@ -141,8 +153,9 @@ func KeepRestored(desired, observed *unstructured.Unstructured) (bool, error) {
 	return subset(stripRestore(desiredTemplate, originals), stripRestore(observedTemplate, originals)), nil
 }
 
-// restoreKeys are the annotations Rewrite writes (the agent's are not).
-var restoreKeys = []string{AnnotationRestoredFrom, AnnotationOriginalImages, AnnotationPodImages}
+// restoreKeys are the annotations of a restore (Rewrite's and Retain's;
+// the agent's are not).
+var restoreKeys = []string{AnnotationRestoredFrom, AnnotationOriginalImages, AnnotationPodImages, AnnotationRestoreCompleted}
 
 func isRestoreKey(k string) bool {
 	for _, r := range restoreKeys {

@@ -87,14 +87,23 @@ func TestRetain(t *testing.T) {
 		a[AnnotationOriginalImages] = "{"
 		brokenRecord.SetAnnotations(a)
 
+		completedObserved := completed(observedRestored, plan.Checkpoint)
+
 		cases := []struct {
 			name              string
 			desired, observed *unstructured.Unstructured
 			want              *unstructured.Unstructured
 		}{
-			{"plan withdrawn, nothing else changed: stay restored", template, observedRestored, withAgentAnnotation(restored)},
+			{"plan withdrawn, nothing else changed: stay restored, restore completed", template, observedRestored,
+				completed(withAgentAnnotation(restored), plan.Checkpoint)},
 			{"plan withdrawn, after Karmada's annotation retention", karmadaRetained(template, observedRestored), observedRestored,
-				karmadaRetained(restored, observedRestored)},
+				completed(karmadaRetained(restored, observedRestored), plan.Checkpoint)},
+			{"restore completed before: stays", karmadaRetained(template, completedObserved), completedObserved,
+				completed(karmadaRetained(restored, completedObserved), plan.Checkpoint)},
+			{"new plan armed on a cluster that completed a restore: the record goes", karmadaRetained(restored, completedObserved), completedObserved,
+				withoutCompleted(karmadaRetained(restored, completedObserved))},
+			{"user changed the image after a completed restore: record goes", karmadaRetained(changedImage, completedObserved), completedObserved,
+				withoutRestoreKeys(karmadaRetained(changedImage, completedObserved))},
 			{"user changed the image: user wins", changedImage, observedRestored, withAgentAnnotation(changedImage)},
 			{"user changed the image, after Karmada's annotation retention: restore keys dropped",
 				karmadaRetained(changedImage, observedRestored), observedRestored,
@@ -116,6 +125,22 @@ func TestRetain(t *testing.T) {
 			})
 		}
 	}
+}
+
+func completed(u *unstructured.Unstructured, checkpoint string) *unstructured.Unstructured {
+	u = u.DeepCopy()
+	a := u.GetAnnotations()
+	a[AnnotationRestoreCompleted] = checkpoint
+	u.SetAnnotations(a)
+	return u
+}
+
+func withoutCompleted(u *unstructured.Unstructured) *unstructured.Unstructured {
+	u = u.DeepCopy()
+	a := u.GetAnnotations()
+	delete(a, AnnotationRestoreCompleted)
+	u.SetAnnotations(a)
+	return u
 }
 
 func withoutRestoreKeys(u *unstructured.Unstructured) *unstructured.Unstructured {

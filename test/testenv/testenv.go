@@ -70,13 +70,20 @@ func Scheme() *runtime.Scheme {
 type Env struct {
 	Config *rest.Config
 	Client client.Client
-	env    *envtest.Environment
+	// Webhook says where the API server expects the webhooks of
+	// Options.WebhookPaths (LocalServingHost, LocalServingPort,
+	// LocalServingCertDir with tls.crt and tls.key).
+	Webhook *envtest.WebhookInstallOptions
+	env     *envtest.Environment
 }
 
 // Options tune Start.
 type Options struct {
 	// ExtraCRDDirs are installed beside artifacts/crds (e.g. Karmada's CRDs).
 	ExtraCRDDirs []string
+	// WebhookPaths are admission webhook configurations (YAML) to install;
+	// their clientConfig is pointed at a local server the test runs.
+	WebhookPaths []string
 }
 
 // Start runs etcd and kube-apiserver with stateshift's CRDs and stops them
@@ -92,6 +99,7 @@ func Start(t testing.TB, opts ...Options) *Env {
 		CRDDirectoryPaths:     append([]string{filepath.Join(Root(), "artifacts", "crds")}, o.ExtraCRDDirs...),
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme(),
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: o.WebhookPaths, LocalServingHost: "127.0.0.1"},
 	}
 	cfg, err := e.Start()
 	if err != nil {
@@ -106,7 +114,7 @@ func Start(t testing.TB, opts ...Options) *Env {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &Env{Config: cfg, Client: c, env: e}
+	return &Env{Config: cfg, Client: c, Webhook: &e.WebhookInstallOptions, env: e}
 }
 
 // Namespace creates a namespace for one test.

@@ -32,7 +32,8 @@ import (
 	"github.com/stateshift/stateshift/pkg/version"
 )
 
-// NewAgentCommand is the checkpoint-agent command with its doctor subcommand.
+// NewAgentCommand is the checkpoint-agent command with its doctor and
+// pod-restore-webhook subcommands.
 func NewAgentCommand(ctx context.Context) *cobra.Command {
 	o := options.New()
 	cmd := &cobra.Command{
@@ -52,6 +53,7 @@ native), pushes it, reads it back by digest and deletes the archive.`,
 	}
 	o.AddFlags(cmd.PersistentFlags())
 	cmd.AddCommand(newDoctorCommand(ctx, o))
+	cmd.AddCommand(newPodRestoreCommand(ctx, o))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

@@ -218,7 +218,8 @@ func TestServeOverHTTPS(t *testing.T) {
 		t.Fatalf("InterpretDependency: %+v", resp)
 	}
 
-	// Retain of a restored member whose plan was withdrawn keeps the checkpoint image.
+	// Retain of a restored member whose plan was withdrawn keeps the
+	// checkpoint image and records the restore as completed.
 	template := &unstructured.Unstructured{}
 	_ = template.UnmarshalJSON([]byte(statefulSetJSON))
 	unstructured.RemoveNestedField(template.Object, "status")
@@ -235,6 +236,7 @@ func TestServeOverHTTPS(t *testing.T) {
 	got := apply(t, desired, resp)
 	var want map[string]interface{}
 	_ = json.Unmarshal(observed, &want)
+	want["metadata"].(map[string]interface{})["annotations"].(map[string]interface{})[restore.AnnotationRestoreCompleted] = plan.Checkpoint
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Retain:\n%v\nwant\n%v", got, want)
 	}

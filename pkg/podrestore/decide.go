@@ -1,0 +1,151 @@
+package podrestore
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/stateshift/stateshift/pkg/restore"
+)
+
+// Outcome is what the webhook did to a pod.
+type Outcome string
+
+const (
+	// Unchanged: no restore planned, or the template's images are right.
+	Unchanged Outcome = "unchanged"
+	// PerPod: the pod's own checkpoint images were set.
+	PerPod Outcome = "per-pod"
+	// Cold: the pod starts from the template's original images.
+	Cold Outcome = "cold"
+)
+
+// Owner is what the webhook knows of the workload creating the pod.
+type Owner struct {
+	// Kind and Name of the workload (StatefulSet, or the ReplicaSet's
+	// Deployment).
+	Kind, Name string
+	// Annotations of the workload's metadata.
+	Annotations map[string]string
+}
+
+// Decision says how to change a pod.
+type Decision struct {
+	Outcome Outcome
+	// Images: container -> image to set.
+	Images map[string]string
+	// Reason explains the outcome; a Cold pod carries it as
+	// stateshift.io/cold-start.
+	Reason string
+}
+
+// Decide is the webhook's whole policy, pure so that it can be table
+// tested: owner may be nil (a pod without a controller, or its workload
+// already gone). An error means the pod's restore annotations are broken;
+// the pod is refused rather than started with a state that may not be its
+// own.
+func Decide(pod *corev1.Pod, owner *Owner) (Decision, error) {
+	from, planned := pod.Annotations[restore.AnnotationRestoredFrom]
+	if !planned {
+		return Decision{Outcome: Unchanged, Reason: "no restore planned"}, nil
+	}
+	originals, err := restore.OriginalImages(pod.Annotations)
+	if err != nil {
+		return Decision{}, fmt.Errorf("pod annotation %s: %w", restore.AnnotationOriginalImages, err)
+	}
+	if len(originals) == 0 {
+		return Decision{}, fmt.Errorf("pod annotation %s is missing: cannot tell the restored containers' original images", restore.AnnotationOriginalImages)
+	}
+	for c := range originals {
+		if !hasContainer(pod, c) {
+			return Decision{}, fmt.Errorf("pod annotation %s names container %q, the pod has %v", restore.AnnotationOriginalImages, c, containerNames(pod))
+		}
+	}
+	if owner != nil && owner.Annotations[restore.AnnotationRestoreCompleted] == from {
+		return Decision{Outcome: Cold, Images: originals, Reason: fmt.Sprintf(
+			"%s %s already completed its restore from %s on this cluster (restore once): starting from the template's image",
+			owner.Kind, owner.Name, from)}, nil
+	}
+	raw, perPod := pod.Annotations[restore.AnnotationPodImages]
+	if !perPod {
+		return Decision{Outcome: Unchanged, Reason: "every pod restores " + from}, nil
+	}
+	var pods map[string]map[string]string
+	if err := json.Unmarshal([]byte(raw), &pods); err != nil {
+		return Decision{}, fmt.Errorf("pod annotation %s is not a JSON object pod -> container -> image: %w", restore.AnnotationPodImages, err)
+	}
+	mine, ok := pods[pod.Name]
+	if !ok || pod.Name == "" {
+		// A pod the checkpoints do not cover (a StatefulSet scaled up
+		// since): the template's default images are another pod's state.
+		return Decision{Outcome: Cold, Images: originals, Reason: fmt.Sprintf(
+			"the restore plan %s has no checkpoint of pod %q (it has %v): starting from the template's image", from, pod.Name, sortedKeys(pods))}, nil
+	}
+	for _, c := range sortedKeys(mine) {
+		if _, restored := originals[c]; !restored {
+			return Decision{}, fmt.Errorf("pod annotation %s: pod %s: container %q is not a restored container (%v)", restore.AnnotationPodImages, pod.Name, c, sortedKeys(originals))
+		}
+		if err := restore.CheckDigestImage(mine[c]); err != nil {
+			return Decision{}, fmt.Errorf("pod annotation %s: pod %s: container %q: %w", restore.AnnotationPodImages, pod.Name, c, err)
+		}
+	}
+	return Decision{Outcome: PerPod, Images: mine, Reason: fmt.Sprintf("pod %s restores its own checkpoint (plan %s)", pod.Name, from)}, nil
+}
+
+// Apply returns a copy of pod changed as d says. A Cold pod loses the
+// restore annotations (it is not restored; kubectl describe shows why in
+// stateshift.io/cold-start); a PerPod pod records its images. The large
+// pod-images map is dropped from the pod either way: it is the template's.
+func Apply(pod *corev1.Pod, d Decision) (*corev1.Pod, error) {
+	out := pod.DeepCopy()
+	if d.Outcome == Unchanged {
+		return out, nil
+	}
+	for i := range out.Spec.Containers {
+		if image, ok := d.Images[out.Spec.Containers[i].Name]; ok {
+			out.Spec.Containers[i].Image = image
+		}
+	}
+	delete(out.Annotations, restore.AnnotationPodImages)
+	switch d.Outcome {
+	case Cold:
+		delete(out.Annotations, restore.AnnotationRestoredFrom)
+		delete(out.Annotations, restore.AnnotationOriginalImages)
+		out.Annotations[restore.AnnotationColdStart] = d.Reason
+	case PerPod:
+		raw, err := json.Marshal(d.Images)
+		if err != nil {
+			return nil, err
+		}
+		out.Annotations[restore.AnnotationRestoredImages] = string(raw)
+	}
+	return out, nil
+}
+
+func hasContainer(pod *corev1.Pod, name string) bool {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func containerNames(pod *corev1.Pod) []string {
+	out := make([]string, 0, len(pod.Spec.Containers))
+	for _, c := range pod.Spec.Containers {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
