@@ -3,8 +3,8 @@ package podrestore
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
