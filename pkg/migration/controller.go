@@ -14,9 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -136,11 +138,32 @@ func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 		}
 		return out
 	})
-	if err := ctrl.NewControllerManagedBy(mgr).Named("stateshift-migration").
+	migrations := ctrl.NewControllerManagedBy(mgr).Named("stateshift-migration").
 		For(&v1alpha1.Migration{}).
 		Watches(&v1alpha1.Checkpoint{}, migrationsInNamespace).
-		Watches(&workv1alpha2.ResourceBinding{}, migrationsInNamespace).
-		Complete(MigrationReconciler{c}); err != nil {
+		Watches(&workv1alpha2.ResourceBinding{}, migrationsInNamespace)
+	if c.Options.WatchClusters {
+		// An uncordon (or a cluster joining, leaving, being tainted or
+		// relabelled) decides whether a Cordon Migration still has a move
+		// to make: look at once, not at the next poll. Spec and label
+		// changes only: a Cluster's status is rewritten every few seconds.
+		cordonMigrations := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+			var l v1alpha1.MigrationList
+			if err := c.Client.List(ctx, &l); err != nil {
+				return nil
+			}
+			var out []reconcile.Request
+			for _, m := range l.Items {
+				if m.Spec.Trigger == v1alpha1.TriggerCordon && !isTerminal(m.Status.Phase) {
+					out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
+				}
+			}
+			return out
+		})
+		migrations = migrations.Watches(&clusterv1alpha1.Cluster{}, cordonMigrations,
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})))
+	}
+	if err := migrations.Complete(MigrationReconciler{c}); err != nil {
 		return err
 	}
 	if c.Options.WatchClusters {

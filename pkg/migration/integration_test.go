@@ -523,3 +523,180 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// cordon taints (or untaints) a member like `karmadactl cordon` (uncordon).
+func (h *harness) cordon(cluster string, on bool) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cl := &clusterv1alpha1.Cluster{}
+		if err := h.c.Get(h.ctx, types.NamespacedName{Name: cluster}, cl); err != nil {
+			return err
+		}
+		cl.Spec.Taints = nil
+		if on {
+			cl.Spec.Taints = []corev1.Taint{{Key: clusterv1alpha1.TaintClusterUnscheduler, Effect: corev1.TaintEffectNoSchedule}}
+		}
+		return h.c.Update(h.ctx, cl)
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// held says whether the binding's scheduling is suspended (or marked held).
+func (h *harness) held() bool {
+	rb := h.binding()
+	return (rb.Spec.Suspension != nil && ptr.Deref(rb.Spec.Suspension.Scheduling, false)) || rb.Annotations[migration.AnnotationScheduling] != ""
+}
+
+// activeCordon waits for the unfinished Cordon Migration of db (not one of done).
+func (h *harness) activeCordon(done ...string) v1alpha1.Migration {
+	h.t.Helper()
+	var mig v1alpha1.Migration
+	h.eventually("a new Cordon migration", 15*time.Second, func() (bool, string) {
+		for _, m := range h.migrations() {
+			if m.Spec.Trigger == v1alpha1.TriggerCordon && !contains(done, m.Name) {
+				mig = m
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d migrations", len(h.migrations()))
+	})
+	return mig
+}
+
+// ended waits for mig to end Failed with condition Restored=False and
+// reason, the hold lifted, and for the Event of that reason on it.
+func (h *harness) ended(mig v1alpha1.Migration, reason, eventType string, agent bool) v1alpha1.Migration {
+	h.t.Helper()
+	m := &v1alpha1.Migration{}
+	h.eventually("the migration ended "+reason+" with the hold lifted", 20*time.Second, func() (bool, string) {
+		if agent {
+			h.agent(true)
+		}
+		if err := h.c.Get(h.ctx, client.ObjectKeyFromObject(&mig), m); err != nil {
+			return false, err.Error()
+		}
+		c := findCondition(m.Status.Conditions, v1alpha1.ConditionRestored)
+		ok := m.Status.Phase == v1alpha1.MigrationFailed && c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason && !h.held()
+		return ok, fmt.Sprintf("%s %q %+v held=%v", m.Status.Phase, m.Status.Message, c, h.held())
+	})
+	if m.Status.CompletionTime == nil || m.Status.Message == "" {
+		h.t.Fatalf("ended without completion time or message: %+v", m.Status)
+	}
+	h.eventually("a "+reason+" Event on the migration", 10*time.Second, func() (bool, string) {
+		var events corev1.EventList
+		if err := h.c.List(h.ctx, &events, client.InNamespace(h.ns)); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range events.Items {
+			if e.Reason == reason && e.Type == eventType && e.InvolvedObject.Kind == "Migration" && e.InvolvedObject.Name == mig.Name {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d events", len(events.Items))
+	})
+	return *m
+}
+
+// TestCordonDuplicatedNowhereToGo: a Duplicated workload already on both
+// members (the make demo case). Cordoning member1 leaves it nowhere to go:
+// the Cordon Migration ends Failed (NoDestination) instead of staying
+// Armed forever, and the binding's scheduling is not left suspended.
+func TestCordonDuplicatedNowhereToGo(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
+	h.statefulSet("member1", "member2")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval.Duration = time.Hour })
+	h.eventually("the scheduled checkpoints", 20*time.Second, func() (bool, string) {
+		return len(h.agent(true)) > 0, ""
+	})
+
+	h.cordon("member1", true)
+	mig := h.activeCordon()
+	m := h.ended(mig, migration.ReasonNoDestination, corev1.EventTypeWarning, true)
+	if !strings.Contains(m.Status.Message, "member1") {
+		t.Fatalf("message does not name the cordoned cluster: %s", m.Status.Message)
+	}
+	// It stays ended, and the cordon does not start another one.
+	time.Sleep(3 * time.Second)
+	if ms := h.migrations(); len(ms) != 1 || ms[0].Status.Phase != v1alpha1.MigrationFailed {
+		t.Fatalf("migrations after the end: %+v", ms)
+	}
+	if h.held() {
+		t.Fatal("scheduling held after the migration ended")
+	}
+}
+
+// TestCordonLiftedOrLeftWithoutNewCluster: a workload on member1 and
+// member2, member3 free, so a Cordon Migration of member1 has somewhere to
+// go and waits Armed. An uncordon ends it (CordonLifted), while Armed and
+// while Checkpointing (the hold is lifted); a reschedule that drops member1
+// and keeps only member2, which ran it already, ends it too (NoNewCluster).
+func TestCordonLiftedOrLeftWithoutNewCluster(t *testing.T) {
+	h := start(t)
+	for _, c := range []string{"member1", "member2", "member3"} {
+		h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: c}})
+	}
+	h.statefulSet("member1", "member2")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval.Duration = time.Hour })
+	h.eventually("the scheduled checkpoints", 20*time.Second, func() (bool, string) {
+		return len(h.agent(true)) > 0, ""
+	})
+	armed := func(mig v1alpha1.Migration) {
+		t.Helper()
+		h.eventually("Armed, hold lifted", 20*time.Second, func() (bool, string) {
+			h.agent(true)
+			m := &v1alpha1.Migration{}
+			_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(&mig), m)
+			return m.Status.Phase == v1alpha1.MigrationArmed && !h.held(), fmt.Sprintf("%s %s held=%v", m.Status.Phase, m.Status.Message, h.held())
+		})
+	}
+
+	// 1. Uncordoned while Armed.
+	h.cordon("member1", true)
+	first := h.activeCordon()
+	armed(first)
+	h.cordon("member1", false)
+	h.ended(first, migration.ReasonCordonLifted, corev1.EventTypeNormal, false)
+
+	// 2. Uncordoned while Checkpointing (no agent: the fresh checkpoint
+	// never completes): the hold is lifted with it.
+	h.cordon("member1", true)
+	second := h.activeCordon(first.Name)
+	h.eventually("Checkpointing with scheduling held", 15*time.Second, func() (bool, string) {
+		m := &v1alpha1.Migration{}
+		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(&second), m)
+		return m.Status.Phase == v1alpha1.MigrationCheckpointing && h.held(), string(m.Status.Phase)
+	})
+	h.cordon("member1", false)
+	h.ended(second, migration.ReasonCordonLifted, corev1.EventTypeNormal, false)
+
+	// 3. Karmada drops member1 and keeps member2 only: no new cluster.
+	// First as an eviction does it (member1 out of spec.clusters, not
+	// rescheduled yet): that is mid-move, the Migration waits for the
+	// destination; then the scheduler answers with member2 only.
+	h.cordon("member1", true)
+	third := h.activeCordon(first.Name, second.Name)
+	armed(third)
+	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) {
+		rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "member2", Replicas: 1}}
+	})
+	time.Sleep(3 * time.Second)
+	if m := (&v1alpha1.Migration{}); h.c.Get(h.ctx, client.ObjectKeyFromObject(&third), m) != nil || m.Status.Phase != v1alpha1.MigrationArmed {
+		t.Fatalf("ended before Karmada rescheduled the evicted workload: %s %s", m.Status.Phase, m.Status.Message)
+	}
+	h.updateBinding(true, func(rb *workv1alpha2.ResourceBinding) {
+		rb.Status.SchedulerObservedGeneration = rb.Generation
+	})
+	m := h.ended(third, migration.ReasonNoNewCluster, corev1.EventTypeWarning, false)
+	if m.Status.DestinationCluster != "" || m.Status.RestoredTime != nil {
+		t.Fatalf("a move without a new cluster claims a destination or a restore: %+v", m.Status)
+	}
+	for _, mm := range h.migrations() {
+		if !mm.IsFinished() {
+			t.Fatalf("unfinished migration left: %s %s", mm.Name, mm.Status.Phase)
+		}
+	}
+}

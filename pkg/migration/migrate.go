@@ -23,7 +23,9 @@ import (
 //	detected moves:  Restoring (the armed plan restores the destination) -> Restored
 //
 // and FellBack when no restore is possible (ColdStart), Failed on errors
-// it cannot recover from.
+// it cannot recover from and for a move that does not happen (a Cordon
+// Migration whose cordon was lifted or that has no new cluster to go to:
+// see noMove).
 type MigrationReconciler struct{ *Controller }
 
 const poll = 2 * time.Second
@@ -235,6 +237,12 @@ func (r MigrationReconciler) migrationCheckpoints(ctx context.Context, m *v1alph
 }
 
 func (r MigrationReconciler) checkpointing(ctx context.Context, m *v1alpha1.Migration, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding) (ctrl.Result, error) {
+	// A cordon lifted, or one with nowhere to go, ends here and lifts the
+	// hold (a fresh checkpoint already asked for still completes, and the
+	// policy arms it like any other).
+	if ended, err := r.cordonOver(ctx, m, w, rb); ended || err != nil {
+		return ctrl.Result{}, err
+	}
 	if dest := m.Spec.DestinationCluster; dest != "" {
 		// A held move (onRestoreImpossible=Hold) stays held while its
 		// destination cannot restore: start() held it, and every later
@@ -343,6 +351,13 @@ func (r MigrationReconciler) armed(ctx context.Context, m *v1alpha1.Migration, w
 	dest := added(m.Status.SourceClusters, BoundClusters(rb))
 	if len(dest) == 0 {
 		if m.Spec.Trigger == v1alpha1.TriggerCordon {
+			// Over when the move can no longer happen: the cordon was
+			// lifted, the cordoned cluster left without a new one joining
+			// (a Duplicated or Divided placement kept on clusters that
+			// already ran it), or no cluster could ever take it.
+			if ended, err := r.cordonOver(ctx, m, w, rb); ended || err != nil {
+				return ctrl.Result{}, err
+			}
 			// Keep the armed plan fresh while waiting: the policy's
 			// schedule re-arms it with newer checkpoints.
 			return ctrl.Result{RequeueAfter: 10 * poll}, nil

@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -258,6 +261,81 @@ func TestClassify(t *testing.T) {
 	for i, tc := range cases {
 		if got := Classify(tc.states, tc.rescheduled); got != tc.want {
 			t.Errorf("case %d: %s, want %s", i, got, tc.want)
+		}
+	}
+}
+
+func TestCordonEnd(t *testing.T) {
+	m1, m12, none := []string{"m1"}, []string{"m1", "m2"}, []string(nil)
+	cases := []struct {
+		name string
+		s    CordonState
+		want string
+	}{
+		{"waiting: a cluster can take it", CordonState{Cordoned: m1, Sources: m12, Bound: m12, Elsewhere: []string{"m3"}, ElsewhereKnown: true}, ""},
+		{"clusters unknown: keep waiting", CordonState{Cordoned: m1, Sources: m12, Bound: m12}, ""},
+		{"moved to a new cluster: restored, not ended", CordonState{Cordoned: m1, Sources: m12, Bound: []string{"m2", "m3"}, ElsewhereKnown: true}, ""},
+		{"new cluster wins over an uncordon", CordonState{Cordoned: m1, Sources: m1, Bound: []string{"m2"}, Lifted: true, ElsewhereKnown: true}, ""},
+		{"duplicated everywhere: nowhere to go", CordonState{Cordoned: m1, Sources: m12, Bound: m12, ElsewhereKnown: true}, ReasonNoDestination},
+		{"source left, the rest ran it already", CordonState{Cordoned: m1, Sources: m12, Bound: []string{"m2"}, Scheduled: true, Elsewhere: []string{"m3"}, ElsewhereKnown: true}, ReasonNoNewCluster},
+		{"source evicted, not rescheduled yet: mid-move", CordonState{Cordoned: m1, Sources: m12, Bound: []string{"m2"}, Elsewhere: []string{"m3"}, ElsewhereKnown: true}, ""},
+		{"source evicted, runs nowhere yet: mid-move", CordonState{Cordoned: m1, Sources: m1, Bound: none, Scheduled: true, Elsewhere: []string{"m2"}, ElsewhereKnown: true}, ""},
+		{"mid-move while uncordoned: still the move", CordonState{Cordoned: m1, Sources: m1, Bound: none, Lifted: true, ElsewhereKnown: true}, ""},
+		{"source left after an uncordon: it left", CordonState{Cordoned: m1, Sources: m12, Bound: []string{"m2"}, Scheduled: true, Lifted: true, ElsewhereKnown: true}, ReasonNoNewCluster},
+		{"uncordoned", CordonState{Cordoned: m1, Sources: m12, Bound: m12, Lifted: true, Elsewhere: []string{"m3"}, ElsewhereKnown: true}, ReasonCordonLifted},
+		{"uncordoned with nowhere to go: lifted says more", CordonState{Cordoned: m1, Sources: m12, Bound: m12, Lifted: true, ElsewhereKnown: true}, ReasonCordonLifted},
+	}
+	for _, tc := range cases {
+		reason, msg := CordonEnd(tc.s)
+		if reason != tc.want || (reason != "") != (msg != "") {
+			t.Errorf("%s: got %q (%s), want %q", tc.name, reason, msg, tc.want)
+		}
+	}
+	if _, msg := CordonEnd(CordonState{Cordoned: m1, Sources: m12, Bound: []string{"m2"}, Scheduled: true, ElsewhereKnown: true}); !strings.Contains(msg, "m1 left") || !strings.Contains(msg, "(m2)") {
+		t.Errorf("message does not name the clusters: %s", msg)
+	}
+}
+
+func TestCanPlace(t *testing.T) {
+	cordon := corev1.Taint{Key: clusterv1alpha1.TaintClusterUnscheduler, Effect: corev1.TaintEffectNoSchedule}
+	notReady := corev1.Taint{Key: clusterv1alpha1.TaintClusterNotReady, Effect: corev1.TaintEffectNoExecute}
+	cluster := func(name string, lbls map[string]string, taints ...corev1.Taint) *clusterv1alpha1.Cluster {
+		return &clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: lbls}, Spec: clusterv1alpha1.ClusterSpec{Taints: taints}}
+	}
+	gone := cluster("m3", nil)
+	gone.DeletionTimestamp = &metav1.Time{Time: t0}
+	names := &policyv1alpha1.Placement{ClusterAffinity: &policyv1alpha1.ClusterAffinity{ClusterNames: []string{"m1", "m2"}}}
+	exclude := &policyv1alpha1.Placement{ClusterAffinity: &policyv1alpha1.ClusterAffinity{ExcludeClusters: []string{"m3"}}}
+	byLabel := &policyv1alpha1.Placement{ClusterAffinity: &policyv1alpha1.ClusterAffinity{LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}}
+	groups := &policyv1alpha1.Placement{ClusterAffinities: []policyv1alpha1.ClusterAffinityTerm{
+		{AffinityName: "primary", ClusterAffinity: policyv1alpha1.ClusterAffinity{ClusterNames: []string{"m1"}}},
+		{AffinityName: "backup", ClusterAffinity: policyv1alpha1.ClusterAffinity{ClusterNames: []string{"m3"}}},
+	}}
+	tolerant := &policyv1alpha1.Placement{ClusterTolerations: []corev1.Toleration{{Key: clusterv1alpha1.TaintClusterUnscheduler, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}}
+	cases := []struct {
+		name string
+		p    *policyv1alpha1.Placement
+		cl   *clusterv1alpha1.Cluster
+		want bool
+	}{
+		{"no placement: any cluster", nil, cluster("m3", nil), true},
+		{"empty placement: any cluster", &policyv1alpha1.Placement{}, cluster("m3", nil), true},
+		{"cordoned", nil, cluster("m3", nil, cordon), false},
+		{"not ready (NoExecute)", nil, cluster("m3", nil, notReady), false},
+		{"PreferNoSchedule does not filter", nil, cluster("m3", nil, corev1.Taint{Key: "x", Effect: corev1.TaintEffectPreferNoSchedule}), true},
+		{"cordon tolerated", tolerant, cluster("m3", nil, cordon), true},
+		{"being deleted", nil, gone, false},
+		{"not among clusterNames", names, cluster("m3", nil), false},
+		{"among clusterNames", names, cluster("m2", nil), true},
+		{"excluded", exclude, cluster("m3", nil), false},
+		{"label matches", byLabel, cluster("m3", map[string]string{"env": "prod"}), true},
+		{"label does not match", byLabel, cluster("m3", map[string]string{"env": "dev"}), false},
+		{"a later affinity group", groups, cluster("m3", nil), true},
+		{"in no affinity group", groups, cluster("m4", nil), false},
+	}
+	for _, tc := range cases {
+		if got := CanPlace(tc.p, tc.cl); got != tc.want {
+			t.Errorf("%s: got %v want %v", tc.name, got, tc.want)
 		}
 	}
 }
