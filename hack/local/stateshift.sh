@@ -84,7 +84,9 @@ start_interpreter_webhook() {
 # runtime here) with the identity its DaemonSet would have: the
 # stateshift-checkpoint-agent ServiceAccount of artifacts/agent/rbac.yaml
 # (RUN_DIR/<member>/agent/{token,kubeconfig}). Each agent has its own buildah
-# storage and work folder under the run folder.
+# storage and work folder under the run folder. Eight attempts (the default
+# is five): with the default backoff they span two minutes, longer than the
+# ~20 s local-up needs to bring back a registry an e2e test stopped.
 AGENT_SA=stateshift-checkpoint-agent
 declare -A AGENT_HEALTH_PORT=([member1]=19466 [member2]=19476)
 declare -A AGENT_METRICS_PORT=([member1]=19465 [member2]=19475)
@@ -116,6 +118,7 @@ start_agents() {
       --checkpoint-dir "${nodedir}/checkpoints" --work-dir "${dir}/work" \
       --buildah-root "${dir}/buildah/storage" --buildah-runroot "${dir}/buildah/run" \
       --insecure-registries "${REGISTRY_HOST}" \
+      --max-attempts 8 \
       --metrics-bind-address "127.0.0.1:${AGENT_METRICS_PORT[${m}]}" \
       --health-probe-bind-address "127.0.0.1:${AGENT_HEALTH_PORT[${m}]}"
   done

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -41,14 +42,16 @@ const (
 
 var migrationLogs = append(logsFor(framework.Members...), "interpreter-webhook", "checkpoint-agent-member1", "checkpoint-agent-member2")
 
-// protectedOnMember1 creates a 1-replica workload (Deployment or
+// protectedOnMember1 creates a workload (Deployment or
 // StatefulSet) with simulated state, a PropagationPolicy allowing
 // `clusters` (member2 cordoned while it is scheduled, so it lands on
 // member1), and a CheckpointPolicy; it waits until the workload runs on
 // member1 and the restore is armed with a verified checkpoint.
 func protectedOnMember1(t *testing.T, ns string, w client.Object, interval time.Duration, onImpossible v1alpha1.RestoreImpossibleAction, clusters []string) *v1alpha1.CheckpointPolicy {
 	t.Helper()
-	framework.WithState(w, stateBytes)
+	if !hasState(w) {
+		framework.WithState(w, stateBytes)
+	}
 	pp := framework.PropagationPolicy(ns, "place", clusters, w)
 	if len(clusters) > 1 {
 		env.Cordon(t, framework.Member2)
@@ -58,7 +61,7 @@ func protectedOnMember1(t *testing.T, ns string, w client.Object, interval time.
 	env.Create(t, w, pp)
 	w.GetObjectKind().SetGroupVersionKind(gvk) // Create decodes the answer without it
 	framework.Eventually(t, scheduleTimeout, "bound to member1", boundTo(ns, kind, w.GetName(), framework.Member1))
-	framework.Eventually(t, scheduleTimeout, "pod Running on member1", env.PodsRunning(framework.Member1, ns, w.GetName(), 1))
+	framework.Eventually(t, scheduleTimeout, "pods Running on member1", env.PodsRunning(framework.Member1, ns, w.GetName(), replicasOf(w)))
 	if len(clusters) > 1 {
 		env.Uncordon(t, framework.Member2)
 	}
@@ -66,6 +69,31 @@ func protectedOnMember1(t *testing.T, ns string, w client.Object, interval time.
 	env.Create(t, cp)
 	framework.Eventually(t, moveTimeout, "restore armed with a verified checkpoint", armed(ns, cp.Name, w.GetName()))
 	return cp
+}
+
+// hasState says whether a test workload's pods already have a simulated
+// memory size (framework.WithState).
+func hasState(w client.Object) bool {
+	var a map[string]string
+	switch o := w.(type) {
+	case *appsv1.StatefulSet:
+		a = o.Spec.Template.Annotations
+	case *appsv1.Deployment:
+		a = o.Spec.Template.Annotations
+	}
+	_, ok := a[nodesim.MemoryBytesAnnotation]
+	return ok
+}
+
+// replicasOf is a test workload's replica count.
+func replicasOf(w client.Object) int {
+	switch o := w.(type) {
+	case *appsv1.StatefulSet:
+		return int(*o.Spec.Replicas)
+	case *appsv1.Deployment:
+		return int(*o.Spec.Replicas)
+	}
+	return 1
 }
 
 // armed checks that a CheckpointPolicy reports the workload armed.
@@ -150,12 +178,17 @@ func appState(ctx context.Context, cluster, ns, app string) (nodesim.ContainerSt
 	if len(live) != 1 {
 		return nodesim.ContainerState{}, fmt.Errorf("%d live pods of %s on %s", len(live), app, cluster)
 	}
-	list, err := env.NodeState(ctx, cluster, ns, live[0].Name, container)
+	return podState(ctx, cluster, ns, live[0].Name)
+}
+
+// podState is the simulator's state of one pod's container on a member.
+func podState(ctx context.Context, cluster, ns, pod string) (nodesim.ContainerState, error) {
+	list, err := env.NodeState(ctx, cluster, ns, pod, container)
 	if err != nil {
 		return nodesim.ContainerState{}, err
 	}
 	if len(list) != 1 {
-		return nodesim.ContainerState{}, fmt.Errorf("node of %s reports %d containers for %s/%s", cluster, len(list), live[0].Name, container)
+		return nodesim.ContainerState{}, fmt.Errorf("node of %s reports %d containers for %s/%s", cluster, len(list), pod, container)
 	}
 	return list[0], nil
 }
@@ -180,6 +213,13 @@ func verifyRestoredState(t *testing.T, cluster, ns, app, image string) nodesim.S
 	if err != nil {
 		t.Fatal(err)
 	}
+	return checkRestoredState(t, cluster, st, saved, image)
+}
+
+// checkRestoredState compares a container's state with the state saved in
+// the image it should have restored.
+func checkRestoredState(t *testing.T, cluster string, st nodesim.ContainerState, saved nodesim.SavedState, image string) nodesim.SavedState {
+	t.Helper()
 	if st.RestoredFrom != image || st.RestoredCounter != saved.Counter || st.RestoredMemorySHA256 != saved.MemorySHA256 {
 		t.Fatalf("%s restored %q at counter %d (memory %s); the image %s holds counter %d (memory %s)",
 			cluster, st.RestoredFrom, st.RestoredCounter, st.RestoredMemorySHA256, image, saved.Counter, saved.MemorySHA256)
@@ -252,6 +292,34 @@ func TestMigrationManualMove(t *testing.T) {
 			}
 		}
 		return slices.Contains(ex, framework.Member2), fmt.Sprintf("exclude=%v armed=%s", ex, op.Annotations["stateshift.io/restored-from"]), nil
+	})
+	// ...a pod re-created after that (deleted, evicted, node lost) starts
+	// from the template's image, not from the old checkpoint (member2's
+	// pod-restore webhook reads the completed restore Retain recorded)...
+	var pods corev1.PodList
+	if err := env.Members[framework.Member2].List(t.Context(), &pods, client.InNamespace(ns), client.MatchingLabels{"app": "web"}); err != nil || len(pods.Items) != 1 {
+		t.Fatalf("member2's pods of web: %d, %v", len(pods.Items), err)
+	}
+	if err := env.Members[framework.Member2].Delete(t.Context(), &pods.Items[0]); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, moveTimeout, "the re-created pod on member2 starts cold", func(ctx context.Context) (bool, string, error) {
+		var l corev1.PodList
+		if err := env.Members[framework.Member2].List(ctx, &l, client.InNamespace(ns), client.MatchingLabels{"app": "web"}); err != nil {
+			return false, "", err
+		}
+		for _, p := range l.Items {
+			if p.UID == pods.Items[0].UID || p.DeletionTimestamp != nil {
+				continue
+			}
+			st, err := podState(ctx, framework.Member2, ns, p.Name)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return st.Running && st.RestoredFrom == "" && st.Image == framework.TestImage,
+				fmt.Sprintf("%s running=%t image=%s restoredFrom=%q cold-start=%q", p.Name, st.Running, st.Image, st.RestoredFrom, p.Annotations["stateshift.io/cold-start"]), nil
+		}
+		return false, "no new pod yet", nil
 	})
 	// ...the next scheduled checkpoint (of member2's pod) re-arms future
 	// moves with the NEW state...

@@ -260,33 +260,15 @@ func (e *Env) LabelCluster(t testing.TB, cluster, key, value string) {
 
 // StopComponents stops local-up processes by the PIDs recorded in
 // pids/<name>.pid (SIGKILL: a lost machine does not shut down cleanly).
-// When the test ends hack/local-up.sh starts them again (it starts what is
-// not running) and the members are waited for to be Ready in Karmada.
+// When the test ends those still stopped are started again
+// (StartComponents).
 func (e *Env) StopComponents(t testing.TB, names ...string) {
 	t.Helper()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "bash", filepath.Join(Root(), "hack", "local-up.sh"))
-		cmd.Env = append(os.Environ(), "STATESHIFT_RUN_DIR="+e.RunDir)
-		if fileExists(filepath.Join(e.RunDir, "registry", "auth.json")) && os.Getenv("REGISTRY_AUTH") == "" {
-			cmd.Env = append(cmd.Env, "REGISTRY_AUTH=1")
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("restore: hack/local-up.sh after stopping %v: %v\n%s", names, err, tail(string(out), 30))
-			return
-		}
-		for _, m := range Members {
-			for {
-				ok, _, _ := e.ClusterReady(m)(ctx)
-				if ok {
-					break
-				}
-				if ctx.Err() != nil {
-					t.Errorf("restore: %s not Ready again", m)
-					break
-				}
-				time.Sleep(PollInterval)
+		for _, n := range names {
+			if !processRunning(e.RunDir, n) {
+				e.StartComponents(t)
+				return
 			}
 		}
 	})
@@ -306,6 +288,39 @@ func (e *Env) StopComponents(t testing.TB, names ...string) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+}
+
+// StartComponents runs hack/local-up.sh, which starts what is not running
+// (with the same flags, run folder and data), and waits for the members
+// to be Ready in Karmada again.
+func (e *Env) StartComponents(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(Root(), "hack", "local-up.sh"))
+	cmd.Env = append(os.Environ(), "STATESHIFT_RUN_DIR="+e.RunDir)
+	if fileExists(filepath.Join(e.RunDir, "registry", "auth.json")) && os.Getenv("REGISTRY_AUTH") == "" {
+		cmd.Env = append(cmd.Env, "REGISTRY_AUTH=1")
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("hack/local-up.sh (start stopped components): %v\n%s", err, tail(string(out), 30))
+		return
+	}
+	for _, m := range Members {
+		for {
+			ok, _, _ := e.ClusterReady(m)(ctx)
+			if ok {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Errorf("%s not Ready again", m)
+				return
+			}
+			time.Sleep(PollInterval)
+		}
+	}
+	t.Logf("stopped components started again in %v", time.Since(start).Round(100*time.Millisecond))
 }
 
 func (e *Env) pid(component string) (int, error) {

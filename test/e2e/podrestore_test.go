@@ -1,0 +1,143 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/restore"
+	"github.com/stateshift/stateshift/test/e2e/framework"
+)
+
+// TestMigrationStatefulSetPodsRestoreTheirOwn: a StatefulSet with two
+// replicas moves to member2; each pod resumes from ITS OWN checkpoint (the
+// template carries one image; member2's pod-restore webhook sets each
+// pod's from stateshift.io/pod-images). Then restore once per pod: after
+// the restore completed, a re-created db-1 starts cold while db-0 keeps
+// running restored.
+func TestMigrationStatefulSetPodsRestoreTheirOwn(t *testing.T) {
+	framework.Phase(t)
+	env.DumpLogsOnFailure(t, append(migrationLogs, "pod-restore-member1", "pod-restore-member2")...)
+	ns := env.Namespace(t, "e2e-mig-sts2")
+	sts := framework.StatefulSet(ns, "db", 2)
+	protectedOnMember1(t, ns, sts, 30*time.Second, "", []string{framework.Member1})
+
+	mig := &v1alpha1.Migration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-member2"},
+		Spec: v1alpha1.MigrationSpec{
+			WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"},
+			DestinationCluster: framework.Member2, Trigger: v1alpha1.TriggerManual,
+		},
+	}
+	env.Create(t, mig)
+	framework.Eventually(t, moveTimeout, "Migration Restored", migrationPhase(ns, mig.Name, v1alpha1.MigrationRestored))
+	m, err := getMigration(t.Context(), ns, mig.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := map[string]string{}
+	for _, c := range m.Status.Checkpoints {
+		images[c.Pod] = c.Images[container]
+	}
+	if len(images) != 2 || images["db-0"] == "" || images["db-1"] == "" || images["db-0"] == images["db-1"] {
+		t.Fatalf("the Migration should use one checkpoint per pod, with different images: %+v", m.Status.Checkpoints)
+	}
+
+	for _, pod := range []string{"db-0", "db-1"} {
+		framework.Eventually(t, moveTimeout, pod+" on member2 restored from its own image", podRestoredFrom(framework.Member2, ns, pod, images[pod]))
+		saved, err := framework.SavedState(t.Context(), images[pod])
+		if err != nil {
+			t.Fatalf("read %s's checkpoint image: %v", pod, err)
+		}
+		st, err := podState(t.Context(), framework.Member2, ns, pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRestoredState(t, framework.Member2, st, saved, images[pod])
+	}
+	framework.Eventually(t, moveTimeout, "member1 runs nothing", env.NoPods(framework.Member1, ns, "db"))
+
+	// Restore once: the plan is withdrawn from member2 once it runs
+	// restored, and Retain records the completed restore on member2's
+	// StatefulSet (metadata only: no rollout)...
+	framework.Eventually(t, moveTimeout, "member2's StatefulSet records the completed restore", func(ctx context.Context) (bool, string, error) {
+		s := &appsv1.StatefulSet{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, s); err != nil {
+			return false, "", err
+		}
+		done := s.Annotations[restore.AnnotationRestoreCompleted]
+		return done != "" && done == s.Annotations[restore.AnnotationRestoredFrom], fmt.Sprintf("annotations %v", s.Annotations), nil
+	})
+	// ...so a re-created pod does not bring back the old state: it starts
+	// from the template's image, and says why.
+	before, err := podState(t.Context(), framework.Member2, ns, "db-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &corev1.Pod{}
+	if err := env.Members[framework.Member2].Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "db-1"}, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Members[framework.Member2].Delete(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, moveTimeout, "db-1 re-created on member2 starts cold", func(ctx context.Context) (bool, string, error) {
+		p := &corev1.Pod{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "db-1"}, p); err != nil {
+			return false, "", client.IgnoreNotFound(err)
+		}
+		if p.UID == old.UID {
+			return false, "old db-1 still there", nil
+		}
+		st, err := podState(ctx, framework.Member2, ns, "db-1")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		reason := p.Annotations[restore.AnnotationColdStart]
+		return st.Running && st.RestoredFrom == "" && st.Image == framework.TestImage && strings.Contains(reason, "restore once"),
+			fmt.Sprintf("running=%t image=%s restoredFrom=%q cold-start=%q", st.Running, st.Image, st.RestoredFrom, reason), nil
+	})
+	after, err := podState(t.Context(), framework.Member2, ns, "db-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.RestoredFrom != images["db-0"] || after.RestoredCounter != before.RestoredCounter || after.Counter < before.Counter {
+		t.Fatalf("db-0 was disturbed by db-1's re-creation: before %+v after %+v", before, after)
+	}
+	// The template change rule still holds for the whole StatefulSet: the
+	// OverridePolicy no longer targets member2.
+	op := &policyv1alpha1.OverridePolicy{}
+	if err := env.Karmada.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "stateshift-restore-statefulset-db"}, op); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range op.Spec.OverrideRules {
+		if r.TargetCluster != nil && !slices.Contains(r.TargetCluster.ExcludeClusters, framework.Member2) {
+			t.Fatalf("the restore plan still targets member2: %+v", r.TargetCluster)
+		}
+	}
+}
+
+// podRestoredFrom checks one pod's container on a member runs restored
+// from image.
+func podRestoredFrom(cluster, ns, pod, image string) framework.Check {
+	return func(ctx context.Context) (bool, string, error) {
+		st, err := podState(ctx, cluster, ns, pod)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return st.Running && st.RestoredFrom == image, fmt.Sprintf("%s/%s: running=%t restoredFrom=%q reason=%q", cluster, pod, st.Running, st.RestoredFrom, st.Reason), nil
+	}
+}
