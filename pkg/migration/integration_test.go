@@ -700,3 +700,73 @@ func TestCordonLiftedOrLeftWithoutNewCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateChangeDisarms: a checkpoint holds one version of the pod
+// template. After the user changes the template the old checkpoint is no
+// longer armed (a move would restore the old version into the new
+// template), the old pod of the rollout is not checkpointed as the new
+// template's, and the first checkpoint of a pod of the new template arms
+// the restore again.
+func TestTemplateChangeDisarms(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	sts := h.statefulSet("member1")
+	h.policy(nil)
+	var first []string
+	h.eventually("a scheduled checkpoint", 20*time.Second, func() (bool, string) {
+		first = h.agent(true)
+		return len(first) == 1, fmt.Sprint(first)
+	})
+	h.eventually("the restore armed", 10*time.Second, func() (bool, string) {
+		op := h.overridePolicy()
+		return op != nil && op.Annotations[restore.AnnotationRestoredFrom] == first[0], excludes(op)
+	})
+
+	if err := h.c.Get(h.ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
+		t.Fatal(err)
+	}
+	sts.Spec.Template.Spec.Containers[0].Image = "registry.example.com/db:2"
+	if err := h.c.Update(h.ctx, sts); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("disarmed after the template change", 15*time.Second, func() (bool, string) {
+		p := &v1alpha1.CheckpointPolicy{}
+		if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p); err != nil {
+			t.Fatal(err)
+		}
+		op := h.overridePolicy()
+		msg := ""
+		if len(p.Status.Workloads) == 1 {
+			msg = p.Status.Workloads[0].Message
+		}
+		return op == nil && strings.Contains(msg, "pod template changed"), fmt.Sprintf("op=%v message=%q", op != nil, msg)
+	})
+	// db-0 still runs db:1 (the rollout has not reached it): no checkpoint
+	// of it counts for the new template, so none is taken.
+	time.Sleep(7 * time.Second) // longer than the 5 s schedule
+	if got := h.agent(true); len(got) != 0 {
+		t.Fatalf("checkpointed a pod of the old template: %v", got)
+	}
+	if op := h.overridePolicy(); op != nil {
+		t.Fatalf("armed again from a pod of the old template: %s", op.Annotations[restore.AnnotationRestoredFrom])
+	}
+
+	// The rollout replaces db-0 with a pod of the new template.
+	pod := &corev1.Pod{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "db-0"}, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Spec.Containers[0].Image = "registry.example.com/db:2"
+	if err := h.c.Update(h.ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	var second []string
+	h.eventually("a checkpoint of the new template", 20*time.Second, func() (bool, string) {
+		second = h.agent(true)
+		return len(second) == 1, fmt.Sprint(second)
+	})
+	h.eventually("armed again from it", 10*time.Second, func() (bool, string) {
+		op := h.overridePolicy()
+		return op != nil && op.Annotations[restore.AnnotationRestoredFrom] == second[0], excludes(op)
+	})
+}

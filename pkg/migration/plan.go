@@ -14,9 +14,11 @@ import (
 // BuildPlan turns the latest verified Checkpoint of each pod into a restore
 // plan. The plan's checkpoint (the name a restored workload reports as
 // restoredFrom) is the first pod's, in name order (ordinal 0 of a
-// StatefulSet); its images are the template's default. A StatefulSet with
-// several checkpointed pods also gets per-pod images (restore.Plan.Pods) so
-// each pod can restore its own state; a Deployment's pods have random
+// StatefulSet); its images are the template's default. A StatefulSet's
+// plan always lists each checkpointed pod's images (restore.Plan.Pods):
+// the member's pod-restore webhook gives every pod its own and starts a pod
+// without a checkpoint cold, even when only one pod has one (otherwise every
+// replica would restore that pod's state). A Deployment's pods have random
 // names, so every replica restores the newest pod checkpoint.
 func BuildPlan(kind string, latest map[string]*v1alpha1.Checkpoint) (restore.Plan, error) {
 	pods := make([]string, 0, len(latest))
@@ -38,7 +40,7 @@ func BuildPlan(kind string, latest map[string]*v1alpha1.Checkpoint) (restore.Pla
 		}
 	}
 	p := restore.Plan{Checkpoint: first.Name, Containers: images(first)}
-	if kind == "StatefulSet" && len(pods) > 1 {
+	if kind == "StatefulSet" {
 		p.Pods = map[string]map[string]string{}
 		for _, pod := range pods {
 			p.Pods[pod] = images(latest[pod])

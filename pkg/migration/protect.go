@@ -125,12 +125,17 @@ func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPol
 			kept[pod] = append(kept[pod], k...)
 		}
 	}
-	// The plan restores each pod's latest verified checkpoint, wherever it
-	// was taken: mid-move the destination has none of its own yet.
+	// The plan restores each pod's latest verified checkpoint of the
+	// current pod template, wherever it was taken: mid-move the destination
+	// has none of its own yet.
+	hash := TemplateHash(w.u)
 	latest := map[string]*v1alpha1.Checkpoint{}
+	stale := false
 	for pod, list := range kept {
-		if l := LatestVerified(list); l != nil {
+		if l := LatestVerified(OfTemplate(list, hash)); l != nil {
 			latest[pod] = l
+		} else if LatestVerified(list) != nil {
+			stale = true
 		}
 	}
 	var errs []error
@@ -146,7 +151,10 @@ func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPol
 				ref.Checkpoint, ref.Images, ref.CompletionTime = l.Name, images(l), l.Status.CompletionTime
 			}
 			pw.Pods = append(pw.Pods, ref)
-			due := Due(onCluster(kept[pod.Name], cluster), interval, now)
+			if !PodRunsTemplate(&pod, w.u) {
+				continue // an old pod of a rollout: its state is not the new template's
+			}
+			due := Due(onCluster(OfTemplate(kept[pod.Name], hash), cluster), interval, now)
 			if due > 0 {
 				if due < wait {
 					wait = due
@@ -160,6 +168,10 @@ func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPol
 	}
 	if err := r.armWorkload(ctx, p, w, latest, &pw); err != nil {
 		errs = append(errs, err)
+	}
+	if stale && len(latest) == 0 && pw.Message != "" {
+		pw.Message = "the pod template changed since the last verified checkpoint: " +
+			"waiting for a checkpoint of the new template (a move now starts cold rather than restore the old version)"
 	}
 	if len(errs) > 0 {
 		return pw, wait, errs[0]

@@ -11,9 +11,11 @@ import (
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/restore"
 )
 
 const (
@@ -132,8 +134,10 @@ func TestBuildPlan(t *testing.T) {
 	if p.Checkpoint != "db-0-aaaaa" || p.Containers["app"] != imgA || p.Pods["db-1"]["app"] != imgB || p.Pods["db-0"]["app"] != imgA {
 		t.Fatalf("plan = %+v", p)
 	}
-	p, err = BuildPlan("StatefulSet", map[string]*v1alpha1.Checkpoint{"db-0": &a})
-	if err != nil || p.Pods != nil {
+	// One pod's checkpoint: still per pod, so the member's pod-restore
+	// webhook starts the other replicas cold instead of with db-0's state.
+	p, err = BuildPlan("StatefulSet", map[string]*v1alpha1.Checkpoint{"db-1": &b})
+	if err != nil || len(p.Pods) != 1 || p.Pods["db-1"]["app"] != imgB {
 		t.Fatalf("single pod plan = %+v, %v", p, err)
 	}
 	// Deployment: the newest pod checkpoint, no per-pod images.
@@ -337,5 +341,51 @@ func TestCanPlace(t *testing.T) {
 		if got := CanPlace(tc.p, tc.cl); got != tc.want {
 			t.Errorf("%s: got %v want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestTemplateHashAndPodRunsTemplate(t *testing.T) {
+	sts := func(image string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]interface{}{
+			"spec": map[string]interface{}{"replicas": int64(3), "template": map[string]interface{}{
+				"metadata": map[string]interface{}{"labels": map[string]interface{}{"app": "db"}},
+				"spec":     map[string]interface{}{"containers": []interface{}{map[string]interface{}{"name": "app", "image": image}}},
+			}},
+		}}
+	}
+	v1, v2 := sts("registry.example.com/db:1"), sts("registry.example.com/db:2")
+	if TemplateHash(v1) != TemplateHash(sts("registry.example.com/db:1")) || TemplateHash(v1) == TemplateHash(v2) {
+		t.Fatal("the hash must follow the pod template and only it")
+	}
+	scaled := sts("registry.example.com/db:1")
+	scaled.Object["spec"].(map[string]interface{})["replicas"] = int64(5)
+	if TemplateHash(scaled) != TemplateHash(v1) {
+		t.Fatal("a scale changed the template hash: every scale would disarm")
+	}
+	pod := func(image string, annotations map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: annotations},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}
+	}
+	restored := map[string]string{restore.AnnotationRestoredFrom: "db-0-x", restore.AnnotationOriginalImages: `{"app":"registry.example.com/db:1"}`}
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		tmpl *unstructured.Unstructured
+		want bool
+	}{
+		{"same image", pod("registry.example.com/db:1", nil), v1, true},
+		{"old pod of a rollout", pod("registry.example.com/db:1", nil), v2, false},
+		{"restored pod of this template", pod(imgA, restored), v1, true},
+		{"restored pod of the old template", pod(imgA, restored), v2, false},
+		{"checkpoint image without a record", pod(imgA, nil), v1, false},
+	} {
+		if got := PodRunsTemplate(tc.pod, tc.tmpl); got != tc.want {
+			t.Errorf("%s: PodRunsTemplate = %v", tc.name, got)
+		}
+	}
+	cps := []v1alpha1.Checkpoint{{ObjectMeta: metav1.ObjectMeta{Name: "old", Annotations: map[string]string{AnnotationTemplateHash: TemplateHash(v1)}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "new", Annotations: map[string]string{AnnotationTemplateHash: TemplateHash(v2)}}}, {}}
+	if got := OfTemplate(cps, TemplateHash(v2)); len(got) != 1 || got[0].Name != "new" {
+		t.Fatalf("OfTemplate = %+v", got)
 	}
 }

@@ -1,0 +1,74 @@
+package migration
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/restore"
+)
+
+// AnnotationTemplateHash on a Checkpoint is the hash of the workload's pod
+// template (TemplateHash) when the Checkpoint was created. A checkpoint
+// holds the process of one version of the pod template; restoring it into
+// another (a new image, new environment) would silently bring back the
+// old version, so only checkpoints of the current template are armed.
+const AnnotationTemplateHash = "stateshift.io/template-hash"
+
+// TemplateHash is a short, stable hash of a workload template's
+// spec.template as the user wrote it in the Karmada API (the restore
+// rewrite happens in an OverridePolicy, never there). encoding/json sorts
+// map keys, so equal templates hash equal.
+func TemplateHash(u *unstructured.Unstructured) string {
+	t, _, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "template")
+	raw, _ := json.Marshal(t)
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:8])
+}
+
+// OfTemplate keeps the Checkpoints taken under the template with hash h.
+func OfTemplate(cps []v1alpha1.Checkpoint, h string) []v1alpha1.Checkpoint {
+	var out []v1alpha1.Checkpoint
+	for _, c := range cps {
+		if c.Annotations[AnnotationTemplateHash] == h {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// PodRunsTemplate says whether a running pod was created from the
+// template's current images: during a rollout the old pods still run, and
+// a checkpoint of one of them must not be taken as the new template's. A
+// restored pod runs a checkpoint image; what it was created from is its
+// recorded original image.
+func PodRunsTemplate(pod *corev1.Pod, u *unstructured.Unstructured) bool {
+	containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+	var originals map[string]string
+	if _, restored := pod.Annotations[restore.AnnotationRestoredFrom]; restored {
+		originals, _ = restore.OriginalImages(pod.Annotations)
+	}
+	running := map[string]string{}
+	for _, c := range pod.Spec.Containers {
+		running[c.Name] = c.Image
+		if o, ok := originals[c.Name]; ok {
+			running[c.Name] = o
+		}
+	}
+	for _, c := range containers {
+		m, ok := c.(map[string]interface{})
+		if !ok {
+			return false
+		}
+		name, _ := m["name"].(string)
+		image, _ := m["image"].(string)
+		if got, ok := running[name]; !ok || got != image {
+			return false
+		}
+	}
+	return true
+}
