@@ -200,7 +200,7 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 				LabelWorkload: w.label(), LabelCluster: cluster, LabelPolicy: p.Name, LabelPod: pod,
 				LabelManagedBy: ManagedBy,
 			},
-			Annotations: map[string]string{AnnotationTemplateHash: TemplateHash(w.u)},
+			Annotations: map[string]string{AnnotationTemplateHash: TemplateHash(w.u), AnnotationTemplateImages: templateImagesJSON(w.u)},
 		},
 		Spec: v1alpha1.CheckpointSpec{
 			PodName:              pod,

@@ -39,7 +39,7 @@ func BuildPlan(kind string, latest map[string]*v1alpha1.Checkpoint) (restore.Pla
 			}
 		}
 	}
-	p := restore.Plan{Checkpoint: first.Name, Containers: images(first)}
+	p := restore.Plan{Checkpoint: first.Name, Containers: images(first), SourceImages: sourceImages(first)}
 	if kind == "StatefulSet" {
 		p.Pods = map[string]map[string]string{}
 		for _, pod := range pods {

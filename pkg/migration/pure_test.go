@@ -140,6 +140,13 @@ func TestBuildPlan(t *testing.T) {
 	if err != nil || len(p.Pods) != 1 || p.Pods["db-1"]["app"] != imgB {
 		t.Fatalf("single pod plan = %+v, %v", p, err)
 	}
+	// The images the checkpointed containers ran travel with the plan.
+	withSource := ckpt("db-0-ddddd", v1alpha1.CheckpointSucceeded, time.Minute, imgA)
+	withSource.Annotations = map[string]string{AnnotationTemplateImages: `{"app":"registry.example.com/db:1","sidecar":"x:1"}`}
+	p, err = BuildPlan("StatefulSet", map[string]*v1alpha1.Checkpoint{"db-0": &withSource})
+	if err != nil || !reflect.DeepEqual(p.SourceImages, map[string]string{"app": "registry.example.com/db:1"}) {
+		t.Fatalf("source images = %v, %v", p.SourceImages, err)
+	}
 	// Deployment: the newest pod checkpoint, no per-pod images.
 	p, err = BuildPlan("Deployment", map[string]*v1alpha1.Checkpoint{"web-x": &a, "web-y": &b})
 	if err != nil || p.Checkpoint != "db-1-bbbbb" || p.Pods != nil {

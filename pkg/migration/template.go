@@ -19,6 +19,45 @@ import (
 // old version, so only checkpoints of the current template are armed.
 const AnnotationTemplateHash = "stateshift.io/template-hash"
 
+// AnnotationTemplateImages on a Checkpoint is a JSON object container ->
+// image of the workload's pod template when the Checkpoint was created:
+// the plan carries it (restore.Plan.SourceImages) so the member can refuse
+// to restore it into a template that runs other images.
+const AnnotationTemplateImages = "stateshift.io/template-images"
+
+// TemplateImages reads the container images of a workload's pod template.
+func TemplateImages(u *unstructured.Unstructured) map[string]string {
+	containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+	out := make(map[string]string, len(containers))
+	for _, c := range containers {
+		if m, ok := c.(map[string]interface{}); ok {
+			name, _ := m["name"].(string)
+			image, _ := m["image"].(string)
+			out[name] = image
+		}
+	}
+	return out
+}
+
+// sourceImages reads a Checkpoint's AnnotationTemplateImages for the
+// containers it checkpointed; nil when absent or unreadable.
+func sourceImages(c *v1alpha1.Checkpoint) map[string]string {
+	var all map[string]string
+	if json.Unmarshal([]byte(c.Annotations[AnnotationTemplateImages]), &all) != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, cc := range c.Status.Containers {
+		if image := all[cc.Name]; image != "" {
+			out[cc.Name] = image
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 // TemplateHash is a short, stable hash of a workload template's
 // spec.template as the user wrote it in the Karmada API (the restore
 // rewrite happens in an OverridePolicy, never there). encoding/json sorts
@@ -71,4 +110,9 @@ func PodRunsTemplate(pod *corev1.Pod, u *unstructured.Unstructured) bool {
 		}
 	}
 	return true
+}
+
+func templateImagesJSON(u *unstructured.Unstructured) string {
+	raw, _ := json.Marshal(TemplateImages(u)) // map keys sorted: stable
+	return string(raw)
 }

@@ -68,6 +68,21 @@ func Decide(pod *corev1.Pod, owner *Owner) (Decision, error) {
 			"%s %s already completed its restore from %s on this cluster (restore once): starting from the template's image",
 			owner.Kind, owner.Name, from)}, nil
 	}
+	if raw, ok := pod.Annotations[restore.AnnotationSourceImages]; ok {
+		var source map[string]string
+		if err := json.Unmarshal([]byte(raw), &source); err != nil {
+			return Decision{}, fmt.Errorf("pod annotation %s is not a JSON object container -> image: %w", restore.AnnotationSourceImages, err)
+		}
+		for _, c := range sortedKeys(source) {
+			// The template changed after the checkpoint (a new image racing a
+			// move): restoring would run the old version's process.
+			if now, ok := originals[c]; ok && now != source[c] {
+				return Decision{Outcome: Cold, Images: originals, Reason: fmt.Sprintf(
+					"checkpoint %s holds container %s of image %s, the pod template now runs %s: starting from the template's image rather than the old version",
+					from, c, source[c], now)}, nil
+			}
+		}
+	}
 	raw, perPod := pod.Annotations[restore.AnnotationPodImages]
 	if !perPod {
 		return Decision{Outcome: Unchanged, Reason: "every pod restores " + from}, nil
@@ -113,6 +128,7 @@ func Apply(pod *corev1.Pod, d Decision) (*corev1.Pod, error) {
 	case Cold:
 		delete(out.Annotations, restore.AnnotationRestoredFrom)
 		delete(out.Annotations, restore.AnnotationOriginalImages)
+		delete(out.Annotations, restore.AnnotationSourceImages)
 		out.Annotations[restore.AnnotationColdStart] = d.Reason
 	case PerPod:
 		raw, err := json.Marshal(d.Images)

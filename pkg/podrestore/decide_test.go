@@ -64,6 +64,9 @@ func TestDecide(t *testing.T) {
 		{"one checkpoint for all (Deployment)", restoredPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: ""}), sts, Unchanged, ckpt0, ""},
 		{"one checkpoint for all, completed: cold", restoredPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: ""}),
 			&Owner{Kind: "Deployment", Name: "web", Annotations: map[string]string{restore.AnnotationRestoreCompleted: "db-0-ckpt"}}, Cold, original, ""},
+		{"checkpoint of the same image: restores", restoredPod("db-1", map[string]string{restore.AnnotationSourceImages: `{"app":"` + original + `"}`}), sts, PerPod, ckpt1, ""},
+		{"checkpoint of another image (template changed): cold", restoredPod("db-1", map[string]string{restore.AnnotationSourceImages: `{"app":"registry.example.com/team/db:1.3"}`}), sts, Cold, original, ""},
+		{"source-images not JSON", restoredPod("db-1", map[string]string{restore.AnnotationSourceImages: "["}), sts, "", "", "source-images is not a JSON object"},
 		{"pod-images not JSON", restoredPod("db-1", map[string]string{restore.AnnotationPodImages: "{"}), sts, "", "", "pod-images is not a JSON object"},
 		{"pod-images with a tag", restoredPod("db-1", map[string]string{restore.AnnotationPodImages: `{"db-1":{"app":"registry.example.com/ckpt/db:latest"}}`}), sts, "", "", "not by digest"},
 		{"pod-images names a container not restored", restoredPod("db-1", map[string]string{restore.AnnotationPodImages: `{"db-1":{"metrics":"` + ckpt1 + `"}}`}), sts, "", "", `container "metrics" is not a restored container`},
@@ -106,7 +109,7 @@ func TestDecide(t *testing.T) {
 			}
 			switch d.Outcome {
 			case Cold:
-				if a[restore.AnnotationColdStart] != d.Reason || a[restore.AnnotationRestoredFrom] != "" || a[restore.AnnotationPodImages] != "" {
+				if a[restore.AnnotationColdStart] != d.Reason || a[restore.AnnotationRestoredFrom] != "" || a[restore.AnnotationPodImages] != "" || a[restore.AnnotationSourceImages] != "" {
 					t.Fatalf("cold pod annotations %v", a)
 				}
 			case PerPod:

@@ -32,6 +32,9 @@ const (
 	// container -> image, for multi-replica StatefulSets whose pods restore
 	// from different checkpoints; a member-side mutation applies it.
 	AnnotationPodImages = Prefix + "pod-images"
+	// AnnotationSourceImages (pod template only) is a JSON object container
+	// -> image the checkpointed container ran (Plan.SourceImages).
+	AnnotationSourceImages = Prefix + "source-images"
 )
 
 // AnnotationRestoreCompleted (workload only, never the pod template: a

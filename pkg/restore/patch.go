@@ -38,23 +38,28 @@ func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
 		AnnotationRestoredFrom:   rw.restoredFrom,
 		AnnotationOriginalImages: rw.originalImages,
 	}
-	ops = append(ops, annotationOps(obj.Object, []string{"metadata"}, workload, false)...)
+	ops = append(ops, annotationOps(obj.Object, []string{"metadata"}, workload)...)
 
 	template := map[string]string{
 		AnnotationRestoredFrom:   rw.restoredFrom,
 		AnnotationOriginalImages: rw.originalImages,
 	}
-	if rw.podImages != "" {
-		template[AnnotationPodImages] = rw.podImages
+	var stale []string
+	for _, k := range sortedKeys(rw.optional()) {
+		if v := rw.optional()[k]; v != "" {
+			template[k] = v
+		} else {
+			stale = append(stale, k)
+		}
 	}
-	ops = append(ops, annotationOps(obj.Object, append(append([]string{}, rw.templatePath...), "metadata"), template, rw.podImages == "")...)
+	ops = append(ops, annotationOps(obj.Object, append(append([]string{}, rw.templatePath...), "metadata"), template, stale...)...)
 	return ops, nil
 }
 
 // annotationOps sets keys in the annotations of the metadata at path,
-// creating the metadata or the map when missing; removePodImages drops a
-// stale AnnotationPodImages.
-func annotationOps(obj map[string]interface{}, path []string, set map[string]string, removePodImages bool) []Operation {
+// creating the metadata or the map when missing, and removes the keys in
+// remove that a previous rewrite left.
+func annotationOps(obj map[string]interface{}, path []string, set map[string]string, remove ...string) []Operation {
 	pointer := "/" + strings.Join(path, "/")
 	meta, found, _ := unstructured.NestedFieldNoCopy(obj, path...)
 	if !found || meta == nil {
@@ -69,8 +74,10 @@ func annotationOps(obj map[string]interface{}, path []string, set map[string]str
 	for _, k := range sortedKeys(set) {
 		ops = append(ops, Operation{Op: "add", Path: pointer + "/annotations/" + escape(k), Value: set[k]})
 	}
-	if _, stale := current[AnnotationPodImages]; stale && removePodImages {
-		ops = append(ops, Operation{Op: "remove", Path: pointer + "/annotations/" + escape(AnnotationPodImages)})
+	for _, k := range remove {
+		if _, stale := current[k]; stale {
+			ops = append(ops, Operation{Op: "remove", Path: pointer + "/annotations/" + escape(k)})
+		}
 	}
 	return ops
 }

@@ -21,6 +21,13 @@ type Plan struct {
 	// is carried to the member as the pod-template annotation
 	// AnnotationPodImages; Containers stays the template's default.
 	Pods map[string]map[string]string `json:"pods,omitempty"`
+	// SourceImages optionally maps a container to the image it ran when
+	// checkpointed (the workload template's at the time). It is carried as
+	// the pod-template annotation AnnotationSourceImages: the member's
+	// pod-restore webhook starts a pod cold when its template now runs
+	// another image, so a template change racing a move never restores the
+	// old version's process.
+	SourceImages map[string]string `json:"sourceImages,omitempty"`
 }
 
 // Validate checks the plan on its own (not against a workload).
@@ -40,6 +47,11 @@ func (p Plan) Validate() error {
 	for _, c := range sortedKeys(p.Containers) {
 		if err := CheckDigestImage(p.Containers[c]); err != nil {
 			return fmt.Errorf("restore plan %s: container %q: %w", p.Checkpoint, c, err)
+		}
+	}
+	for _, c := range sortedKeys(p.SourceImages) {
+		if _, ok := p.Containers[c]; !ok || p.SourceImages[c] == "" {
+			return fmt.Errorf("restore plan %s: source image of container %q: not a planned container, or empty", p.Checkpoint, c)
 		}
 	}
 	for _, pod := range sortedKeys(p.Pods) {

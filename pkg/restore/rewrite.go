@@ -37,6 +37,13 @@ type rewrite struct {
 	restoredFrom   string
 	originalImages string
 	podImages      string // empty: remove any
+	sourceImages   string // empty: remove any
+}
+
+// optional are the pod-template annotations a plan may or may not carry:
+// set when the plan has them, removed when a previous rewrite left them.
+func (rw *rewrite) optional() map[string]string {
+	return map[string]string{AnnotationPodImages: rw.podImages, AnnotationSourceImages: rw.sourceImages}
 }
 
 func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
@@ -106,6 +113,13 @@ func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
 		}
 		rw.podImages = string(raw)
 	}
+	if len(p.SourceImages) > 0 {
+		raw, err := json.Marshal(p.SourceImages)
+		if err != nil {
+			return nil, err
+		}
+		rw.sourceImages = string(raw)
+	}
 	return rw, nil
 }
 
@@ -147,10 +161,12 @@ func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured
 	}
 	tmpl[AnnotationRestoredFrom] = rw.restoredFrom
 	tmpl[AnnotationOriginalImages] = rw.originalImages
-	if rw.podImages != "" {
-		tmpl[AnnotationPodImages] = rw.podImages
-	} else {
-		delete(tmpl, AnnotationPodImages)
+	for k, v := range rw.optional() {
+		if v != "" {
+			tmpl[k] = v
+		} else {
+			delete(tmpl, k)
+		}
 	}
 	if err := unstructured.SetNestedStringMap(out.Object, tmpl, templateAnnotationsPath...); err != nil {
 		return nil, err

@@ -102,6 +102,29 @@ func rewriteCases() []rewriteCase {
 				return toU(t, s)
 			},
 		},
+		{
+			name: "source images carried to the template, stale pod images dropped",
+			in: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				s.Spec.Template.Annotations[AnnotationPodImages] = `{"db-0":{"app":"` + ckptApp0 + `"}}`
+				return toU(t, s)
+			},
+			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, SourceImages: map[string]string{"app": "registry.example.com/team/app:1.3"}},
+			want: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				orig := `{"app":"` + appImage + `"}`
+				s.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
+				s.Annotations[AnnotationOriginalImages] = orig
+				s.Spec.Template.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
+				s.Spec.Template.Annotations[AnnotationOriginalImages] = orig
+				s.Spec.Template.Annotations[AnnotationSourceImages] = `{"app":"registry.example.com/team/app:1.3"}`
+				s.Spec.Template.Spec.Containers[0].Image = ckptApp
+				s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+				return toU(t, s)
+			},
+		},
+		{name: "source image of an unplanned container", in: func(t testing.TB) *unstructured.Unstructured { return toU(t, statefulSet()) },
+			plan: Plan{Checkpoint: "c", Containers: map[string]string{"app": ckptApp}, SourceImages: map[string]string{"sidecar": "x:1"}}, err: "not a planned container"},
 		{name: "unknown container", in: func(t testing.TB) *unstructured.Unstructured { return toU(t, statefulSet()) },
 			plan: Plan{Checkpoint: "c", Containers: map[string]string{"cache": ckptApp}}, err: `container "cache", the workload has app, sidecar`},
 		{name: "tag instead of digest", in: func(t testing.TB) *unstructured.Unstructured { return toU(t, statefulSet()) },
