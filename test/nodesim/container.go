@@ -37,6 +37,8 @@ type container struct {
 	restoredCounter uint64
 	restoredSHA     string
 	restoredAt      time.Time
+	restorePull     time.Duration // the checkpoint image's pull (kubelet's Pulled event)
+	restoreRuntime  time.Duration // the rest of the restore, after the pull
 
 	// The memory hash is costly for big states: keep the last one.
 	shaCounter uint64
@@ -93,10 +95,19 @@ type ContainerState struct {
 	// RestoredFrom is the checkpoint image the container was restored from
 	// ("" for a cold start), RestoredCounter the counter it resumed at and
 	// RestoredMemorySHA256 the hash of the memory read from the image.
-	RestoredFrom         string    `json:"restoredFrom,omitempty"`
-	RestoredCounter      uint64    `json:"restoredCounter,omitempty"`
-	RestoredMemorySHA256 string    `json:"restoredMemorySHA256,omitempty"`
-	Started              time.Time `json:"started,omitempty"`
+	RestoredFrom         string `json:"restoredFrom,omitempty"`
+	RestoredCounter      uint64 `json:"restoredCounter,omitempty"`
+	RestoredMemorySHA256 string `json:"restoredMemorySHA256,omitempty"`
+	// RestorePullSeconds is how long the restore spent pulling the
+	// checkpoint image from the registry (manifest and layer), the duration
+	// the Pulled event reports as a kubelet does; RestoreRuntimeSeconds is
+	// the rest of the restore, the runtime's checks and the rebuilding of the
+	// memory, until the container started. Both are absent for a cold start.
+	RestorePullSeconds    float64 `json:"restorePullSeconds,omitempty"`
+	RestoreRuntimeSeconds float64 `json:"restoreRuntimeSeconds,omitempty"`
+	// Started is when the container started (for a restore: after the pull
+	// and the restore).
+	Started time.Time `json:"started,omitempty"`
 }
 
 // State returns the state of one container of a pod running on this node.
@@ -136,6 +147,7 @@ func (n *Node) states(match func(*podState, *container) bool) []ContainerState {
 				Running: c.running, Reason: c.reason, Message: c.message,
 				Seed: c.seed, Counter: c.counter, MemoryBytes: c.memBytes,
 				RestoredFrom: c.restoredFrom, RestoredCounter: c.restoredCounter, RestoredMemorySHA256: c.restoredSHA,
+				RestorePullSeconds: c.restorePull.Seconds(), RestoreRuntimeSeconds: c.restoreRuntime.Seconds(),
 				Started: c.started,
 			}
 			if !c.running {

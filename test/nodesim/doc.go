@@ -7,5 +7,7 @@
 // block of "memory") grows every tick, serves the kubelet checkpoint API over
 // TLS with TokenReview/SubjectAccessReview authorization, writes archives in
 // CRI-O's layout, and restores containers from checkpoint images pulled from a
-// registry, refusing the way CRI-O does when it cannot.
+// registry, refusing the way CRI-O does when it cannot. Like a kubelet it
+// reports each pull in a Pulled event on the pod; a restored container's
+// state also tells how long the pull and the rest of the restore took.
 package nodesim

@@ -263,6 +263,37 @@ func (h *harness) waitWaiting(t *testing.T, name, reason string) corev1.Containe
 	return w
 }
 
+// events lists the Events with reason on a pod of the test namespace.
+func (h *harness) events(t *testing.T, pod, reason string) []corev1.Event {
+	t.Helper()
+	l, err := h.cs.CoreV1().Events(h.ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list events: %v", err)
+	}
+	var out []corev1.Event
+	for _, e := range l.Items {
+		if e.InvolvedObject.Kind == "Pod" && e.InvolvedObject.Name == pod && e.Reason == reason {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitEvent waits for an Event with reason on a pod and returns the first.
+func (h *harness) waitEvent(t *testing.T, pod, reason string) corev1.Event {
+	t.Helper()
+	var ev corev1.Event
+	eventually(t, 10*time.Second, reason+" event on "+pod, func() (bool, string) {
+		evs := h.events(t, pod, reason)
+		if len(evs) == 0 {
+			return false, "none"
+		}
+		ev = evs[0]
+		return true, ""
+	})
+	return ev
+}
+
 // kubeletPOST calls a node's kubelet API as the agent does.
 func kubeletCall(t *testing.T, n *Node, method, token, path string) (int, string, http.Header) {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,7 @@ func TestNodeSim(t *testing.T) {
 		if !ok || !first.Running || first.RestoredFrom != "" || first.MemoryBytes != 256<<10 {
 			t.Fatalf("state = %+v, %v", first, ok)
 		}
+		checkNoRestoreTimings(t, first)
 		eventually(t, 5*time.Second, "counter grows", func() (bool, string) {
 			s, _ := h.node.State(h.ns, "source", "app")
 			return s.Counter > first.Counter+3 && s.MemorySHA256 != first.MemorySHA256, ""
@@ -236,6 +238,44 @@ func TestNodeSim(t *testing.T) {
 		if err != nil || len(list) != 1 || list[0].RestoredFrom != ckptImage || list[0].RestoredCounter != archived.Counter {
 			t.Errorf("FetchState = %+v, %v", list, err)
 		}
+		// The restore reports its pull from the registry and the rest of it,
+		// which end before the container starts.
+		if s.RestorePullSeconds <= 0 || s.RestoreRuntimeSeconds <= 0 {
+			t.Errorf("restore timings: pull %gs, runtime %gs", s.RestorePullSeconds, s.RestoreRuntimeSeconds)
+		}
+		if len(list) == 1 && (list[0].RestorePullSeconds != s.RestorePullSeconds || list[0].RestoreRuntimeSeconds != s.RestoreRuntimeSeconds) {
+			t.Errorf("FetchState restore timings %g/%g, node %g/%g", list[0].RestorePullSeconds, list[0].RestoreRuntimeSeconds, s.RestorePullSeconds, s.RestoreRuntimeSeconds)
+		}
+		if created := pod.CreationTimestamp.Time; s.Started.Sub(created).Seconds() < s.RestorePullSeconds+s.RestoreRuntimeSeconds-0.001 {
+			t.Errorf("pod created %s, container started %s: less than the pull %gs and the restore %gs",
+				created, s.Started, s.RestorePullSeconds, s.RestoreRuntimeSeconds)
+		}
+		// And, as a kubelet, the pull in a Pulled event on the pod.
+		fi, err := os.Stat(archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := h.waitEvent(t, "restored", "Pulled")
+		m := regexp.MustCompile(`^Successfully pulled image "` + regexp.QuoteMeta(ckptImage) + `" in (\S+) \((\S+) including waiting\)\. Image size: (\d+) bytes\.$`).FindStringSubmatch(ev.Message)
+		if m == nil {
+			t.Fatalf("Pulled message %q", ev.Message)
+		}
+		d, err := time.ParseDuration(m[1])
+		want := time.Duration(s.RestorePullSeconds * float64(time.Second)).Truncate(time.Millisecond)
+		if err != nil || m[2] != m[1] || d < want-time.Millisecond || d > want+time.Millisecond {
+			t.Errorf("Pulled message %q, restore pull %gs", ev.Message, s.RestorePullSeconds)
+		}
+		if size, _ := strconv.ParseInt(m[3], 10, 64); size <= fi.Size() {
+			t.Errorf("image size %s, the layer alone has %d bytes", m[3], fi.Size())
+		}
+		if ev.Type != corev1.EventTypeNormal || ev.Source.Component != "kubelet" || ev.Source.Host != h.node.Name() ||
+			ev.InvolvedObject.Kind != "Pod" || ev.InvolvedObject.UID != pod.UID || ev.InvolvedObject.FieldPath != "spec.containers{app}" {
+			t.Errorf("Pulled event %+v", ev)
+		}
+		// An image the runtime does not pull has no such event.
+		if evs := h.events(t, "source", "Pulled"); len(evs) != 0 {
+			t.Errorf("Pulled events for a cold start without a pull: %+v", evs)
+		}
 	})
 
 	t.Run("RestoreNeedsBindMounts", func(t *testing.T) {
@@ -267,6 +307,11 @@ func TestNodeSim(t *testing.T) {
 		s, _ := h.node.State(h.ns, "plain", "app")
 		if s.RestoredFrom != "" || s.Seed == archived.Seed || s.Counter >= archived.Counter {
 			t.Errorf("state %+v of a cold start, archive %+v", s, archived)
+		}
+		// Pulled (its manifest), but not restored.
+		checkNoRestoreTimings(t, s)
+		if ev := h.waitEvent(t, "plain", "Pulled"); !strings.HasPrefix(ev.Message, `Successfully pulled image "`+plainImage+`" in `) {
+			t.Errorf("Pulled message %q", ev.Message)
 		}
 		if !strings.HasSuffix(pod.Status.ContainerStatuses[0].ImageID, plainImage[strings.Index(plainImage, "@"):]) {
 			t.Errorf("imageID %s, image %s", pod.Status.ContainerStatuses[0].ImageID, plainImage)
@@ -307,6 +352,10 @@ func TestNodeSim(t *testing.T) {
 		if s.RestoredCounter != archived.Counter || s.MemoryBytes != archived.MemoryBytes {
 			t.Errorf("state %+v after retry", s)
 		}
+		// The pull that succeeded, not the failed attempts and the back-off.
+		if s.RestorePullSeconds <= 0 || s.RestorePullSeconds >= h.node.cfg.BackoffInitial.Seconds() {
+			t.Errorf("restore pull %gs after a retry", s.RestorePullSeconds)
+		}
 	})
 
 	t.Run("BadMemoryAnnotation", func(t *testing.T) {
@@ -336,4 +385,26 @@ func TestNodeSim(t *testing.T) {
 			t.Errorf("checkpoint of a deleted pod: %d %q", code, body)
 		}
 	})
+}
+
+// checkNoRestoreTimings checks that a container that was not restored
+// reports no restore timings, not even as zeros in its JSON.
+func checkNoRestoreTimings(t *testing.T, s ContainerState) {
+	t.Helper()
+	if s.RestorePullSeconds != 0 || s.RestoreRuntimeSeconds != 0 {
+		t.Errorf("restore timings of a cold start: pull %gs, runtime %gs", s.RestorePullSeconds, s.RestoreRuntimeSeconds)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"restorePullSeconds", "restoreRuntimeSeconds"} {
+		if _, ok := fields[k]; ok {
+			t.Errorf("%s in the state of a cold start: %s", k, b)
+		}
+	}
 }

@@ -175,6 +175,7 @@ func (n *Node) startContainer(key string, ps *podState, c *container, pod *corev
 		// A timer of its own: the queue keeps one delay per key, and an
 		// earlier rate-limited re-add would swallow this one.
 		time.AfterFunc(backoff, func() { n.queue.Add(key) })
+		n.recordPulled(ps.ctx, pod, c.name, res.pulled)
 		return
 	}
 	c.running, c.reason, c.message = true, "", ""
@@ -185,14 +186,50 @@ func (n *Node) startContainer(key string, ps *podState, c *container, pod *corev
 		c.seed, c.counter, c.memBytes = r.state.Seed, r.state.Counter, r.state.MemoryBytes
 		c.restoredFrom, c.restoredCounter, c.restoredSHA, c.restoredAt = spec.Image, r.state.Counter, r.pagesSHA, now
 		c.sha, c.shaSeed, c.shaCounter = r.pagesSHA, r.state.Seed, r.state.Counter
+		if p := res.pulled; p != nil {
+			c.restorePull, c.restoreRuntime = p.duration, now.Sub(p.at)
+		}
 	}
+	pull, restore := c.restorePull, c.restoreRuntime
 	n.mu.Unlock()
 	if res.restored != nil {
-		logger.Info("Restored container from checkpoint image", "image", spec.Image, "counter", res.restored.state.Counter)
+		logger.Info("Restored container from checkpoint image", "image", spec.Image, "counter", res.restored.state.Counter,
+			"pull", pull, "restore", restore)
 	} else {
 		logger.V(2).Info("Started container", "image", spec.Image)
 	}
 	n.queue.Add(key)
+	// After the start, so the API call does not delay it; the event keeps
+	// the time of the pull.
+	n.recordPulled(ps.ctx, pod, c.name, res.pulled)
+}
+
+// recordPulled reports a successful pull in a Pulled Event on the pod, with
+// the kubelet's reason, wording and source. It is best effort, as the
+// kubelet's event recorder is: a failure is only logged.
+func (n *Node) recordPulled(ctx context.Context, pod *corev1.Pod, containerName string, p *pullResult) {
+	if p == nil || ctx.Err() != nil {
+		return
+	}
+	d := p.duration.Truncate(time.Millisecond)
+	msg := fmt.Sprintf("Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", p.image, d, d, p.size)
+	ts := metav1.NewTime(p.at)
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%v.%x", pod.Name, p.at.UnixNano()), Namespace: pod.Namespace},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
+			ResourceVersion: pod.ResourceVersion, FieldPath: fmt.Sprintf("spec.containers{%s}", containerName),
+		},
+		Reason: reasonPulled, Message: msg, Type: corev1.EventTypeNormal,
+		FirstTimestamp: ts, LastTimestamp: ts, Count: 1,
+		Source:              corev1.EventSource{Component: "kubelet", Host: n.cfg.NodeName},
+		ReportingController: "kubelet", ReportingInstance: n.cfg.NodeName,
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := n.client.CoreV1().Events(pod.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		klog.FromContext(ctx).V(1).Info("Could not record event", "pod", pod.Namespace+"/"+pod.Name, "reason", reasonPulled, "err", err)
+	}
 }
 
 // podStatus is the status the kubelet would report for pod. Times are cut to
