@@ -141,7 +141,13 @@ func (r MigrationReconciler) step(ctx context.Context, m *v1alpha1.Migration) (c
 
 func (r MigrationReconciler) start(ctx context.Context, m *v1alpha1.Migration, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding) (ctrl.Result, error) {
 	if len(m.Status.SourceClusters) == 0 {
-		m.Status.SourceClusters = BoundClusters(rb)
+		// A recorded move names its sources (the binding already shows the
+		// destination); a person's or a cordon's Migration starts from
+		// where the workload runs now.
+		m.Status.SourceClusters = MoveSources(m.Annotations[AnnotationMove])
+		if len(m.Status.SourceClusters) == 0 {
+			m.Status.SourceClusters = BoundClusters(rb)
+		}
 	}
 	if len(m.Status.SourceClusters) == 0 {
 		return r.fail(m, "NotScheduled", "the workload runs on no cluster: nothing to move")

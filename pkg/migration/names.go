@@ -99,3 +99,13 @@ func newest[T any, P interface {
 	}
 	return last
 }
+
+// MoveSources reads the source clusters of an AnnotationMove value
+// ("member1,member3->member2"); nil when there is none.
+func MoveSources(move string) []string {
+	from, _, ok := strings.Cut(move, "->")
+	if !ok || from == "" {
+		return nil
+	}
+	return strings.Split(from, ",")
+}

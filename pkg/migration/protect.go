@@ -399,20 +399,21 @@ func (c *Controller) recordMove(ctx context.Context, p *v1alpha1.CheckpointPolic
 			Namespace:   w.ns(),
 			Labels:      map[string]string{LabelWorkload: w.label(), LabelPolicy: p.Name, LabelManagedBy: ManagedBy},
 		},
+		// Everything the Migration needs is in what Create writes: the
+		// destination in the spec, the sources in AnnotationMove. A status
+		// write after the Create would race the Migration's own reconcile
+		// (it starts at once) and, lost to a conflict, leave a Migration
+		// without a destination.
 		Spec: v1alpha1.MigrationSpec{
-			WorkloadRef: v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: w.kind(), Name: w.name()},
-			Trigger:     trigger,
+			WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: w.kind(), Name: w.name()},
+			DestinationCluster: dest,
+			Trigger:            trigger,
 		},
 	}
 	if err := c.Client.Create(ctx, m); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil // another reconcile recorded this move
 		}
-		return fmt.Errorf("record %s migration of %s: %w", trigger, w.label(), err)
-	}
-	m.Status.SourceClusters = append([]string(nil), sources...)
-	m.Status.DestinationCluster = dest
-	if err := c.Client.Status().Update(ctx, m); err != nil {
 		return fmt.Errorf("record %s migration of %s: %w", trigger, w.label(), err)
 	}
 	c.Recorder.Eventf(w.obj, corev1.EventTypeNormal, "MoveDetected", "%s: %v -> %s, recorded as Migration %s", trigger, sources, dest, m.Name)

@@ -396,3 +396,16 @@ func TestTemplateHashAndPodRunsTemplate(t *testing.T) {
 		t.Fatalf("OfTemplate = %+v", got)
 	}
 }
+
+func TestMoveSources(t *testing.T) {
+	for move, want := range map[string][]string{
+		"member1->member2":         {"member1"},
+		"member1,member3->member2": {"member1", "member3"},
+		"":                         nil,
+		"->member2":                nil,
+	} {
+		if got := MoveSources(move); !reflect.DeepEqual(got, want) {
+			t.Errorf("MoveSources(%q) = %v, want %v", move, got, want)
+		}
+	}
+}

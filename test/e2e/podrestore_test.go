@@ -141,3 +141,66 @@ func podRestoredFrom(cluster, ns, pod, image string) framework.Check {
 		return st.Running && st.RestoredFrom == image, fmt.Sprintf("%s/%s: running=%t restoredFrom=%q reason=%q", cluster, pod, st.Running, st.RestoredFrom, st.Reason), nil
 	}
 }
+
+// TestMigrationTemplateChangeAfterMoveStartsCold: a person moved a
+// Deployment to member2 (the move lives in the binding); then the user
+// ships a new image without touching the PropagationPolicy. Karmada
+// re-applies the policy's placement and moves the workload back to member1
+// at once, racing the controller's withdrawal of the restore plan. Either
+// way member1 must run the NEW image, cold: never the old version's
+// checkpoint (the controller disarms checkpoints of the old template, and
+// member1's pod-restore webhook refuses a checkpoint of another image).
+func TestMigrationTemplateChangeAfterMoveStartsCold(t *testing.T) {
+	framework.Phase(t)
+	env.DumpLogsOnFailure(t, append(migrationLogs, "pod-restore-member1", "pod-restore-member2")...)
+	ns := env.Namespace(t, "e2e-mig-newimage")
+	deploy := framework.Deployment(ns, "web", 1)
+	protectedOnMember1(t, ns, deploy, 10*time.Second, "", []string{framework.Member1})
+	mig := &v1alpha1.Migration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-member2"},
+		Spec: v1alpha1.MigrationSpec{
+			WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+			DestinationCluster: framework.Member2, Trigger: v1alpha1.TriggerManual,
+		},
+	}
+	env.Create(t, mig)
+	framework.Eventually(t, moveTimeout, "Migration Restored", migrationPhase(ns, mig.Name, v1alpha1.MigrationRestored))
+	framework.Eventually(t, moveTimeout, "re-armed from member2 (member1 is a restore target again)", func(ctx context.Context) (bool, string, error) {
+		op := &policyv1alpha1.OverridePolicy{}
+		if err := env.Karmada.Get(ctx, client.ObjectKey{Namespace: ns, Name: "stateshift-restore-deployment-web"}, op); err != nil {
+			return false, "", client.IgnoreNotFound(err)
+		}
+		for _, r := range op.Spec.OverrideRules {
+			if r.TargetCluster != nil && slices.Contains(r.TargetCluster.ExcludeClusters, framework.Member2) && !slices.Contains(r.TargetCluster.ExcludeClusters, framework.Member1) {
+				return true, fmt.Sprintf("exclude=%v", r.TargetCluster.ExcludeClusters), nil
+			}
+		}
+		return false, "not yet", nil
+	})
+
+	const newImage = "docker.io/library/busybox:1.37"
+	d := &appsv1.Deployment{}
+	if err := env.Karmada.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "web"}, d); err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Template.Spec.Containers[0].Image = newImage
+	if err := env.Karmada.Update(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, moveTimeout, "Karmada moves it back to member1 (the policy's placement)", boundTo(ns, "Deployment", "web", framework.Member1))
+	framework.Eventually(t, moveTimeout, "member1 runs the new image, cold", func(ctx context.Context) (bool, string, error) {
+		st, err := appState(ctx, framework.Member1, ns, "web")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return st.Running && st.Image == newImage && st.RestoredFrom == "",
+			fmt.Sprintf("running=%t image=%s restoredFrom=%q", st.Running, st.Image, st.RestoredFrom), nil
+	})
+	framework.Consistently(t, 5*time.Second, "member1 keeps running the new image, never a restore", func(ctx context.Context) (bool, string, error) {
+		st, err := appState(ctx, framework.Member1, ns, "web")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return st.Image == newImage && st.RestoredFrom == "", fmt.Sprintf("image=%s restoredFrom=%q", st.Image, st.RestoredFrom), nil
+	})
+}
