@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	configv1alpha1 "github.com/karmada-io/karmada/pkg/apis/config/v1alpha1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -215,5 +216,63 @@ func TestApplyInterpreterConfig(t *testing.T) {
 	apply.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	if out, err := apply.CombinedOutput(); err != nil {
 		t.Fatalf("kubectl apply artifacts/interpreter: %v\n%s", err, out)
+	}
+}
+
+// TestApplyPodRestoreConfig runs the same script in its member mode
+// (--webhook pod-restore) against a real kube-apiserver: the member's
+// MutatingWebhookConfiguration of artifacts/agent/pod-restore-webhook.yaml
+// with its caBundle, the serving Secret, and --delete.
+func TestApplyPodRestoreConfig(t *testing.T) {
+	env := testenv.Start(t)
+	kubeconfig := writeKubeconfig(t, env)
+	dir := filepath.Join(t.TempDir(), "certs")
+	if out, err := runScript(t, kubeconfig, "--webhook", "nonsense", "--delete"); err == nil || !strings.Contains(out, "--webhook must be") {
+		t.Fatalf("unknown --webhook accepted: %v\n%s", err, out)
+	}
+	if out, err := runScript(t, kubeconfig, "--webhook", "pod-restore", "--service", "stateshift-system/stateshift-pod-restore", "--cert-dir", dir); err != nil {
+		t.Fatalf("script: %v\n%s", err, out)
+	}
+	get := func() (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+		m := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		return m, env.Client.Get(context.Background(), client.ObjectKey{Name: "stateshift-pod-restore"}, m)
+	}
+	m, err := get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Webhooks) != 1 {
+		t.Fatalf("webhooks: %+v", m.Webhooks)
+	}
+	w := m.Webhooks[0]
+	svc := w.ClientConfig.Service
+	if svc == nil || svc.Namespace != "stateshift-system" || svc.Name != "stateshift-pod-restore" || svc.Path == nil || *svc.Path != "/mutate-pods" {
+		t.Fatalf("clientConfig: %+v", w.ClientConfig)
+	}
+	if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail || len(w.MatchConditions) != 1 ||
+		w.SideEffects == nil || *w.SideEffects != admissionregistrationv1.SideEffectClassNone {
+		t.Fatalf("webhook: failurePolicy %v matchConditions %+v sideEffects %v", w.FailurePolicy, w.MatchConditions, w.SideEffects)
+	}
+	verify(t, w.ClientConfig.CABundle, dir, "stateshift-pod-restore.stateshift-system.svc")
+	secret := &corev1.Secret{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: "stateshift-system", Name: "stateshift-pod-restore-certs"}, secret); err != nil {
+		t.Fatal(err)
+	}
+	if ca := readCert(t, filepath.Join(dir, "ca.crt")); ca.Subject.CommonName != "stateshift-pod-restore-webhook-ca" {
+		t.Fatalf("CA %q", ca.Subject.CommonName)
+	}
+	if out, err := runScript(t, kubeconfig, "--webhook", "pod-restore", "--delete"); err != nil {
+		t.Fatalf("delete: %v\n%s", err, out)
+	}
+	if _, err := get(); !apierrors.IsNotFound(err) {
+		t.Fatalf("after delete: %v", err)
+	}
+	// Every manifest of artifacts/agent (the agent and the pod-restore
+	// webhook) is accepted by a real API server.
+	kubectl := filepath.Join(testenv.KubeBinDir(t), "kubectl")
+	apply := exec.Command(kubectl, "apply", "--server-side", "-f", filepath.Join(testenv.Root(), "artifacts", "agent"))
+	apply.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl apply artifacts/agent: %v\n%s", err, out)
 	}
 }
