@@ -144,6 +144,12 @@ func Run(ctx context.Context, o *options.Options) error {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}
+	// A restored container restarted in place restores its checkpoint
+	// again: say so on the pod (stateshift cannot prevent it).
+	rw := &agent.RestartWatcher{Client: mgr.GetClient(), Recorder: r.Recorder, NodeName: o.NodeName}
+	if err := rw.SetupWithManager(mgr); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
