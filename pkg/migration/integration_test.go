@@ -770,3 +770,52 @@ func TestTemplateChangeDisarms(t *testing.T) {
 		return op != nil && op.Annotations[restore.AnnotationRestoredFrom] == second[0], excludes(op)
 	})
 }
+
+// TestMoveThroughEmptyBinding: Karmada's eviction takes the source out of
+// the binding before its scheduler adds the destination. A round that sees
+// the empty binding in between must not forget where the workload ran: the
+// move is still recorded, with its source and destination, and restored.
+func TestMoveThroughEmptyBinding(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
+	h.statefulSet("member1")
+	h.policy(nil)
+	h.eventually("armed", 20*time.Second, func() (bool, string) {
+		h.agent(true)
+		op := h.overridePolicy()
+		return op != nil && excludes(op) == "member1", excludes(op)
+	})
+	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) { rb.Spec.Clusters = nil })
+	h.eventually("a round saw the empty binding", 15*time.Second, func() (bool, string) {
+		p := &v1alpha1.CheckpointPolicy{}
+		if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p); err != nil {
+			t.Fatal(err)
+		}
+		rb := h.binding()
+		return len(p.Status.Workloads) == 1 && p.Status.ObservedGeneration == p.Generation && len(rb.Spec.Clusters) == 0 &&
+				strings.Join(p.Status.Workloads[0].Clusters, ",") == "member1",
+			fmt.Sprintf("status clusters %v", p.Status.Workloads)
+	})
+	time.Sleep(6 * time.Second) // at least one more round with the binding empty
+	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) {
+		rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "member2", Replicas: 1}}
+	})
+	var mig v1alpha1.Migration
+	h.eventually("the move recorded, Restoring to member2", 15*time.Second, func() (bool, string) {
+		ms := h.migrations()
+		if len(ms) != 1 {
+			return false, fmt.Sprintf("%d migrations", len(ms))
+		}
+		mig = ms[0]
+		return mig.Status.Phase == v1alpha1.MigrationRestoring && mig.Status.DestinationCluster == "member2" &&
+				strings.Join(mig.Status.SourceClusters, ",") == "member1",
+			fmt.Sprintf("%s %s %v -> %s", mig.Spec.Trigger, mig.Status.Phase, mig.Status.SourceClusters, mig.Status.DestinationCluster)
+	})
+	h.setBindingStatus("member2", h.overridePolicy().Annotations[restore.AnnotationRestoredFrom])
+	h.eventually("Restored", 15*time.Second, func() (bool, string) {
+		m := &v1alpha1.Migration{}
+		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(&mig), m)
+		return m.Status.Phase == v1alpha1.MigrationRestored, string(m.Status.Phase) + " " + m.Status.Message
+	})
+}

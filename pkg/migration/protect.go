@@ -98,6 +98,13 @@ func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPol
 	}
 	bound := BoundClusters(rb)
 	pw.Clusters = bound
+	if len(bound) == 0 {
+		// Mid-move: an eviction takes the source out of the binding before
+		// the scheduler adds the destination. Remember where the workload
+		// ran, or the next round would compare the destination with an
+		// empty list and never see the move.
+		pw.Clusters = prev.Clusters
+	}
 	if err := r.detectMove(ctx, p, w, prev.Clusters, bound); err != nil {
 		return pw, 0, err
 	}

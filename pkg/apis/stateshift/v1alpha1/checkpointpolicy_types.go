@@ -127,7 +127,8 @@ type ProtectedWorkload struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	Name       string `json:"name"`
-	// Clusters running it now (its ResourceBinding's spec.clusters).
+	// Clusters running it now (its ResourceBinding's spec.clusters); while
+	// a move has emptied the binding, the clusters it ran on before.
 	// +optional
 	Clusters []string `json:"clusters,omitempty"`
 	// Pods and their latest verified checkpoints.
