@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,7 +22,7 @@ func newDoctorCommand(ctx context.Context, o *options.Options) *cobra.Command {
 	var repository, secret string
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check buildah, storage, the checkpoint folder, the kubelet and the registry, one line each",
+		Short: "Check buildah, storage, the checkpoint folder, the kubelet, the registry and the pod-restore webhook, one line each",
 		Long: `doctor runs, with the agent's own flags, the checks of stateshift's troubleshooting
 guide and prints one line per check: OK, or what is wrong and how to fix it.
 Run it inside the agent's pod:
@@ -54,6 +55,10 @@ Run it inside the agent's pod:
 							in.KubeletHost = a.Address
 						}
 					}
+				}
+				in.PodRestore = &admissionregistrationv1.MutatingWebhookConfiguration{}
+				if err := c.Get(cctx, types.NamespacedName{Name: "stateshift-pod-restore"}, in.PodRestore); err != nil {
+					in.PodRestore, in.PodRestoreErr = nil, err
 				}
 				if secret != "" {
 					s := &corev1.Secret{}

@@ -1,8 +1,8 @@
 // Package doctor checks, one line each, what the checkpoint agent needs on
 // its node: buildah and its storage, fuse-overlayfs, the checkpoint folder,
 // the kubelet (reachable, trusted, and authorizing the agent) and the
-// registry (reachable, and accepting the credentials). Every failed line
-// says how to fix it.
+// registry (reachable, and accepting the credentials), and the member's
+// pod-restore webhook registration. Every failed line says how to fix it.
 package doctor
 
 import (
@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/stateshift/stateshift/pkg/agent/kubelet"
 	"github.com/stateshift/stateshift/pkg/agent/registryauth"
@@ -48,6 +50,11 @@ type Inputs struct {
 	Repository string
 	Registry   *registryauth.Config
 	Insecure   bool
+	// PodRestore is the member's MutatingWebhookConfiguration
+	// stateshift-pod-restore as read (nil with PodRestoreErr when it could
+	// not be).
+	PodRestore    *admissionregistrationv1.MutatingWebhookConfiguration
+	PodRestoreErr error
 }
 
 // Run performs every check in order.
@@ -60,7 +67,47 @@ func Run(ctx context.Context, in Inputs) []Result {
 		checkpointFolder(in),
 		kubeletAccess(ctx, in),
 		registryAccess(in),
+		podRestoreWebhook(in),
 	}
+}
+
+// podRestoreWebhook checks that the member's pod-restore webhook is
+// registered with a CA bundle: without it every pod of a restored
+// multi-replica StatefulSet restores the first pod's checkpoint, and
+// re-created pods restore again.
+func podRestoreWebhook(in Inputs) Result {
+	r := Result{Name: "pod-restore webhook"}
+	fix := "kubectl apply -f artifacts/agent/pod-restore-rbac.yaml -f artifacts/agent/pod-restore.yaml, then " +
+		"hack/apply-interpreter-config.sh --webhook pod-restore --service stateshift-system/stateshift-pod-restore --cert-dir DIR"
+	switch {
+	case apierrors.IsNotFound(in.PodRestoreErr):
+		r.Detail, r.Fix = "MutatingWebhookConfiguration stateshift-pod-restore is not installed", fix
+		return r
+	case in.PodRestoreErr != nil:
+		r.Detail, r.Fix = in.PodRestoreErr.Error(), "the agent's ClusterRole needs get on mutatingwebhookconfigurations/stateshift-pod-restore (artifacts/agent/rbac.yaml)"
+		return r
+	case in.PodRestore == nil || len(in.PodRestore.Webhooks) == 0:
+		r.Detail, r.Fix = "MutatingWebhookConfiguration stateshift-pod-restore has no webhook", fix
+		return r
+	}
+	w := in.PodRestore.Webhooks[0]
+	if len(w.ClientConfig.CABundle) == 0 {
+		r.Detail, r.Fix = "stateshift-pod-restore has no caBundle: the API server cannot trust the webhook, and restored pods are refused", fix
+		return r
+	}
+	target := "url " + ptrString(w.ClientConfig.URL)
+	if s := w.ClientConfig.Service; s != nil {
+		target = fmt.Sprintf("Service %s/%s%s", s.Namespace, s.Name, ptrString(s.Path))
+	}
+	r.OK, r.Detail = true, "registered, "+target
+	return r
+}
+
+func ptrString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // Print writes the results, one line each, and returns whether all passed.

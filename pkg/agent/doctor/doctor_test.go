@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +14,11 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/stateshift/stateshift/pkg/agent/kubelet"
 	"github.com/stateshift/stateshift/pkg/agent/registryauth"
@@ -79,12 +83,17 @@ func TestDoctorAllGood(t *testing.T) {
 	in.Kubelet, in.KubeletHost, in.KubeletPort = kubeletAnswering(t, http.StatusNotFound, "pod does not exist")
 	in.Repository, in.Insecure = reg.Host+"/doctor/check", true
 	in.Registry = creds(t, reg.Host, "pusher", "s3cret-doctor")
+	path := "/mutate-pods"
+	in.PodRestore = &admissionregistrationv1.MutatingWebhookConfiguration{Webhooks: []admissionregistrationv1.MutatingWebhook{{
+		ClientConfig: admissionregistrationv1.WebhookClientConfig{CABundle: []byte("pem"),
+			Service: &admissionregistrationv1.ServiceReference{Namespace: "stateshift-system", Name: "stateshift-pod-restore", Path: &path}},
+	}}}
 	results := Run(context.Background(), in)
 	var out bytes.Buffer
 	if !Print(&out, results) {
 		t.Fatalf("doctor failed:\n%s", out.String())
 	}
-	if len(results) != 7 || !strings.Contains(out.String(), "OK    kubelet") || !strings.Contains(out.String(), "buildah version") {
+	if len(results) != 8 || !strings.Contains(out.String(), "Service stateshift-system/stateshift-pod-restore/mutate-pods") || !strings.Contains(out.String(), "OK    kubelet") || !strings.Contains(out.String(), "buildah version") {
 		t.Fatalf("unexpected report:\n%s", out.String())
 	}
 }
@@ -116,6 +125,9 @@ func TestDoctorSaysWhatIsWrong(t *testing.T) {
 			t.Errorf("%s: %+v, want a FAIL whose fix says %q", name, r, fix)
 		}
 	}
+	if r := find(t, results, "pod-restore webhook"); r.OK || !strings.Contains(r.Fix, "--webhook pod-restore") {
+		t.Errorf("pod-restore webhook missing: %+v", r)
+	}
 	if strings.Contains(out.String(), "wrong-doctor-password") {
 		t.Errorf("the password reached the report:\n%s", out.String())
 	}
@@ -128,6 +140,16 @@ func TestDoctorSaysWhatIsWrong(t *testing.T) {
 	}
 	if r := find(t, results, "checkpoint folder"); r.OK || !strings.Contains(r.Fix, "mount the kubelet's checkpoint folder") {
 		t.Errorf("missing folder: %+v", r)
+	}
+	// The pod-restore webhook: registered without a CA bundle, or not
+	// readable with the agent's RBAC.
+	in.PodRestore = &admissionregistrationv1.MutatingWebhookConfiguration{Webhooks: []admissionregistrationv1.MutatingWebhook{{}}}
+	if r := find(t, Run(context.Background(), in), "pod-restore webhook"); r.OK || !strings.Contains(r.Detail, "no caBundle") {
+		t.Errorf("no caBundle: %+v", r)
+	}
+	in.PodRestore, in.PodRestoreErr = nil, apierrors.NewForbidden(schema.GroupResource{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations"}, "stateshift-pod-restore", fmt.Errorf("no"))
+	if r := find(t, Run(context.Background(), in), "pod-restore webhook"); r.OK || !strings.Contains(r.Fix, "ClusterRole") {
+		t.Errorf("forbidden: %+v", r)
 	}
 }
 
