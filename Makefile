@@ -43,7 +43,7 @@ bench: ## Run the benchmarks and print the BENCH lines
 demo: ## Run stateshift locally on a fresh Debian machine and show a checkpoint and restore
 	hack/demo.sh
 
-apply-interpreter-config: ## Make certificates, fill caBundle and apply the interpreter configuration (KUBECONFIG=karmada-apiserver, ARGS="--url https://host:port/interpreter --cert-dir DIR" or "--service NS/NAME")
+apply-interpreter-config: ## Make certificates, fill caBundle and apply the interpreter configuration (KUBECONFIG=karmada-apiserver, ARGS="--url https://host:port/interpreter --cert-dir DIR" or "--service NS/NAME"); ARGS="--webhook pod-restore ..." with a member's KUBECONFIG registers its pod-restore webhook
 	hack/apply-interpreter-config.sh $(ARGS)
 
 local-up: ## Start Karmada, two member clusters with simulated nodes, a registry and stateshift on loopback
