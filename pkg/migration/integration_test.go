@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -769,6 +770,23 @@ func TestTemplateChangeDisarms(t *testing.T) {
 		op := h.overridePolicy()
 		return op != nil && op.Annotations[restore.AnnotationRestoredFrom] == second[0], excludes(op)
 	})
+	// The plan names the template generation it was armed for, so that a
+	// member rendered from another generation starts cold.
+	if err := h.c.Get(h.ctx, client.ObjectKeyFromObject(sts), sts); err != nil {
+		t.Fatal(err)
+	}
+	var armedFor string
+	for _, pt := range h.overridePolicy().Spec.OverrideRules[0].Overriders.Plaintext {
+		if strings.HasSuffix(pt.Path, "/stateshift.io~1template-generation") {
+			armedFor = string(pt.Value.Raw)
+		}
+		if pt.Path == "/spec/template/metadata/annotations" {
+			armedFor = string(pt.Value.Raw)
+		}
+	}
+	if want := strconv.FormatInt(sts.Generation, 10); !strings.Contains(armedFor, `"`+want+`"`) {
+		t.Fatalf("plan armed for %s, the template is at generation %s", armedFor, want)
+	}
 }
 
 // TestMoveThroughEmptyBinding: Karmada's eviction takes the source out of

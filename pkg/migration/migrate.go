@@ -308,6 +308,7 @@ func (r MigrationReconciler) checkpointing(ctx context.Context, m *v1alpha1.Migr
 	if err != nil {
 		return r.impossible(ctx, m, p, w, rb, "InvalidPlan", err.Error(), true)
 	}
+	plan.TemplateGeneration = w.u.GetGeneration()
 	unable, err := r.unableClusters(ctx)
 	if err != nil {
 		return ctrl.Result{}, err

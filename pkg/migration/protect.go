@@ -253,6 +253,7 @@ func (c *Controller) armWorkload(ctx context.Context, p *v1alpha1.CheckpointPoli
 		pw.Message = fmt.Sprintf("cannot build restore plan: %v", err)
 		return c.arm(ctx, p, w, nil, nil)
 	}
+	plan.TemplateGeneration = w.u.GetGeneration()
 	if len(exclude) == 0 {
 		pw.Message = "no cluster runs the workload healthy yet: not armed (the plan would rewrite the source)"
 		return c.arm(ctx, p, w, nil, nil)

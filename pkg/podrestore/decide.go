@@ -68,6 +68,18 @@ func Decide(pod *corev1.Pod, owner *Owner) (Decision, error) {
 			"%s %s already completed its restore from %s on this cluster (restore once): starting from the template's image",
 			owner.Kind, owner.Name, from)}, nil
 	}
+	if armed, ok := pod.Annotations[restore.AnnotationTemplateGeneration]; ok && owner != nil {
+		// Karmada writes the template generation it rendered on the member
+		// workload. A plan armed for an older generation reached this
+		// cluster in a Work rendered from a newer template (the template
+		// changed and Karmada moved the workload before the controller
+		// re-armed): the checkpoint is an old version's process.
+		if rendered, managed := owner.Annotations[restore.AnnotationKarmadaGeneration]; managed && rendered != armed {
+			return Decision{Outcome: Cold, Images: originals, Reason: fmt.Sprintf(
+				"the restore plan %s was armed for generation %s of the workload's template in Karmada, this %s %s was rendered from generation %s: starting from the template's image rather than an older version's process",
+				from, armed, owner.Kind, owner.Name, rendered)}, nil
+		}
+	}
 	if raw, ok := pod.Annotations[restore.AnnotationSourceImages]; ok {
 		var source map[string]string
 		if err := json.Unmarshal([]byte(raw), &source); err != nil {
@@ -129,6 +141,7 @@ func Apply(pod *corev1.Pod, d Decision) (*corev1.Pod, error) {
 		delete(out.Annotations, restore.AnnotationRestoredFrom)
 		delete(out.Annotations, restore.AnnotationOriginalImages)
 		delete(out.Annotations, restore.AnnotationSourceImages)
+		delete(out.Annotations, restore.AnnotationTemplateGeneration)
 		out.Annotations[restore.AnnotationColdStart] = d.Reason
 	case PerPod:
 		raw, err := json.Marshal(d.Images)

@@ -46,6 +46,10 @@ func TestDecide(t *testing.T) {
 	sts := &Owner{Kind: "StatefulSet", Name: "db", Annotations: map[string]string{}}
 	done := &Owner{Kind: "StatefulSet", Name: "db", Annotations: map[string]string{restore.AnnotationRestoreCompleted: "db-0-ckpt"}}
 	doneOther := &Owner{Kind: "StatefulSet", Name: "db", Annotations: map[string]string{restore.AnnotationRestoreCompleted: "db-0-older"}}
+	karmada := func(gen string) *Owner {
+		return &Owner{Kind: "StatefulSet", Name: "db", Annotations: map[string]string{restore.AnnotationKarmadaGeneration: gen}}
+	}
+	armed4 := map[string]string{restore.AnnotationTemplateGeneration: "4"}
 	cases := []struct {
 		name    string
 		pod     *corev1.Pod
@@ -66,6 +70,9 @@ func TestDecide(t *testing.T) {
 			&Owner{Kind: "Deployment", Name: "web", Annotations: map[string]string{restore.AnnotationRestoreCompleted: "db-0-ckpt"}}, Cold, original, ""},
 		{"checkpoint of the same image: restores", restoredPod("db-1", map[string]string{restore.AnnotationSourceImages: `{"app":"` + original + `"}`}), sts, PerPod, ckpt1, ""},
 		{"checkpoint of another image (template changed): cold", restoredPod("db-1", map[string]string{restore.AnnotationSourceImages: `{"app":"registry.example.com/team/db:1.3"}`}), sts, Cold, original, ""},
+		{"armed for the generation Karmada rendered: restores", restoredPod("db-1", armed4), karmada("4"), PerPod, ckpt1, ""},
+		{"armed for an older generation: cold", restoredPod("db-1", armed4), karmada("5"), Cold, original, ""},
+		{"workload not from Karmada: no generation check", restoredPod("db-1", armed4), sts, PerPod, ckpt1, ""},
 		{"source-images not JSON", restoredPod("db-1", map[string]string{restore.AnnotationSourceImages: "["}), sts, "", "", "source-images is not a JSON object"},
 		{"pod-images not JSON", restoredPod("db-1", map[string]string{restore.AnnotationPodImages: "{"}), sts, "", "", "pod-images is not a JSON object"},
 		{"pod-images with a tag", restoredPod("db-1", map[string]string{restore.AnnotationPodImages: `{"db-1":{"app":"registry.example.com/ckpt/db:latest"}}`}), sts, "", "", "not by digest"},
@@ -109,7 +116,7 @@ func TestDecide(t *testing.T) {
 			}
 			switch d.Outcome {
 			case Cold:
-				if a[restore.AnnotationColdStart] != d.Reason || a[restore.AnnotationRestoredFrom] != "" || a[restore.AnnotationPodImages] != "" || a[restore.AnnotationSourceImages] != "" {
+				if a[restore.AnnotationColdStart] != d.Reason || a[restore.AnnotationRestoredFrom] != "" || a[restore.AnnotationPodImages] != "" || a[restore.AnnotationSourceImages] != "" || a[restore.AnnotationTemplateGeneration] != "" {
 					t.Fatalf("cold pod annotations %v", a)
 				}
 			case PerPod:

@@ -35,7 +35,15 @@ const (
 	// AnnotationSourceImages (pod template only) is a JSON object container
 	// -> image the checkpointed container ran (Plan.SourceImages).
 	AnnotationSourceImages = Prefix + "source-images"
+	// AnnotationTemplateGeneration (pod template only) is the Karmada
+	// template generation the plan was armed for (Plan.TemplateGeneration).
+	AnnotationTemplateGeneration = Prefix + "template-generation"
 )
+
+// AnnotationKarmadaGeneration is what Karmada writes on every member
+// object it renders: the generation of the resource template in the
+// Karmada API (workv1alpha2.ResourceTemplateGenerationAnnotationKey).
+const AnnotationKarmadaGeneration = "resourcetemplate.karmada.io/generation"
 
 // AnnotationRestoreCompleted (workload only, never the pod template: a
 // template change would roll the pods) names the checkpoint whose restore

@@ -28,6 +28,14 @@ type Plan struct {
 	// another image, so a template change racing a move never restores the
 	// old version's process.
 	SourceImages map[string]string `json:"sourceImages,omitempty"`
+	// TemplateGeneration optionally is the generation of the workload's
+	// template in the Karmada API the plan was armed for. It is carried as
+	// the pod-template annotation AnnotationTemplateGeneration; Karmada
+	// writes the generation it rendered on the member workload
+	// (resourcetemplate.karmada.io/generation), and the member's
+	// pod-restore webhook starts a pod cold when the two differ: the
+	// template changed after the plan was armed.
+	TemplateGeneration int64 `json:"templateGeneration,omitempty"`
 }
 
 // Validate checks the plan on its own (not against a workload).
@@ -48,6 +56,9 @@ func (p Plan) Validate() error {
 		if err := CheckDigestImage(p.Containers[c]); err != nil {
 			return fmt.Errorf("restore plan %s: container %q: %w", p.Checkpoint, c, err)
 		}
+	}
+	if p.TemplateGeneration < 0 {
+		return fmt.Errorf("restore plan %s: template generation %d is negative", p.Checkpoint, p.TemplateGeneration)
 	}
 	for _, c := range sortedKeys(p.SourceImages) {
 		if _, ok := p.Containers[c]; !ok || p.SourceImages[c] == "" {

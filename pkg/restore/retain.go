@@ -155,7 +155,7 @@ func KeepRestored(desired, observed *unstructured.Unstructured) (bool, error) {
 
 // restoreKeys are the annotations of a restore (Rewrite's and Retain's;
 // the agent's are not).
-var restoreKeys = []string{AnnotationRestoredFrom, AnnotationOriginalImages, AnnotationPodImages, AnnotationSourceImages, AnnotationRestoreCompleted}
+var restoreKeys = []string{AnnotationRestoredFrom, AnnotationOriginalImages, AnnotationPodImages, AnnotationSourceImages, AnnotationTemplateGeneration, AnnotationRestoreCompleted}
 
 func isRestoreKey(k string) bool {
 	for _, r := range restoreKeys {

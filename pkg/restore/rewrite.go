@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,12 +39,13 @@ type rewrite struct {
 	originalImages string
 	podImages      string // empty: remove any
 	sourceImages   string // empty: remove any
+	generation     string // empty: remove any
 }
 
 // optional are the pod-template annotations a plan may or may not carry:
 // set when the plan has them, removed when a previous rewrite left them.
 func (rw *rewrite) optional() map[string]string {
-	return map[string]string{AnnotationPodImages: rw.podImages, AnnotationSourceImages: rw.sourceImages}
+	return map[string]string{AnnotationPodImages: rw.podImages, AnnotationSourceImages: rw.sourceImages, AnnotationTemplateGeneration: rw.generation}
 }
 
 func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
@@ -119,6 +121,9 @@ func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
 			return nil, err
 		}
 		rw.sourceImages = string(raw)
+	}
+	if p.TemplateGeneration > 0 {
+		rw.generation = strconv.FormatInt(p.TemplateGeneration, 10)
 	}
 	return rw, nil
 }

@@ -103,13 +103,13 @@ func rewriteCases() []rewriteCase {
 			},
 		},
 		{
-			name: "source images carried to the template, stale pod images dropped",
+			name: "source images and template generation carried to the template, stale pod images dropped",
 			in: func(t testing.TB) *unstructured.Unstructured {
 				s := statefulSet()
 				s.Spec.Template.Annotations[AnnotationPodImages] = `{"db-0":{"app":"` + ckptApp0 + `"}}`
 				return toU(t, s)
 			},
-			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, SourceImages: map[string]string{"app": "registry.example.com/team/app:1.3"}},
+			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, SourceImages: map[string]string{"app": "registry.example.com/team/app:1.3"}, TemplateGeneration: 7},
 			want: func(t testing.TB) *unstructured.Unstructured {
 				s := statefulSet()
 				orig := `{"app":"` + appImage + `"}`
@@ -118,6 +118,7 @@ func rewriteCases() []rewriteCase {
 				s.Spec.Template.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
 				s.Spec.Template.Annotations[AnnotationOriginalImages] = orig
 				s.Spec.Template.Annotations[AnnotationSourceImages] = `{"app":"registry.example.com/team/app:1.3"}`
+				s.Spec.Template.Annotations[AnnotationTemplateGeneration] = "7"
 				s.Spec.Template.Spec.Containers[0].Image = ckptApp
 				s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
 				return toU(t, s)
