@@ -265,13 +265,7 @@ func TestFaultWebhookRestartedDuringMove(t *testing.T) {
 	ns := env.Namespace(t, "e2e-fault-webhook")
 	protectedOnMember1(t, ns, framework.Deployment(ns, "web", 1), 30*time.Second, "", []string{framework.Member1})
 	phases := env.WatchMigrations(t, ns)
-	mig := &v1alpha1.Migration{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-member2"},
-		Spec: v1alpha1.MigrationSpec{
-			WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
-			DestinationCluster: framework.Member2, Trigger: v1alpha1.TriggerManual,
-		},
-	}
+	mig := toMember2(ns, "Deployment", "web")
 	// A move takes about a second; to restart the webhook inside it, member1's
 	// agent is stopped first so that the Migration waits in Checkpointing.
 	env.StopComponents(t, "checkpoint-agent-member1")

@@ -112,6 +112,17 @@ func armed(ns, policy, workload string) framework.Check {
 	}
 }
 
+// toMember2 is a person's Migration moving a workload to member2.
+func toMember2(ns, kind, name string) *v1alpha1.Migration {
+	return &v1alpha1.Migration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-member2"},
+		Spec: v1alpha1.MigrationSpec{
+			WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: kind, Name: name},
+			DestinationCluster: framework.Member2, Trigger: v1alpha1.TriggerManual,
+		},
+	}
+}
+
 func getMigration(ctx context.Context, ns, name string) (*v1alpha1.Migration, error) {
 	m := &v1alpha1.Migration{}
 	err := env.Karmada.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, m)
@@ -244,13 +255,7 @@ func TestMigrationManualMove(t *testing.T) {
 	protectedOnMember1(t, ns, deploy, 30*time.Second, "", []string{framework.Member1})
 	phases := env.WatchMigrations(t, ns)
 
-	mig := &v1alpha1.Migration{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-member2"},
-		Spec: v1alpha1.MigrationSpec{
-			WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
-			DestinationCluster: framework.Member2, Trigger: v1alpha1.TriggerManual,
-		},
-	}
+	mig := toMember2(ns, "Deployment", "web")
 	env.Create(t, mig)
 	framework.Eventually(t, moveTimeout, "Migration Restored", migrationPhase(ns, mig.Name, v1alpha1.MigrationRestored))
 	m, err := getMigration(t.Context(), ns, mig.Name)
@@ -573,13 +578,7 @@ func TestMigrationDestinationCannotRestore(t *testing.T) {
 			ns := env.Namespace(t, "e2e-mig-"+strings.ToLower(string(mode)))
 			deploy := framework.Deployment(ns, "web", 1)
 			protectedOnMember1(t, ns, deploy, 30*time.Second, mode, []string{framework.Member1})
-			mig := &v1alpha1.Migration{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-member2"},
-				Spec: v1alpha1.MigrationSpec{
-					WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
-					DestinationCluster: framework.Member2, Trigger: v1alpha1.TriggerManual,
-				},
-			}
+			mig := toMember2(ns, "Deployment", "web")
 			env.Create(t, mig)
 			switch mode {
 			case v1alpha1.RestoreImpossibleColdStart:

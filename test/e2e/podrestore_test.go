@@ -12,7 +12,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
@@ -35,13 +34,7 @@ func TestMigrationStatefulSetPodsRestoreTheirOwn(t *testing.T) {
 	sts := framework.StatefulSet(ns, "db", 2)
 	protectedOnMember1(t, ns, sts, 30*time.Second, "", []string{framework.Member1})
 
-	mig := &v1alpha1.Migration{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-member2"},
-		Spec: v1alpha1.MigrationSpec{
-			WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"},
-			DestinationCluster: framework.Member2, Trigger: v1alpha1.TriggerManual,
-		},
-	}
+	mig := toMember2(ns, "StatefulSet", "db")
 	env.Create(t, mig)
 	framework.Eventually(t, moveTimeout, "Migration Restored", migrationPhase(ns, mig.Name, v1alpha1.MigrationRestored))
 	m, err := getMigration(t.Context(), ns, mig.Name)
@@ -156,13 +149,7 @@ func TestMigrationTemplateChangeAfterMoveStartsCold(t *testing.T) {
 	ns := env.Namespace(t, "e2e-mig-newimage")
 	deploy := framework.Deployment(ns, "web", 1)
 	protectedOnMember1(t, ns, deploy, 10*time.Second, "", []string{framework.Member1})
-	mig := &v1alpha1.Migration{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-member2"},
-		Spec: v1alpha1.MigrationSpec{
-			WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
-			DestinationCluster: framework.Member2, Trigger: v1alpha1.TriggerManual,
-		},
-	}
+	mig := toMember2(ns, "Deployment", "web")
 	env.Create(t, mig)
 	framework.Eventually(t, moveTimeout, "Migration Restored", migrationPhase(ns, mig.Name, v1alpha1.MigrationRestored))
 	framework.Eventually(t, moveTimeout, "re-armed from member2 (member1 is a restore target again)", func(ctx context.Context) (bool, string, error) {
