@@ -112,10 +112,11 @@ func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPol
 	if err != nil {
 		return pw, 0, err
 	}
-	inUse, err := r.checkpointsInUse(ctx, w)
+	active, err := r.activeMigration(ctx, w)
 	if err != nil {
 		return pw, 0, err
 	}
+	inUse := checkpointsOf(active)
 	now := r.now()
 	wait := interval
 	// Retention per pod and cluster, over every Checkpoint of the
@@ -173,7 +174,16 @@ func (r PolicyReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPol
 			}
 		}
 	}
-	if err := r.armWorkload(ctx, p, w, latest, &pw); err != nil {
+	if active != nil {
+		// A move in progress owns the plan: re-arming now with a newer
+		// checkpoint would re-render the destination while it restores
+		// and roll its pods (a half-rolled StatefulSet then looks settled,
+		// and its last pods start cold). The round after the Migration
+		// ends re-arms and withdraws the plan from the destination.
+		if err := r.keepArmed(ctx, w, active, &pw); err != nil {
+			errs = append(errs, err)
+		}
+	} else if err := r.armWorkload(ctx, p, w, latest, &pw); err != nil {
 		errs = append(errs, err)
 	}
 	if stale && len(latest) == 0 && pw.Message != "" {
@@ -265,17 +275,30 @@ func (c *Controller) armWorkload(ctx context.Context, p *v1alpha1.CheckpointPoli
 	return nil
 }
 
-// checkpointsInUse are the Checkpoints of unfinished Migrations of w.
-func (c *Controller) checkpointsInUse(ctx context.Context, w *workload) (map[string]bool, error) {
+// checkpointsOf are the Checkpoints an unfinished Migration uses (none
+// when m is nil): retention never prunes them.
+func checkpointsOf(m *v1alpha1.Migration) map[string]bool {
 	out := map[string]bool{}
-	m, err := c.activeMigration(ctx, w)
-	if err != nil || m == nil {
-		return out, err
+	if m == nil {
+		return out
 	}
 	for _, cp := range m.Status.Checkpoints {
 		out[cp.Name] = true
 	}
-	return out, nil
+	return out
+}
+
+// keepArmed reports the plan as it stands while Migration m runs.
+func (c *Controller) keepArmed(ctx context.Context, w *workload, m *v1alpha1.Migration, pw *v1alpha1.ProtectedWorkload) error {
+	op, err := c.armedPolicy(ctx, w)
+	if err != nil {
+		return err
+	}
+	if op != nil {
+		pw.Armed, pw.ArmedCheckpoint = true, op.Annotations[restoreKey]
+	}
+	pw.Message = fmt.Sprintf("Migration %s is %s: the restore plan stays as it armed it until the move ends", m.Name, m.Status.Phase)
+	return nil
 }
 
 // prune deletes Checkpoints past retention and their images. Karmada
