@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # Builds, from Go modules, every program stateshift's tests and local-up run
 # beside it: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
-# kubectl (hack/tools/kube), Karmada's control plane and karmadactl (built in
-# Karmada's own module with its own go.sum), and controller-gen.
+# kubectl and the kubelet (hack/tools/kube), Karmada's control plane and karmadactl (built in
+# Karmada's own module with its own go.sum), controller-gen, and the real
+# node's runtime: CRIU from Debian's source package and CRI-O with pinns from
+# Go modules (runc, conmon and the CNI plugins are Debian packages,
+# hack/install-debs.sh).
 # Binaries are cached by version under $STATESHIFT_CACHE; a stamp over the
 # inputs makes a second run take seconds.
 #
-# Usage: hack/build-deps.sh [kube|karmada|tools|all]   (default: all)
+# Usage: hack/build-deps.sh [kube|karmada|tools|criu|crio|node|all]   (default: all)
+# node = criu + crio; all runs the C build of CRIU beside the Go builds.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 what="${1:-all}"
 goversion="$(go env GOVERSION)"
 
-# stamp_ok DIR INPUTS...: true when DIR/.stamp matches the hash of the inputs.
+# stamp_of INPUTS...: the hash of the Go version and the given files;
+# stamp_of_values VALUES...: the same over values (one component's versions,
+# so a new pin of another component does not rebuild this one).
 stamp_of() { { echo "${goversion}"; cat "$@"; } | sha256sum | cut -d' ' -f1; }
+stamp_of_values() { printf '%s\n' "${goversion}" "$@" | sha256sum | cut -d' ' -f1; }
+stamp_matches() { [[ -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$2" ]]; }
 
 build_kube() {
   local mod="${HACK_DIR}/tools/kube" stamp
-  stamp="$(stamp_of "${HACK_DIR}/versions.env" "${mod}/go.mod" "${mod}/go.sum" "${mod}"/*/main.go)"
+  stamp="$(stamp_of "${mod}/go.mod" "${mod}/go.sum" "${mod}"/*/main.go <(echo "${KUBE_VERSION} ${ETCD_VERSION}"))"
   if [[ -f "${KUBE_BIN}/.stamp" && "$(cat "${KUBE_BIN}/.stamp")" == "${stamp}" ]]; then
     log "kubernetes ${KUBE_VERSION}: cached in ${KUBE_BIN}"; return
   fi
@@ -30,14 +38,14 @@ build_kube() {
   log "kubernetes ${KUBE_VERSION} + etcd ${ETCD_VERSION}: building into ${KUBE_BIN} (cold: ~20 min on two cores)"
   mkdir -p "${KUBE_BIN}"
   (cd "${mod}" && go build -trimpath -ldflags "${ld}" -o "${KUBE_BIN}/" \
-    ./kube-apiserver ./kube-controller-manager ./kube-scheduler ./kubectl ./etcd)
+    ./kube-apiserver ./kube-controller-manager ./kube-scheduler ./kubectl ./kubelet ./etcd)
   echo "${stamp}" > "${KUBE_BIN}/.stamp"
   log "kubernetes: done"
 }
 
 build_karmada() {
   local stamp dir
-  stamp="$(stamp_of "${HACK_DIR}/versions.env")"
+  stamp="$(stamp_of_values "${KARMADA_VERSION}")"
   if [[ -f "${KARMADA_BIN}/.stamp" && "$(cat "${KARMADA_BIN}/.stamp")" == "${stamp}" ]]; then
     log "karmada ${KARMADA_VERSION}: cached in ${KARMADA_BIN}"; return
   fi
@@ -72,10 +80,82 @@ build_tools() {
   rmdir "${TOOLS_BIN}/.tmp"
 }
 
+# CRIU from Debian's source package for CRIU_DEBIAN_SUITE, fetched with a
+# private apt configuration (the machine's own sources stay as they are); apt
+# checks the tarball against the signed Sources index, and we check it
+# against the pinned digest. Only the upstream tarball is needed: Debian's
+# packaging part is not. Build deps are Debian packages (install-debs.sh).
+build_criu() {
+  local stamp
+  stamp="$(stamp_of_values "${CRIU_VERSION}" "${CRIU_ORIG_SHA256}")"
+  if stamp_matches "${CRIU_BIN}" "${stamp}" && "${CRIU_BIN}/criu" --version > /dev/null 2>&1; then
+    log "criu ${CRIU_VERSION}: cached in ${CRIU_BIN}"; return
+  fi
+  local work="${STATESHIFT_CACHE}/criu-${CRIU_VERSION}/work" tarball="criu_${CRIU_VERSION}.orig.tar.xz"
+  rm -rf "${work}"; mkdir -p "${work}/apt/lists/partial" "${work}/src"
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian ${CRIU_DEBIAN_SUITE} main" \
+    > "${work}/apt/sources.list"
+  local apt=(apt-get -q -o "Dir::Etc::sourcelist=${work}/apt/sources.list" -o Dir::Etc::sourceparts=-
+    -o "Dir::State::Lists=${work}/apt/lists" -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root)
+  log "criu ${CRIU_VERSION}: fetching ${tarball} through Debian ${CRIU_DEBIAN_SUITE}'s source index"
+  "${apt[@]}" update > "${work}/apt.log" 2>&1 || { cat "${work}/apt.log" >&2; die "criu: apt-get update (${CRIU_DEBIAN_SUITE} sources) failed"; }
+  # The .dsc and .debian.tar.xz parts are refused by the mirror here; the
+  # download of the upstream tarball is what counts.
+  (cd "${work}/src" && "${apt[@]}" source --download-only "criu=${CRIU_VERSION}-1") >> "${work}/apt.log" 2>&1 || true
+  [[ -f "${work}/src/${tarball}" ]] || { cat "${work}/apt.log" >&2; die "criu: ${tarball} did not download"; }
+  echo "${CRIU_ORIG_SHA256}  ${work}/src/${tarball}" | sha256sum -c --quiet - || die "criu: ${tarball} does not match CRIU_ORIG_SHA256"
+  tar -C "${work}" -xJf "${work}/src/${tarball}"
+  log "criu ${CRIU_VERSION}: make criu (cold: ~3 min on two cores)"
+  make -C "${work}/criu-${CRIU_VERSION}" -j"$(nproc)" criu > "${work}/make.log" 2>&1 ||
+    { tail -n 30 "${work}/make.log" >&2; die "criu: make failed (log: ${work}/make.log)"; }
+  mkdir -p "${CRIU_BIN}"
+  install -m 0755 "${work}/criu-${CRIU_VERSION}/criu/criu" "${CRIU_BIN}/criu"
+  "${CRIU_BIN}/criu" --version > /dev/null || die "criu: the built binary does not run"
+  rm -rf "${work}"
+  echo "${stamp}" > "${CRIU_BIN}/.stamp"
+  log "criu: done ($("${CRIU_BIN}/criu" --version | head -n 1))"
+}
+
+# CRI-O and pinns, built inside CRI-O's own module (its go.sum decides every
+# dependency, as for Karmada) with the build tags its Makefile picks on a
+# Debian host without btrfs; pinns is C in the same module.
+build_crio() {
+  local stamp dir
+  stamp="$(stamp_of_values "${CRIO_VERSION}" "${CRIO_BUILDTAGS}")"
+  if stamp_matches "${CRIO_BIN}" "${stamp}"; then
+    log "cri-o ${CRIO_VERSION}: cached in ${CRIO_BIN}"; return
+  fi
+  dir="$(go mod download -json "github.com/cri-o/cri-o@${CRIO_VERSION}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "${dir}" ]] || die "cri-o ${CRIO_VERSION} did not download"
+  mkdir -p "${CRIO_BIN}"
+  log "cri-o ${CRIO_VERSION}: building crio and pinns into ${CRIO_BIN} (cold: ~5 min on two cores)"
+  (cd "${dir}" && CGO_ENABLED=1 GOFLAGS=-mod=mod go build -trimpath -tags "${CRIO_BUILDTAGS}" \
+    -ldflags "-s -w -X github.com/cri-o/cri-o/internal/version.buildDate=1970-01-01T00:00:00Z" \
+    -o "${CRIO_BIN}/crio" ./cmd/crio)
+  local pinns="${STATESHIFT_CACHE}/cri-o-${CRIO_VERSION}/pinns-src"
+  rm -rf "${pinns}"; cp -r "${dir}/pinns" "${pinns}"; chmod -R u+w "${pinns}"
+  make -C "${pinns}" > /dev/null
+  install -m 0755 "${pinns}/../bin/pinns" "${CRIO_BIN}/pinns"
+  rm -rf "${pinns}" "${pinns}/../bin"
+  echo "${stamp}" > "${CRIO_BIN}/.stamp"
+  log "cri-o: done ($("${CRIO_BIN}/crio" --version 2>/dev/null | sed -n 's/^Version: *//p'))"
+}
+
 case "${what}" in
   kube) build_kube ;;
   karmada) build_karmada ;;
   tools) build_tools ;;
-  all) build_tools; build_kube; build_karmada ;;
-  *) die "unknown target ${what} (kube|karmada|tools|all)" ;;
+  criu) build_criu ;;
+  crio) build_crio ;;
+  node) build_criu; build_crio ;;
+  all)
+    # CRIU is a C build: it runs beside the Go builds, whose own parallelism
+    # leaves a core idle while they link.
+    mkdir -p "${STATESHIFT_CACHE}"
+    build_criu > "${STATESHIFT_CACHE}/criu-build.log" 2>&1 &
+    criu_pid=$!
+    build_tools; build_kube; build_karmada; build_crio
+    wait "${criu_pid}" || { cat "${STATESHIFT_CACHE}/criu-build.log" >&2; die "criu build failed"; }
+    cat "${STATESHIFT_CACHE}/criu-build.log" >&2 ;;
+  *) die "unknown target ${what} (kube|karmada|tools|criu|crio|node|all)" ;;
 esac

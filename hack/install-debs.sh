@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages stateshift's tests and demo need: buildah (the
 # image builder the agent runs), docker-registry (a real OCI registry for tests
-# and local-up), fuse-overlayfs. Idempotent: installs only what is missing.
+# and local-up), fuse-overlayfs; for the real node: runc, conmon, the CNI
+# plugins, iproute2, the build dependencies of CRIU (C, protobuf, libnl, ...)
+# and CRI-O (cgo with libseccomp and gpgme), busybox-static and redis-server
+# (the real-runtime test workloads are built from them). Idempotent:
+# installs only what is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-pkgs=(buildah docker-registry fuse-overlayfs ca-certificates openssl)
+pkgs=(buildah docker-registry fuse-overlayfs ca-certificates openssl
+  runc conmon containernetworking-plugins iproute2 busybox-static redis-server
+  build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  python3-protobuf libnl-3-dev libnet1-dev libcap-dev libaio-dev libbsd-dev libgnutls28-dev
+  libnftables-dev libdrm-dev uuid-dev libseccomp-dev libgpgme-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
