@@ -19,6 +19,9 @@ fi
 if [[ -d test/bench/migration ]]; then
   run go run ./test/bench/migration
 fi
+if [[ -d test/bench/realmigration ]]; then
+  run go run ./test/bench/realmigration
+fi
 run go test -run '^$' -bench . -benchmem ./pkg/interpreter/... ./pkg/restore/...
 
 echo

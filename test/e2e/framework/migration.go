@@ -99,7 +99,7 @@ func SavedState(ctx context.Context, image string) (nodesim.SavedState, error) {
 	if err != nil {
 		return st, fmt.Errorf("image %q: %w", image, err)
 	}
-	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithAuth(registryAuth(ref.Context().RegistryStr())))
+	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithAuth(RegistryAuth(ref.Context().RegistryStr())))
 	if err != nil {
 		return st, fmt.Errorf("read %s: %w", image, err)
 	}
@@ -132,8 +132,9 @@ func SavedState(ctx context.Context, image string) (nodesim.SavedState, error) {
 	}
 }
 
-// registryAuth uses local-up's auth file (REGISTRY_AUTH=1) when there is one.
-func registryAuth(host string) authn.Authenticator {
+// RegistryAuth is the registry credentials of host from local-up's auth file
+// (REGISTRY_AUTH=1), anonymous when there is none.
+func RegistryAuth(host string) authn.Authenticator {
 	raw, err := os.ReadFile(filepath.Join(RunDir(), "registry", "auth.json"))
 	if err != nil {
 		return authn.Anonymous
