@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -35,7 +36,16 @@ type Options struct {
 	SecretNamespace string
 	// WatchClusters enables the cordon detector (needs Karmada's Cluster API).
 	WatchClusters bool
+	// ReconcileTimeout bounds every Reconcile (DefaultReconcileTimeout when
+	// zero): a call that blocks (an API server or member that does not
+	// answer) must fail and be retried, not stop its controller's worker.
+	ReconcileTimeout time.Duration
 }
+
+// DefaultReconcileTimeout is Options.ReconcileTimeout's default: far longer
+// than a round takes (a few API calls and registry deletes), short enough
+// that a stuck round shows up as an error within minutes.
+const DefaultReconcileTimeout = time.Minute
 
 // Controller is what the reconcilers share.
 type Controller struct {
@@ -43,7 +53,12 @@ type Controller struct {
 	// Reader reads without the cache: Checkpoints and Migrations the
 	// controller just created must be seen at once, or a second reconcile
 	// would create duplicates.
-	Reader      client.Reader
+	Reader client.Reader
+	// Secrets reads registry credentials Secrets without a cache: the
+	// shipped RBAC grants get on Secrets in one namespace only, and a
+	// cached Get would start a cluster-wide Secret informer that is never
+	// allowed to list, so the Get would block for ever.
+	Secrets     client.Reader
 	Pods        PodLister
 	Recorder    record.EventRecorder
 	DeleteImage func(ctx context.Context, image string, kc authn.Keychain) error
@@ -89,6 +104,7 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 	c := &Controller{
 		Client:      mgr.GetClient(),
 		Reader:      mgr.GetAPIReader(),
+		Secrets:     mgr.GetAPIReader(),
 		Pods:        pods,
 		Recorder:    mgr.GetEventRecorderFor("stateshift-migration"),
 		DeleteImage: DeleteImage,
@@ -97,8 +113,17 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 	return c.SetupWithManager(mgr)
 }
 
-// SetupWithManager registers c's reconcilers.
+func (c *Controller) reconcileTimeout() time.Duration {
+	if c.Options.ReconcileTimeout > 0 {
+		return c.Options.ReconcileTimeout
+	}
+	return DefaultReconcileTimeout
+}
+
+// SetupWithManager registers c's reconcilers, each Reconcile bounded by
+// the reconcile timeout.
 func (c *Controller) SetupWithManager(mgr manager.Manager) error {
+	bounded := controller.Options{ReconciliationTimeout: c.reconcileTimeout()}
 	policiesInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		var l v1alpha1.CheckpointPolicyList
 		if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace())); err != nil {
@@ -116,7 +141,7 @@ func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 		}
 		return nil
 	})
-	if err := ctrl.NewControllerManagedBy(mgr).Named("stateshift-checkpointpolicy").
+	if err := ctrl.NewControllerManagedBy(mgr).Named("stateshift-checkpointpolicy").WithOptions(bounded).
 		For(&v1alpha1.CheckpointPolicy{}).
 		Watches(&v1alpha1.Checkpoint{}, checkpointPolicy).
 		Watches(&workv1alpha2.ResourceBinding{}, policiesInNamespace).
@@ -138,7 +163,7 @@ func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 		}
 		return out
 	})
-	migrations := ctrl.NewControllerManagedBy(mgr).Named("stateshift-migration").
+	migrations := ctrl.NewControllerManagedBy(mgr).Named("stateshift-migration").WithOptions(bounded).
 		For(&v1alpha1.Migration{}).
 		Watches(&v1alpha1.Checkpoint{}, migrationsInNamespace).
 		Watches(&workv1alpha2.ResourceBinding{}, migrationsInNamespace)
@@ -167,7 +192,7 @@ func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 		return err
 	}
 	if c.Options.WatchClusters {
-		return ctrl.NewControllerManagedBy(mgr).Named("stateshift-cordon").
+		return ctrl.NewControllerManagedBy(mgr).Named("stateshift-cordon").WithOptions(bounded).
 			For(&clusterv1alpha1.Cluster{}).
 			Complete(ClusterReconciler{c})
 	}

@@ -2,7 +2,10 @@ package migration_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -20,8 +24,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -56,9 +63,26 @@ type harness struct {
 	c   client.Client
 	ns  string
 	reg *registry.Registry
+	// auth is how the test (the agent it plays, its checks) talks to reg.
+	auth authn.Authenticator
 }
 
-func start(t *testing.T) *harness {
+// harnessOptions change how start runs the controller.
+type harnessOptions struct {
+	// shippedRBAC runs the controller as its ServiceAccount with only
+	// artifacts/controller/rbac.yaml (the harness's own client stays admin).
+	shippedRBAC bool
+	// registry starts the registry with these options (e.g. WithAuth).
+	registry []registry.Option
+	// pods wraps the pod lister the controller uses.
+	pods func(migration.PodLister) migration.PodLister
+	// reconcileTimeout is the controller's Options.ReconcileTimeout.
+	reconcileTimeout time.Duration
+}
+
+func start(t *testing.T) *harness { return startWith(t, harnessOptions{}) }
+
+func startWith(t *testing.T, o harnessOptions) *harness {
 	env := testenv.Start(t, testenv.Options{ExtraCRDDirs: karmadaCRDs(t)})
 	s := testenv.Scheme()
 	for _, add := range []func(*runtime.Scheme) error{policyv1alpha1.AddToScheme, workv1alpha2.AddToScheme, clusterv1alpha1.AddToScheme} {
@@ -70,15 +94,35 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: s, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	cfg := env.Config
+	if o.shippedRBAC {
+		cfg = asControllerServiceAccount(t, env)
+	}
+	// One API server plays the Karmada API and both members: the pods live
+	// beside the templates; the lister is the direct-client one.
+	var pods migration.PodLister = migration.ClientPodLister{"member1": c, "member2": c}
+	if o.pods != nil {
+		pods = o.pods(pods)
+	}
+	ctx := runController(t, cfg, s, pods, migration.Options{WatchClusters: true, ReconcileTimeout: o.reconcileTimeout})
+	h := &harness{t: t, ctx: ctx, c: c, reg: registry.Start(t, o.registry...), auth: authn.Anonymous}
+	if h.reg.Username != "" {
+		h.auth = &authn.Basic{Username: h.reg.Username, Password: h.reg.Password}
+	}
+	h.ns = env.Namespace(t, "shop")
+	return h
+}
+
+// runController starts a manager with the controller on cfg until the
+// test ends, and returns its context.
+func runController(t *testing.T, cfg *rest.Config, s *runtime.Scheme, pods migration.PodLister, o migration.Options) context.Context {
+	t.Helper()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: s, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One API server plays the Karmada API and both members: the pods live
-	// beside the templates; the lister is the direct-client one.
-	pods := migration.ClientPodLister{"member1": c, "member2": c}
-	if err := migration.SetupWithManager(mgr, pods, migration.Options{WatchClusters: true}); err != nil {
+	if err := migration.SetupWithManager(mgr, pods, o); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -90,9 +134,47 @@ func start(t *testing.T) *harness {
 			t.Errorf("manager: %v", err)
 		}
 	})
-	h := &harness{t: t, ctx: ctx, c: c, reg: registry.Start(t)}
-	h.ns = env.Namespace(t, "shop")
-	return h
+	return ctx
+}
+
+// asControllerServiceAccount applies artifacts/controller/rbac.yaml and
+// returns a config that acts as the ServiceAccount it binds, so the
+// controller has exactly the shipped permissions.
+func asControllerServiceAccount(t *testing.T, env *testenv.Env) *rest.Config {
+	t.Helper()
+	env.Namespace(t, "stateshift-system")
+	applyYAML(t, env.Client, filepath.Join(testenv.Root(), "artifacts", "controller", "rbac.yaml"))
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:stateshift-system:stateshift-interpreter-webhook",
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:stateshift-system", "system:authenticated"},
+	}
+	return cfg
+}
+
+func applyYAML(t *testing.T, c client.Client, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if err := c.Create(t.Context(), u); err != nil {
+			t.Fatalf("%s: create %v: %v", path, u.Object["kind"], err)
+		}
+	}
 }
 
 func (h *harness) eventually(what string, timeout time.Duration, f func() (bool, string)) {
@@ -220,7 +302,7 @@ func (h *harness) agent(succeed bool) []string {
 			}
 			repo := h.reg.Host + "/ckpt/db"
 			tag, _ := name.NewTag(repo + ":" + cp.Name)
-			if err := remote.Write(tag, img); err != nil {
+			if err := remote.Write(tag, img, remote.WithAuth(h.auth)); err != nil {
 				h.t.Fatal(err)
 			}
 			d, _ := img.Digest()

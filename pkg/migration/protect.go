@@ -328,14 +328,15 @@ func (c *Controller) prune(ctx context.Context, p *v1alpha1.CheckpointPolicy, de
 }
 
 // keychain reads the policy's registry credentials from the controller's
-// namespace; without them the registry is used anonymously.
+// namespace, uncached (see Controller.Secrets); without them the registry
+// is used anonymously.
 func (c *Controller) keychain(ctx context.Context, p *v1alpha1.CheckpointPolicy) authn.Keychain {
 	if p.Spec.CredentialsSecretRef == nil {
 		return nil
 	}
 	s := &corev1.Secret{}
 	key := client.ObjectKey{Namespace: c.Options.SecretNamespace, Name: p.Spec.CredentialsSecretRef.Name}
-	if err := c.Client.Get(ctx, key, s); err != nil {
+	if err := c.getSecret(ctx, key, s); err != nil {
 		c.Recorder.Eventf(p, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
 		return nil
 	}
@@ -468,4 +469,13 @@ func (c *Controller) releaseOrphanHold(ctx context.Context, rb *workv1alpha2.Res
 		return err
 	}
 	return c.release(ctx, rb, by)
+}
+
+// getSecret reads a Secret through c.Secrets, never through the cached
+// client, which would need list and watch on every Secret of the cluster.
+func (c *Controller) getSecret(ctx context.Context, key client.ObjectKey, s *corev1.Secret) error {
+	if c.Secrets == nil {
+		return fmt.Errorf("no uncached reader for Secrets configured")
+	}
+	return c.Secrets.Get(ctx, key, s)
 }
