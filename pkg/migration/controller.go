@@ -11,7 +11,6 @@ import (
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -20,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/restore"
@@ -124,68 +122,25 @@ func (c *Controller) reconcileTimeout() time.Duration {
 // the reconcile timeout.
 func (c *Controller) SetupWithManager(mgr manager.Manager) error {
 	bounded := controller.Options{ReconciliationTimeout: c.reconcileTimeout()}
-	policiesInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		var l v1alpha1.CheckpointPolicyList
-		if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace())); err != nil {
-			return nil
-		}
-		out := make([]reconcile.Request, 0, len(l.Items))
-		for _, p := range l.Items {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
-		}
-		return out
-	})
-	checkpointPolicy := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-		if p := o.GetLabels()[LabelPolicy]; p != "" {
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: p}}}
-		}
-		return nil
-	})
 	if err := ctrl.NewControllerManagedBy(mgr).Named("stateshift-checkpointpolicy").WithOptions(bounded).
 		For(&v1alpha1.CheckpointPolicy{}).
-		Watches(&v1alpha1.Checkpoint{}, checkpointPolicy).
-		Watches(&workv1alpha2.ResourceBinding{}, policiesInNamespace).
-		Watches(&appsv1.StatefulSet{}, policiesInNamespace).
-		Watches(&appsv1.Deployment{}, policiesInNamespace).
+		Watches(&v1alpha1.Checkpoint{}, handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint)).
+		Watches(&workv1alpha2.ResourceBinding{}, handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)).
 		Complete(PolicyReconciler{c}); err != nil {
 		return err
 	}
-	migrationsInNamespace := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		var l v1alpha1.MigrationList
-		if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace())); err != nil {
-			return nil
-		}
-		var out []reconcile.Request
-		for _, m := range l.Items {
-			if !isTerminal(m.Status.Phase) {
-				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
-			}
-		}
-		return out
-	})
 	migrations := ctrl.NewControllerManagedBy(mgr).Named("stateshift-migration").WithOptions(bounded).
 		For(&v1alpha1.Migration{}).
-		Watches(&v1alpha1.Checkpoint{}, migrationsInNamespace).
-		Watches(&workv1alpha2.ResourceBinding{}, migrationsInNamespace)
+		Watches(&v1alpha1.Checkpoint{}, handler.EnqueueRequestsFromMapFunc(c.unfinishedMigrationsInNamespace)).
+		Watches(&workv1alpha2.ResourceBinding{}, handler.EnqueueRequestsFromMapFunc(c.unfinishedMigrationsInNamespace))
 	if c.Options.WatchClusters {
 		// An uncordon (or a cluster joining, leaving, being tainted or
 		// relabelled) decides whether a Cordon Migration still has a move
 		// to make: look at once, not at the next poll. Spec and label
 		// changes only: a Cluster's status is rewritten every few seconds.
-		cordonMigrations := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
-			var l v1alpha1.MigrationList
-			if err := c.Client.List(ctx, &l); err != nil {
-				return nil
-			}
-			var out []reconcile.Request
-			for _, m := range l.Items {
-				if m.Spec.Trigger == v1alpha1.TriggerCordon && !isTerminal(m.Status.Phase) {
-					out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
-				}
-			}
-			return out
-		})
-		migrations = migrations.Watches(&clusterv1alpha1.Cluster{}, cordonMigrations,
+		migrations = migrations.Watches(&clusterv1alpha1.Cluster{}, handler.EnqueueRequestsFromMapFunc(c.unfinishedCordonMigrations),
 			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})))
 	}
 	if err := migrations.Complete(MigrationReconciler{c}); err != nil {

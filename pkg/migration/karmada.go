@@ -355,8 +355,8 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 			}
 		}
 	}
-	if equalPolicy(current, want) {
-		return nil
+	if same, err := equalPolicy(current, want); err != nil || same {
+		return err
 	}
 	current.Labels, current.Annotations, current.Spec = want.Labels, want.Annotations, want.Spec
 	if owner != nil {
@@ -405,10 +405,20 @@ func (c *Controller) withdraw(ctx context.Context, op *policyv1alpha1.OverridePo
 	return nil
 }
 
-func equalPolicy(a, b *policyv1alpha1.OverridePolicy) bool {
-	ra, _ := runtime.DefaultUnstructuredConverter.ToUnstructured(&a.Spec)
-	rb, _ := runtime.DefaultUnstructuredConverter.ToUnstructured(&b.Spec)
-	return equalJSON(ra, rb) && a.Annotations[restore.AnnotationRestoredFrom] == b.Annotations[restore.AnnotationRestoredFrom]
+// equalPolicy says whether two restore OverridePolicies arm the same
+// checkpoint with the same spec. A spec that cannot be converted is an
+// error, not a difference or a match: two unconvertible specs would
+// otherwise compare equal (both nil) and a needed re-arm be skipped.
+func equalPolicy(a, b *policyv1alpha1.OverridePolicy) (bool, error) {
+	ra, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&a.Spec)
+	if err != nil {
+		return false, fmt.Errorf("compare OverridePolicy %s/%s: %w", a.Namespace, a.Name, err)
+	}
+	rb, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&b.Spec)
+	if err != nil {
+		return false, fmt.Errorf("compare OverridePolicy %s/%s: %w", b.Namespace, b.Name, err)
+	}
+	return equalJSON(ra, rb) && a.Annotations[restore.AnnotationRestoredFrom] == b.Annotations[restore.AnnotationRestoredFrom], nil
 }
 
 // hold suspends the binding's scheduling so a reschedule (a

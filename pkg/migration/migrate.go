@@ -158,55 +158,73 @@ func (r MigrationReconciler) start(ctx context.Context, m *v1alpha1.Migration, p
 	}
 	switch m.Spec.Trigger {
 	case v1alpha1.TriggerManual, v1alpha1.TriggerCordon:
-		if m.Spec.Trigger == v1alpha1.TriggerManual {
-			dest := m.Spec.DestinationCluster
-			for _, s := range m.Status.SourceClusters {
-				if s == dest {
-					return r.fail(m, "AlreadyThere", fmt.Sprintf("%s already runs on %s", w.label(), dest))
-				}
-			}
-			m.Status.DestinationCluster = dest
-			if unable[dest] {
-				return r.impossible(ctx, m, p, w, rb, "DestinationCannotRestore",
-					fmt.Sprintf("cluster %s is labelled %s=false: it cannot restore checkpoints", dest, LabelRestore), true)
-			}
-		}
-		if err := r.hold(ctx, rb, m.Name); err != nil {
-			return ctrl.Result{}, err
-		}
-		if err := r.freshCheckpoints(ctx, m, p, w); err != nil {
-			return ctrl.Result{}, err
-		}
-		if err := r.set(m, v1alpha1.MigrationCheckpointing, "taking a fresh checkpoint while the source runs; scheduling of the binding is suspended"); err != nil {
-			return ctrl.Result{}, err
-		}
-		r.Recorder.Eventf(w.obj, corev1.EventTypeNormal, "MigrationStarted", "Migration %s (%s): fresh checkpoint on %v", m.Name, m.Spec.Trigger, m.Status.SourceClusters)
-		return ctrl.Result{RequeueAfter: poll}, nil
+		return r.startPlanned(ctx, m, p, w, rb, unable)
 	default:
-		// A move Karmada already made: the armed plan restores it.
-		dest := m.Status.DestinationCluster
-		if dest == "" {
-			dest = m.Spec.DestinationCluster
-			m.Status.DestinationCluster = dest
+		return r.startDetected(ctx, m, p, w, rb, unable)
+	}
+}
+
+// startPlanned starts a move that has not happened yet (a person's or a
+// cordon's): scheduling held, a fresh checkpoint asked for.
+func (r MigrationReconciler) startPlanned(ctx context.Context, m *v1alpha1.Migration, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding, unable map[string]bool) (ctrl.Result, error) {
+	if m.Spec.Trigger == v1alpha1.TriggerManual {
+		dest := m.Spec.DestinationCluster
+		for _, s := range m.Status.SourceClusters {
+			if s == dest {
+				return r.fail(m, "AlreadyThere", fmt.Sprintf("%s already runs on %s", w.label(), dest))
+			}
 		}
+		m.Status.DestinationCluster = dest
 		if unable[dest] {
 			return r.impossible(ctx, m, p, w, rb, "DestinationCannotRestore",
-				fmt.Sprintf("cluster %s is labelled %s=false: it cannot restore checkpoints", dest, LabelRestore), false)
+				fmt.Sprintf("cluster %s is labelled %s=false: it cannot restore checkpoints", dest, LabelRestore), true)
 		}
-		op, err := r.armedPolicy(ctx, w)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if op == nil {
-			return r.impossible(ctx, m, p, w, rb, "NoCheckpoint", "no verified checkpoint was armed when Karmada moved the workload", false)
-		}
-		m.Status.Checkpoints = r.armedCheckpoints(ctx, w, op.Annotations)
-		r.condition(m, v1alpha1.ConditionRestoreArmed, true, "Armed", "restore plan "+op.Name+" was armed")
-		if err := r.set(m, v1alpha1.MigrationRestoring, fmt.Sprintf("Karmada moved the workload to %s; restoring from %s", dest, op.Annotations[restoreKey])); err != nil {
-			return ctrl.Result{}, err
-		}
-		return ctrl.Result{RequeueAfter: poll}, nil
 	}
+	if err := r.hold(ctx, rb, m.Name); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.freshCheckpoints(ctx, m, p, w); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.set(m, v1alpha1.MigrationCheckpointing, "taking a fresh checkpoint while the source runs; scheduling of the binding is suspended"); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Eventf(w.obj, corev1.EventTypeNormal, "MigrationStarted", "Migration %s (%s): fresh checkpoint on %v", m.Name, m.Spec.Trigger, m.Status.SourceClusters)
+	return ctrl.Result{RequeueAfter: poll}, nil
+}
+
+// startDetected follows a move Karmada already made: the armed plan
+// restores it.
+func (r MigrationReconciler) startDetected(ctx context.Context, m *v1alpha1.Migration, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding, unable map[string]bool) (ctrl.Result, error) {
+	dest := m.Status.DestinationCluster
+	if dest == "" {
+		dest = m.Spec.DestinationCluster
+		m.Status.DestinationCluster = dest
+	}
+	if unable[dest] {
+		return r.impossible(ctx, m, p, w, rb, "DestinationCannotRestore",
+			fmt.Sprintf("cluster %s is labelled %s=false: it cannot restore checkpoints", dest, LabelRestore), false)
+	}
+	op, err := r.armedPolicy(ctx, w)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if op == nil {
+		return r.impossible(ctx, m, p, w, rb, "NoCheckpoint", "no verified checkpoint was armed when Karmada moved the workload", false)
+	}
+	// Without the list the Migration would record only the plan's first
+	// checkpoint and judge the restore against it: retry instead (the
+	// error reaches the Migration as a MigrationError Event).
+	cps, err := r.armedCheckpoints(ctx, w, op.Annotations)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	m.Status.Checkpoints = cps
+	r.condition(m, v1alpha1.ConditionRestoreArmed, true, "Armed", "restore plan "+op.Name+" was armed")
+	if err := r.set(m, v1alpha1.MigrationRestoring, fmt.Sprintf("Karmada moved the workload to %s; restoring from %s", dest, op.Annotations[restoreKey])); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: poll}, nil
 }
 
 // freshCheckpoints creates a Checkpoint of every running pod on the sources.
@@ -519,10 +537,10 @@ func (r MigrationReconciler) impossible(ctx context.Context, m *v1alpha1.Migrati
 }
 
 // armedCheckpoints lists the Checkpoints behind an armed plan.
-func (r MigrationReconciler) armedCheckpoints(ctx context.Context, w *workload, ann map[string]string) []v1alpha1.MigrationCheckpoint {
+func (r MigrationReconciler) armedCheckpoints(ctx context.Context, w *workload, ann map[string]string) ([]v1alpha1.MigrationCheckpoint, error) {
 	byPod, err := r.workloadCheckpoints(ctx, w)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("checkpoints of the armed plan: %w", err)
 	}
 	latest := map[string]*v1alpha1.Checkpoint{}
 	for pod, list := range byPod {
@@ -534,7 +552,7 @@ func (r MigrationReconciler) armedCheckpoints(ctx context.Context, w *workload, 
 	if len(out) == 0 && ann[restoreKey] != "" {
 		out = []v1alpha1.MigrationCheckpoint{{Name: ann[restoreKey]}}
 	}
-	return out
+	return out, nil
 }
 
 func checkpointNames(cps []v1alpha1.MigrationCheckpoint) []string {

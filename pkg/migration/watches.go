@@ -1,0 +1,85 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+// The map functions below turn a watch event on one object into requests
+// for the objects that depend on it. A map function cannot return an
+// error: when it cannot tell whom to enqueue, the event is lost (the
+// reconcilers still requeue on their own schedules), so it says so in the
+// log, naming the object, instead of dropping it silently.
+
+// policyOfCheckpoint enqueues the CheckpointPolicy that created a
+// Checkpoint. A Checkpoint without the label was made by a person or
+// another tool: no policy depends on it, nothing is lost.
+func policyOfCheckpoint(_ context.Context, o client.Object) []reconcile.Request {
+	if p := o.GetLabels()[LabelPolicy]; p != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: p}}}
+	}
+	return nil
+}
+
+// policiesInNamespace enqueues every CheckpointPolicy in o's namespace (a
+// binding or a template changed: any of them may select it).
+func (c *Controller) policiesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var l v1alpha1.CheckpointPolicyList
+	if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace())); err != nil {
+		eventDropped(ctx, err, o, "CheckpointPolicies")
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(l.Items))
+	for _, p := range l.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+	}
+	return out
+}
+
+// unfinishedMigrationsInNamespace enqueues the Migrations in o's namespace
+// that are still running (a Checkpoint or a binding they wait for changed).
+func (c *Controller) unfinishedMigrationsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var l v1alpha1.MigrationList
+	if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace())); err != nil {
+		eventDropped(ctx, err, o, "Migrations")
+		return nil
+	}
+	return unfinished(l.Items, "")
+}
+
+// unfinishedCordonMigrations enqueues every running Cordon Migration (a
+// Cluster's spec or labels changed: the cordon may be lifted).
+func (c *Controller) unfinishedCordonMigrations(ctx context.Context, o client.Object) []reconcile.Request {
+	var l v1alpha1.MigrationList
+	if err := c.Client.List(ctx, &l); err != nil {
+		eventDropped(ctx, err, o, "Cordon Migrations")
+		return nil
+	}
+	return unfinished(l.Items, v1alpha1.TriggerCordon)
+}
+
+// unfinished are requests for the Migrations not in a terminal phase, of
+// trigger only when trigger is set.
+func unfinished(ms []v1alpha1.Migration, trigger v1alpha1.MigrationTrigger) []reconcile.Request {
+	var out []reconcile.Request
+	for _, m := range ms {
+		if (trigger == "" || m.Spec.Trigger == trigger) && !isTerminal(m.Status.Phase) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
+		}
+	}
+	return out
+}
+
+// eventDropped logs a watch event on o that enqueued nothing because the
+// dependents (what) could not be listed.
+func eventDropped(ctx context.Context, err error, o client.Object, what string) {
+	klog.FromContext(ctx).Error(err, "Watch event dropped: cannot list the objects that depend on it",
+		"object", klog.KObj(o), "type", fmt.Sprintf("%T", o), "dependents", what)
+}
