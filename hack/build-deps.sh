@@ -84,10 +84,13 @@ build_tools() {
 # private apt configuration (the machine's own sources stay as they are); apt
 # checks the tarball against the signed Sources index, and we check it
 # against the pinned digest. Only the upstream tarball is needed: Debian's
-# packaging part is not. Build deps are Debian packages (install-debs.sh).
+# packaging part is not. hack/patches/criu-<version>-*.patch are applied on
+# top (what this kernel needs that the release lacks). Build deps are Debian
+# packages (install-debs.sh).
 build_criu() {
   local stamp
-  stamp="$(stamp_of_values "${CRIU_VERSION}" "${CRIU_ORIG_SHA256}")"
+  local patches=("${HACK_DIR}"/patches/criu-"${CRIU_VERSION}"-*.patch)
+  stamp="$(stamp_of_values "${CRIU_VERSION}" "${CRIU_ORIG_SHA256}" "$(cat "${patches[@]}" 2>/dev/null)")"
   if stamp_matches "${CRIU_BIN}" "${stamp}" && "${CRIU_BIN}/criu" --version > /dev/null 2>&1; then
     log "criu ${CRIU_VERSION}: cached in ${CRIU_BIN}"; return
   fi
@@ -105,6 +108,12 @@ build_criu() {
   [[ -f "${work}/src/${tarball}" ]] || { cat "${work}/apt.log" >&2; die "criu: ${tarball} did not download"; }
   echo "${CRIU_ORIG_SHA256}  ${work}/src/${tarball}" | sha256sum -c --quiet - || die "criu: ${tarball} does not match CRIU_ORIG_SHA256"
   tar -C "${work}" -xJf "${work}/src/${tarball}"
+  local p
+  for p in "${patches[@]}"; do
+    [[ -f "${p}" ]] || continue
+    log "criu ${CRIU_VERSION}: applying $(basename "${p}")"
+    patch -d "${work}/criu-${CRIU_VERSION}" -p1 --quiet < "${p}" || die "criu: ${p} does not apply"
+  done
   log "criu ${CRIU_VERSION}: make criu (cold: ~3 min on two cores)"
   make -C "${work}/criu-${CRIU_VERSION}" -j"$(nproc)" criu > "${work}/make.log" 2>&1 ||
     { tail -n 30 "${work}/make.log" >&2; die "criu: make failed (log: ${work}/make.log)"; }
@@ -132,13 +141,14 @@ build_crio() {
   (cd "${dir}" && CGO_ENABLED=1 GOFLAGS=-mod=mod go build -trimpath -tags "${CRIO_BUILDTAGS}" \
     -ldflags "-s -w -X github.com/cri-o/cri-o/internal/version.buildDate=1970-01-01T00:00:00Z" \
     -o "${CRIO_BIN}/crio" ./cmd/crio)
-  local pinns="${STATESHIFT_CACHE}/cri-o-${CRIO_VERSION}/pinns-src"
-  rm -rf "${pinns}"; cp -r "${dir}/pinns" "${pinns}"; chmod -R u+w "${pinns}"
-  make -C "${pinns}" > /dev/null
-  install -m 0755 "${pinns}/../bin/pinns" "${CRIO_BIN}/pinns"
-  rm -rf "${pinns}" "${pinns}/../bin"
+  # pinns' Makefile writes ../bin/pinns: build a copy in a folder of its own.
+  local work="${STATESHIFT_CACHE}/cri-o-${CRIO_VERSION}/work"
+  rm -rf "${work}"; mkdir -p "${work}"; cp -r "${dir}/pinns" "${work}/pinns"; chmod -R u+w "${work}"
+  make -C "${work}/pinns" > "${work}/make.log" 2>&1 || { cat "${work}/make.log" >&2; die "pinns: make failed"; }
+  install -m 0755 "${work}/bin/pinns" "${CRIO_BIN}/pinns"
+  rm -rf "${work}"
   echo "${stamp}" > "${CRIO_BIN}/.stamp"
-  log "cri-o: done ($("${CRIO_BIN}/crio" --version 2>/dev/null | sed -n 's/^Version: *//p'))"
+  log "cri-o: done ($("${CRIO_BIN}/crio" --version 2>/dev/null | head -n 1))"
 }
 
 case "${what}" in

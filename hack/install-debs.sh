@@ -10,7 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 pkgs=(buildah docker-registry fuse-overlayfs ca-certificates openssl
-  runc conmon containernetworking-plugins iproute2 busybox-static redis-server
+  runc conmon containernetworking-plugins iproute2 busybox-static redis-server patch
   build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   python3-protobuf libnl-3-dev libnet1-dev libcap-dev libaio-dev libbsd-dev libgnutls28-dev
   libnftables-dev libdrm-dev uuid-dev libseccomp-dev libgpgme-dev)

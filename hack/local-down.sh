@@ -8,6 +8,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "${HACK_DIR}/local/lib.sh"
+. "${HACK_DIR}/local/pki.sh"
+. "${HACK_DIR}/local/realnode.sh"
 
 lock_run_dir
 if [[ ! -d "${RUN_DIR}" ]]; then
@@ -18,7 +20,7 @@ fi
 
 # Clients first, etcd last, so nothing logs storms of connection errors.
 order=(
-  checkpoint-agent- interpreter-webhook nodesim-
+  checkpoint-agent- pod-restore- interpreter-webhook nodesim- kubelet- crio-
   karmada-scheduler karmada-controller-manager karmada-webhook
   member1-kube-scheduler member2-kube-scheduler
   karmada-kube-controller-manager member1-kube-controller-manager member2-kube-controller-manager
@@ -37,12 +39,18 @@ for f in "${PID_DIR}"/*.pid; do
   stop_proc "$(basename "${f}" .pid)"
 done
 
+# A real node's containers and conmon outlive the kubelet and CRI-O.
+for m in "${MEMBERS[@]}"; do stop_real_node_workloads "${m}"; done
+clean_real_node_host_paths
+
 if [[ "${KEEP_RUN_DIR:-0}" == 1 ]]; then
   log "stopped; kept ${RUN_DIR}"
 else
-  # buildah may leave overlay mounts under an agent's storage: unmount first.
-  { grep -o " ${RUN_DIR}/[^ ]*" /proc/mounts || true; } | sort -r | while read -r mnt; do
-    umount "${mnt}" 2>/dev/null || log "could not unmount ${mnt}"
+  # buildah may leave overlay mounts under an agent's storage, CRI-O its
+  # containers' root file systems and network namespaces, the kubelet pod
+  # volumes: unmount first, deepest first.
+  { awk '{print $2}' /proc/mounts | grep "^${RUN_DIR}/" || true; } | sort -r | while read -r mnt; do
+    umount "${mnt}" 2>/dev/null || umount -l "${mnt}" 2>/dev/null || log "could not unmount ${mnt}"
   done
   rm -rf "${RUN_DIR}"
   log "stopped; removed ${RUN_DIR}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings up, on loopback and without Docker, a real Karmada control plane with
-# two real member clusters, a simulated node in each, an OCI registry, and
+# two real member clusters, a simulated and a real node in each, an OCI registry, and
 # stateshift's own components where they are built:
 #
 #   etcd (one, a prefix per API server) .......... 127.0.0.1:32379
@@ -10,6 +10,7 @@
 #     kube-controller-manager (gc + namespace), karmada-controller-manager, karmada-scheduler
 #   member1 / member2 kube-apiserver ............. https://127.0.0.1:6443 / :6444
 #     kube-controller-manager, kube-scheduler, node simulator on 127.0.0.11 / 127.0.0.12:10250
+#     real node: kubelet + CRI-O + runc + CRIU on 127.0.0.21 / 127.0.0.22:10250
 #   docker-registry .............................. 127.0.0.1:5000 (REGISTRY_AUTH=1: htpasswd)
 #
 # Everything (PIDs, logs, certificates, kubeconfigs, data) lives in one run
@@ -129,7 +130,12 @@ start_apiservers() {
   local m
   for m in "${MEMBERS[@]}"; do
     mkdir -p "${RUN_DIR}/${m}/apiserver"
-    start_apiserver "${m}" "${MEMBER_APISERVER_PORT[${m}]}"
+    # exec and logs reach the real node's kubelet on its loopback InternalIP,
+    # with a client certificate the kubelet's x509 authentication accepts.
+    start_apiserver "${m}" "${MEMBER_APISERVER_PORT[${m}]}" \
+      --kubelet-preferred-address-types InternalIP \
+      --kubelet-client-certificate "${PKI_DIR}/apiserver-kubelet-client.crt" \
+      --kubelet-client-key "${PKI_DIR}/apiserver-kubelet-client.key"
   done
   for m in karmada "${MEMBERS[@]}"; do
     wait_for "${m}-apiserver" "${TIMEOUT}" apiserver_ready "${m}"
@@ -270,6 +276,11 @@ start_karmada_controllers() {
 # hack/local/nodes.sh.
 . "${HACK_DIR}/local/nodes.sh"
 
+# kubelet + CRI-O + runc + CRIU: see hack/local/realnode.sh; the images
+# its test workloads run are built here (hack/local/workload-images.sh).
+. "${HACK_DIR}/local/realnode.sh"
+. "${HACK_DIR}/local/workload-images.sh"
+
 # ------------------------------------------------------------------ join
 
 cluster_ready() {
@@ -346,6 +357,9 @@ main() {
   phase "Karmada controllers";    start_karmada_controllers
   phase "registry";               start_registry
   phase "simulated nodes";        start_nodes
+  phase "workload images";        build_workload_images "${REGISTRY_HOST}" \
+                                    "$( [[ -f "${RUN_DIR}/registry/auth.json" ]] && echo "${RUN_DIR}/registry/auth.json")"
+  phase "real nodes";             start_real_nodes
   phase "join members";           join_members
   phase "stateshift";             start_stateshift
   summary

@@ -10,7 +10,9 @@
 # pki/karmada-webhook/tls.*     karmada-webhook's --cert-dir (SAN 127.0.0.1)
 # pki/admin.*                   client cert, O=system:masters
 # pki/front-proxy-client.*      the aggregator's client cert
-# pki/node-<node>.*             node client cert, O=system:nodes (node simulator)
+# pki/node-<node>.*             node client cert, O=system:nodes (node simulator, real kubelet)
+# pki/kubelet-<node>.*          a real kubelet's serving cert (SAN its loopback IP)
+# pki/apiserver-kubelet-client.* the member API servers' client cert to kubelets
 # pki/sa-<cluster>.{key,pub}    service-account signing keys per cluster
 
 # new_key FILE: an ECDSA P-256 key (fast to make, accepted by every component).
@@ -66,6 +68,7 @@ setup_pki() {
   new_cert ca "${PKI_DIR}/karmada-webhook/tls" "/CN=karmada-webhook" "IP:127.0.0.1,DNS:localhost"
   new_cert ca "${PKI_DIR}/admin" "/O=system:masters/CN=stateshift-local-admin"
   new_cert front-proxy-ca "${PKI_DIR}/front-proxy-client" "/CN=front-proxy-client"
+  new_cert ca "${PKI_DIR}/apiserver-kubelet-client" "/O=system:masters/CN=kube-apiserver-kubelet-client"
   local c
   for c in karmada "${MEMBERS[@]}"; do new_sa_keys "${c}"; done
 }

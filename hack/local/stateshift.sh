@@ -80,7 +80,7 @@ start_interpreter_webhook() {
   log "interpreter-webhook: ready; ResourceInterpreterWebhookConfiguration points at it"
 }
 
-# One checkpoint agent per simulated node, run as a process (no container
+# One checkpoint agent per node (simulated and real), run as a process (no container
 # runtime here) with the identity its DaemonSet would have: the
 # stateshift-checkpoint-agent ServiceAccount of artifacts/agent/rbac.yaml
 # (RUN_DIR/<member>/agent/{token,kubeconfig}). Each agent has its own buildah
@@ -90,9 +90,11 @@ start_interpreter_webhook() {
 AGENT_SA=stateshift-checkpoint-agent
 declare -A AGENT_HEALTH_PORT=([member1]=19466 [member2]=19476)
 declare -A AGENT_METRICS_PORT=([member1]=19465 [member2]=19475)
+declare -A REAL_AGENT_HEALTH_PORT=([member1]=19486 [member2]=19496)
+declare -A REAL_AGENT_METRICS_PORT=([member1]=19485 [member2]=19495)
 
 start_agents() {
-  local m node dir nodedir
+  local m node nodedir
   for m in "${MEMBERS[@]}"; do
     kubectl_for "${m}" apply -f "${ROOT_DIR}/artifacts/agent/namespace.yaml" \
       -f "${ROOT_DIR}/artifacts/agent/rbac.yaml" > /dev/null
@@ -109,23 +111,42 @@ start_agents() {
   for m in "${MEMBERS[@]}"; do
     node="$(node_name "${m}")"
     nodedir="${RUN_DIR}/${m}/${node}"
-    dir="${RUN_DIR}/${m}/agent"
-    mkdir -p "${dir}/buildah/storage" "${dir}/buildah/run" "${dir}/work"
-    write_sa_kubeconfig "${m}" "${STATESHIFT_NAMESPACE}" "${AGENT_SA}" "${dir}"
-    start_proc "checkpoint-agent-${m}" "${RUN_DIR}/bin/checkpoint-agent" \
-      --node-name "${node}" --namespace "${STATESHIFT_NAMESPACE}" --kubeconfig "${dir}/kubeconfig" \
-      --kubelet-ca "${nodedir}/data/pki/ca.crt" --token-file "${dir}/token" \
-      --checkpoint-dir "${nodedir}/checkpoints" --work-dir "${dir}/work" \
-      --buildah-root "${dir}/buildah/storage" --buildah-runroot "${dir}/buildah/run" \
-      --insecure-registries "${REGISTRY_HOST}" \
-      --max-attempts 8 \
-      --metrics-bind-address "127.0.0.1:${AGENT_METRICS_PORT[${m}]}" \
-      --health-probe-bind-address "127.0.0.1:${AGENT_HEALTH_PORT[${m}]}"
+    start_agent "checkpoint-agent-${m}" "${m}" "${node}" "${RUN_DIR}/${m}/agent" \
+      "${nodedir}/data/pki/ca.crt" "${nodedir}/checkpoints" "${AGENT_METRICS_PORT[${m}]}" "${AGENT_HEALTH_PORT[${m}]}"
+    if [[ -n "${REAL_NODE_IP[${m}]:-}" ]] && is_running "kubelet-${m}"; then
+      # The real node's agent: the kubelet's serving certificate is signed by
+      # the local CA; its archives land in the kubelet's root dir.
+      node="$(real_node_name "${m}")"
+      mkdir -p -m 0700 "$(real_node_dir "${m}")/kubelet/checkpoints"
+      start_agent "checkpoint-agent-${m}-real" "${m}" "${node}" "${RUN_DIR}/${m}/agent-real" \
+        "${PKI_DIR}/ca.crt" "$(real_node_dir "${m}")/kubelet/checkpoints" \
+        "${REAL_AGENT_METRICS_PORT[${m}]}" "${REAL_AGENT_HEALTH_PORT[${m}]}"
+    fi
   done
   for m in "${MEMBERS[@]}"; do
     wait_for "checkpoint-agent-${m}" "${TIMEOUT}" http_ok "http://127.0.0.1:${AGENT_HEALTH_PORT[${m}]}/readyz"
     log "checkpoint-agent-${m}: ready"
+    if is_running "checkpoint-agent-${m}-real"; then
+      wait_for "checkpoint-agent-${m}-real" "${TIMEOUT}" http_ok "http://127.0.0.1:${REAL_AGENT_HEALTH_PORT[${m}]}/readyz"
+      log "checkpoint-agent-${m}-real: ready"
+    fi
   done
+}
+
+# start_agent NAME MEMBER NODE DIR KUBELET_CA CHECKPOINT_DIR METRICS_PORT HEALTH_PORT
+start_agent() {
+  local name="$1" m="$2" node="$3" dir="$4" ca="$5" archives="$6" metrics="$7" health="$8"
+  mkdir -p "${dir}/buildah/storage" "${dir}/buildah/run" "${dir}/work"
+  write_sa_kubeconfig "${m}" "${STATESHIFT_NAMESPACE}" "${AGENT_SA}" "${dir}"
+  start_proc "${name}" "${RUN_DIR}/bin/checkpoint-agent" \
+    --node-name "${node}" --namespace "${STATESHIFT_NAMESPACE}" --kubeconfig "${dir}/kubeconfig" \
+    --kubelet-ca "${ca}" --token-file "${dir}/token" \
+    --checkpoint-dir "${archives}" --work-dir "${dir}/work" \
+    --buildah-root "${dir}/buildah/storage" --buildah-runroot "${dir}/buildah/run" \
+    --insecure-registries "${REGISTRY_HOST}" \
+    --max-attempts 8 \
+    --metrics-bind-address "127.0.0.1:${metrics}" \
+    --health-probe-bind-address "127.0.0.1:${health}"
 }
 
 # One pod-restore webhook per member (checkpoint-agent pod-restore-webhook,

@@ -40,6 +40,8 @@ build_workload_images() {
   # images are our own.
   printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' > "${WORKLOAD_IMAGES_DIR}/policy.json"
 
+  build_pause_image "${host}"
+  push_workload_image pause "${host}" "${authfile}"
   build_memstate_image "${host}"
   push_workload_image memstate "${host}" "${authfile}"
   build_redis_image "${host}"
@@ -123,6 +125,28 @@ commit_workload_image() {
   workload_buildah commit --signature-policy "${WORKLOAD_IMAGES_DIR}/policy.json" \
     --timestamp 0 --identity-label=false --rm "${ctr}" "$(workload_image_ref "${name}" "${host}")"
   echo "${inputs}" > "${WORKLOAD_IMAGES_DIR}/${name}.inputs"
+}
+
+# The real nodes' pause image (test/realnode/pause), a static C program:
+# CRI-O pulls its pause image even when it drops infra containers, and
+# registry.k8s.io is out of reach (and out of bounds) here.
+build_pause_image() {
+  local host="$1" dir="${WORKLOAD_IMAGES_DIR}/pause" ref src="${ROOT_DIR}/test/realnode/pause/pause.c"
+  ref="$(workload_image_ref pause "${host}")"
+  mkdir -p "${dir}"
+  local inputs
+  inputs="$(workload_image_inputs "${src}")" || exit 1
+  if workload_image_current pause "${host}" "${inputs}"; then
+    log "workload images: ${ref} is up to date"
+    return 0
+  fi
+  log "workload images: building ${ref}"
+  local root="${dir}/rootfs"
+  rm -rf "${root}"; mkdir -p "${root}"
+  gcc -static -Os -Wall -Werror -o "${root}/pause" "${src}" ||
+    die "workload images: cannot compile ${src} (gcc with static glibc: build-essential)"
+  strip "${root}/pause"
+  commit_workload_image pause "${host}" "${root}" "${inputs}" --entrypoint '["/pause"]'
 }
 
 build_memstate_image() {

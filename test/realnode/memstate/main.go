@@ -4,6 +4,10 @@
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
 
+// Go 1.24+ listens with MPTCP where the kernel has it; CRIU 4.1 cannot dump
+// MPTCP sockets ("Unsupported proto 262"). Plain TCP, as most servers use.
+//go:debug multipathtcp=0
+
 // Command memstate is the real-node test workload whose state lives only in
 // memory: N MiB of random bytes, a counter ticking every 100 ms and a note. A
 // CRIU checkpoint and restore that loses or corrupts any of it shows in
