@@ -3,12 +3,13 @@
 # in RUN_DIR/registry/data, delete enabled. REGISTRY_AUTH=1 turns on htpasswd
 # auth: a random password (RUN_DIR/registry/password, 0600), a
 # dockerconfigjson auth file (RUN_DIR/registry/auth.json, 0600) and the Secret
-# stateshift-system/stateshift-registry made from it in every cluster.
+# stateshift-system/checkpoint-registry (the name the README and
+# artifacts/examples use) made from it in every cluster.
 # Source after hack/local/lib.sh.
 
 REGISTRY_HOST="127.0.0.1:${REGISTRY_PORT}"
 REGISTRY_USER=stateshift
-REGISTRY_SECRET=stateshift-registry
+REGISTRY_SECRET=checkpoint-registry
 STATESHIFT_NAMESPACE=stateshift-system
 
 write_registry_auth() {

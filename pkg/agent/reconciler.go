@@ -323,8 +323,8 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 		if err != nil {
 			return nil, fail(reasonArchiveInvalid, fmt.Errorf("container %s: %w", c, err))
 		}
-		if cfg.Name != c {
-			return nil, permanent(reasonArchiveInvalid, fmt.Errorf("container %s: the kubelet's archive holds container %q", c, cfg.Name))
+		if !archive.HoldsContainer(cfg.Name, pod.Namespace, pod.Name, c) {
+			return nil, permanent(reasonArchiveInvalid, fmt.Errorf("container %s of %s/%s: the kubelet's archive holds container %q", c, pod.Namespace, pod.Name, cfg.Name))
 		}
 		a := &(*archives)[len(*archives)-1]
 		a.source = checkpointimage.Source{Container: c, Pod: pod.Name, Namespace: pod.Namespace,

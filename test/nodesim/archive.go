@@ -34,6 +34,17 @@ const (
 	annotationContainerName = "io.kubernetes.container.name"
 )
 
+// crioContainerName is the name CRI-O records in config.dump: the
+// kubelet's k8s_<container>_<pod>_<namespace>_<pod uid>_<attempt> (seen
+// in a real node's archive), or the bare container name when the archive
+// is written for no pod (unit tests).
+func crioContainerName(spec ArchiveSpec) string {
+	if spec.Pod == "" {
+		return spec.Container
+	}
+	return fmt.Sprintf("k8s_%s_%s_%s_%s_0", spec.Container, spec.Pod, spec.Namespace, spec.PodUID)
+}
+
 // ArchiveSpec describes the container an archive is written for.
 type ArchiveSpec struct {
 	Namespace, Pod, PodUID, Container string
@@ -130,7 +141,7 @@ func WriteArchive(w io.Writer, spec ArchiveSpec) (ArchiveInfo, error) {
 
 	a.json(metadata.ConfigDumpFile, metadata.ContainerConfig{
 		ID:              spec.ContainerID,
-		Name:            spec.Container,
+		Name:            crioContainerName(spec),
 		RootfsImage:     spec.Image,
 		RootfsImageRef:  spec.ImageID,
 		RootfsImageName: spec.Image,

@@ -300,9 +300,9 @@ func (l *checkpointLayer) check(m *v1.Manifest) (*checkpointContent, error) {
 	case !l.haveState || !l.havePages:
 		return nil, fmt.Errorf("checkpoint image lacks %s or %s: not made by a node this simulator can restore", StateFile, PagesFile)
 	}
-	if want := m.Annotations[checkpointimage.AnnotationCRIO]; out.config.Name != want {
-		return nil, fmt.Errorf("annotation %s=%q does not name the checkpointed container %q", checkpointimage.AnnotationCRIO, want, out.config.Name)
-	}
+	// CRI-O 1.34 only needs the checkpoint.name annotation to be there
+	// (that is how it tells a checkpoint image); it never compares it with
+	// the name in config.dump, which is CRI-O's own k8s_... name.
 	if l.pagesBytes != out.state.MemoryBytes || out.pagesSHA != out.state.MemorySHA256 {
 		return nil, fmt.Errorf("memory image is corrupt: %d bytes sha256 %s, state records %d bytes sha256 %s",
 			l.pagesBytes, out.pagesSHA, out.state.MemoryBytes, out.state.MemorySHA256)
