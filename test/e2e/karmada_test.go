@@ -96,13 +96,21 @@ func all(checks ...framework.Check) framework.Check {
 	}
 }
 
+// nodeOf is a member's simulated node (each member also has a real node,
+// framework.RealNodeName, which only workloads that ask for it use).
 func nodeOf(t *testing.T, cluster string) string {
 	t.Helper()
 	nodes, err := env.NodeNames(t.Context(), cluster)
-	if err != nil || len(nodes) != 1 {
-		t.Fatalf("%s: want exactly one (simulated) node, got %v (err %v)", cluster, nodes, err)
+	var simulated []string
+	for _, n := range nodes {
+		if n != framework.RealNodeName(cluster) {
+			simulated = append(simulated, n)
+		}
 	}
-	return nodes[0]
+	if err != nil || len(simulated) != 1 {
+		t.Fatalf("%s: want exactly one simulated node, got %v (err %v)", cluster, nodes, err)
+	}
+	return simulated[0]
 }
 
 func TestMembersJoinedAndReady(t *testing.T) {
