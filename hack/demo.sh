@@ -1,40 +1,41 @@
 #!/usr/bin/env bash
 # make demo: stateshift end to end on one Debian machine, as root, without
 # Docker. Installs what is missing, builds what is not cached, brings up a real
-# Karmada with two member clusters (hack/local-up.sh), deploys a stateful demo
-# application on member1, protects it with a CheckpointPolicy (scheduled
-# checkpoints through the kubelet API, images in the registry), moves it to
+# Karmada with two member clusters, each with a real node (kubelet, CRI-O,
+# runc, CRIU) beside a simulated one (hack/local-up.sh), runs Debian's
+# redis-server with persistence off on member1's real node, writes keys into
+# its memory, protects it with a CheckpointPolicy (scheduled checkpoints
+# through the kubelet's checkpoint API, images in the registry), moves it to
 # member2 with `karmadactl cordon member1` and a NoExecute taint (the
-# reschedule that moves a workload off a cordoned cluster in Karmada v1.18.2),
-# and shows its state before and after. It leaves everything running and prints
-# how to explore and stop it.
-#
-# Only the kubelet and the container runtime are simulated (test/nodesim):
-# CRIU cannot run on this machine's kernel. The "state" of the demo container
-# is the simulator's: a counter that grows every second plus 16 MiB of memory
-# derived from it.
+# reschedule that moves a workload off a cordoned cluster in Karmada
+# v1.18.2), and shows the keys, the process (redis's run_id, random per
+# start) and the digest of its in-memory dataset before and after. It leaves
+# everything running and prints how to explore and stop it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "${HACK_DIR}/local/lib.sh"
 cd "${ROOT_DIR}"
 
 NS=demo
-APP=counter
-MEMORY_BYTES=$((16 << 20))
+APP=redis
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say() { printf '   %s\n' "$*"; }
 karmada() { kubectl_for karmada "$@"; }
 member() { local m="$1"; shift; kubectl_for "${m}" "$@"; }
-node_ca() { echo "${RUN_DIR}/$1/$1-node/data/pki/ca.crt"; }
-declare -A NODE_IP=([member1]=127.0.0.11 [member2]=127.0.0.12)
-
-# state MEMBER: the simulated container's state (JSON) on that member's node.
-state() {
-  curl -fsS --cacert "$(node_ca "$1")" \
-    "https://${NODE_IP[$1]}:10250/nodesim/state?namespace=${NS}&pod=${APP}-0&container=${APP}"
+karmadactl() { "${KARMADA_BIN}/karmadactl" --kubeconfig "${RUN_DIR}/karmada.kubeconfig" "$@"; }
+# rcli MEMBER ARGS...: redis-cli in the application's pod on that member,
+# through kubectl exec (the member's API server, the real kubelet, CRI-O).
+rcli() { local m="$1"; shift; member "${m}" -n "${NS}" exec "${APP}-0" -c "${APP}" -- /usr/bin/redis-cli "$@" | tr -d '\r'; }
+# show MEMBER: the process and what its memory holds.
+show() {
+  local info k
+  info="$(rcli "$1" info server)"
+  say "run_id (random per process start): $(sed -n 's/^run_id://p' <<< "${info}")"
+  say "uptime_in_seconds:                 $(sed -n 's/^uptime_in_seconds://p' <<< "${info}")"
+  say "DEBUG DIGEST of the dataset:       $(rcli "$1" debug digest)"
+  for k in user:1 user:2 cart:42; do say "GET ${k} = $(rcli "$1" get "${k}")"; done
 }
-field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -1; }
 
 wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
   local t="$1" what="$2"; shift 2
@@ -45,28 +46,45 @@ wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
   done
 }
 
-step "1/7 install and build what is missing (Debian packages; etcd, Kubernetes ${KUBE_VERSION}, Karmada ${KARMADA_VERSION} from Go modules, cached in ${STATESHIFT_CACHE})"
-[[ $(id -u) == 0 ]] || die "run as root: the demo installs Debian packages and runs buildah"
+step "1/7 install and build what is missing (Debian packages; etcd, Kubernetes ${KUBE_VERSION} with the kubelet, Karmada ${KARMADA_VERSION}, CRI-O ${CRIO_VERSION} from Go modules; CRIU ${CRIU_VERSION} from Debian's sources; cached in ${STATESHIFT_CACHE})"
+[[ $(id -u) == 0 ]] || die "run as root: the demo installs Debian packages, runs buildah and real nodes"
 hack/install-debs.sh
 hack/build-deps.sh all
 
-step "2/7 bring up Karmada, member1 and member2 with simulated nodes, the registry and stateshift"
+step "2/7 bring up Karmada, member1 and member2 (a real and a simulated node each), the registry and stateshift"
 hack/local-up.sh
 karmada get clusters
+member member1 get nodes -o wide
 
-step "3/7 deploy the demo StatefulSet '${APP}' on member1 (its PropagationPolicy allows member1 and member2)"
+IMAGE_REF="127.0.0.1:${REGISTRY_PORT}/stateshift-test/redis:v1@$(cat "${RUN_DIR}/workload-images/redis.digest")"
+step "3/7 run redis-server (Debian's, persistence off: its data lives only in memory) on member1's real node"
 # A previous demo run left member1 cordoned and tainted: undo that first.
-"${KARMADA_BIN}/karmadactl" --kubeconfig "${RUN_DIR}/karmada.kubeconfig" uncordon member1 >/dev/null 2>&1 || true
-"${KARMADA_BIN}/karmadactl" --kubeconfig "${RUN_DIR}/karmada.kubeconfig" taint clusters member1 stateshift-demo=move:NoExecute- >/dev/null 2>&1 || true
+karmadactl uncordon member1 >/dev/null 2>&1 || true
+karmadactl taint clusters member1 stateshift-demo=move:NoExecute- >/dev/null 2>&1 || true
 if karmada get namespace "${NS}" >/dev/null 2>&1; then
   say "removing the previous demo's namespace"
   karmada delete namespace "${NS}" --wait=true --timeout=120s >/dev/null
   for m in member1 member2; do member "${m}" wait --for=delete namespace/"${NS}" --timeout=120s >/dev/null 2>&1 || true; done
 fi
+# CRI-O restores on top of the image the container ran and never pulls that
+# image itself: member2's real node gets it beforehand, as an operator's
+# pre-pull DaemonSet would.
+member member2 create namespace prepull --dry-run=client -o yaml | member member2 apply -f - >/dev/null
+member member2 -n prepull delete pod redis-image --ignore-not-found >/dev/null
+member member2 apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: redis-image, namespace: prepull}
+spec:
+  restartPolicy: Never
+  nodeSelector: {stateshift.io/node-tier: real}
+  tolerations: [{key: stateshift.io/node-tier, operator: Equal, value: real, effect: NoSchedule}]
+  containers: [{name: pull, image: "${IMAGE_REF}", command: [/bin/true]}]
+YAML
 # member2 is cordoned while the application is first placed, so that it starts
 # on member1 only; it is a valid destination for the move later.
-"${KARMADA_BIN}/karmadactl" --kubeconfig "${RUN_DIR}/karmada.kubeconfig" cordon member2 >/dev/null
-karmada apply -f - >/dev/null <<EOF
+karmadactl cordon member2 >/dev/null
+karmada apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Namespace
 metadata: {name: ${NS}}
@@ -81,11 +99,14 @@ spec:
   template:
     metadata:
       labels: {app: ${APP}}
-      annotations: {nodesim.stateshift.io/memory-bytes: "${MEMORY_BYTES}"}
     spec:
+      terminationGracePeriodSeconds: 2
+      nodeSelector: {stateshift.io/node-tier: real}
+      tolerations: [{key: stateshift.io/node-tier, operator: Equal, value: real, effect: NoSchedule}]
       containers:
         - name: ${APP}
-          image: docker.io/library/redis:7.4
+          image: "${IMAGE_REF}"
+          args: [--save, "", --appendonly, "no", --bind, 127.0.0.1, --port, "6379", --protected-mode, "no", --enable-debug-command, local]
           resources: {requests: {cpu: 100m, memory: 64Mi}}
 ---
 apiVersion: policy.karmada.io/v1alpha1
@@ -98,16 +119,23 @@ spec:
     clusterAffinity: {clusterNames: [member1, member2]}
     # One copy, on one cluster at a time (Duplicated would run it on both).
     replicaScheduling: {replicaSchedulingType: Divided, replicaDivisionPreference: Aggregated}
-EOF
-running() { state "$1" | grep -q '"running":true'; }
-wait_until 90 "${APP}-0 running on member1" running member1
-"${KARMADA_BIN}/karmadactl" --kubeconfig "${RUN_DIR}/karmada.kubeconfig" uncordon member2 >/dev/null
+YAML
+answering() { rcli "$1" ping | grep -q PONG; }
+wait_until 120 "${APP}-0 answering on member1" answering member1
+pulled() { [[ "$(member member2 -n prepull get pod redis-image -o jsonpath='{.status.phase}')" == Succeeded ]]; }
+wait_until 120 "the redis image on member2's real node" pulled
+member member2 -n prepull delete pod redis-image >/dev/null
+karmadactl uncordon member2 >/dev/null
 member member1 -n "${NS}" get pods -o wide
-sleep 3
-say "state on member1: $(state member1)"
+rcli member1 set user:1 ada >/dev/null
+rcli member1 set user:2 grace >/dev/null
+rcli member1 set cart:42 "apples=3,pears=5" >/dev/null
+say "keys written into member1's redis (in memory only: --save '' --appendonly no)"
 
 step "4/7 protect it: a CheckpointPolicy keeps a verified checkpoint every 10s and the restore armed"
-karmada apply -f - >/dev/null <<EOF
+credentials=""
+[[ -f "${RUN_DIR}/registry/auth.json" ]] && credentials="credentialsSecretRef: {name: checkpoint-registry}"
+karmada apply -f - >/dev/null <<YAML
 apiVersion: stateshift.io/v1alpha1
 kind: CheckpointPolicy
 metadata: {name: protect-${APP}, namespace: ${NS}}
@@ -119,23 +147,32 @@ spec:
   schedule: {interval: 10s}
   retention: {keep: 3}
   onRestoreImpossible: ColdStart
-EOF
+  ${credentials}
+YAML
 armed() { [[ "$(karmada -n "${NS}" get checkpointpolicy "protect-${APP}" -o jsonpath='{.status.workloads[0].armed}')" == true ]]; }
 wait_until 120 "the restore to be armed with a verified checkpoint" armed
 karmada -n "${NS}" get checkpoints
-say "each Checkpoint was created in the Karmada API, propagated to member1, executed by member1's agent (kubelet API -> OCI image -> registry), and its status came back through the interpreter webhook"
+say "each Checkpoint was created in the Karmada API, propagated to member1, executed by its real node's agent"
+say "(kubelet checkpoint API -> CRI-O -> runc -> CRIU -> OCI image -> registry); its status came back through the interpreter webhook"
 CKPT="$(karmada -n "${NS}" get checkpointpolicy "protect-${APP}" -o jsonpath='{.status.workloads[0].armedCheckpoint}')"
 IMAGE="$(karmada -n "${NS}" get checkpoint "${CKPT}" -o jsonpath='{.status.containers[0].image}')"
 say "armed with ${CKPT}: ${IMAGE}"
-karmada -n "${NS}" get overridepolicies -o name | sed 's/^/   restore plan: /'
 
 step "5/7 the image in the registry: one OCI manifest with the checkpoint annotations"
-curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+netrc=()
+if [[ -f "${RUN_DIR}/registry/password" ]]; then
+  # Credentials through a netrc file, never on argv.
+  (umask 077 && printf 'machine 127.0.0.1 login stateshift password %s\n' "$(cat "${RUN_DIR}/registry/password")" > "${RUN_DIR}/registry/netrc")
+  netrc=(--netrc-file "${RUN_DIR}/registry/netrc")
+fi
+curl -fsS "${netrc[@]}" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
   "http://127.0.0.1:${REGISTRY_PORT}/v2/demo/${APP}/manifests/${IMAGE##*@}" | sed 's/^/   /'
 echo
 
 step "6/7 move ${APP} to member2: karmadactl cordon member1, then the reschedule (a NoExecute taint)"
-"${KARMADA_BIN}/karmadactl" --kubeconfig "${RUN_DIR}/karmada.kubeconfig" cordon member1
+say "member1, before the move:"
+show member1
+karmadactl cordon member1
 migration() { karmada -n "${NS}" get migrations -o jsonpath='{.items[0].metadata.name}' 2>/dev/null | grep -q .; }
 wait_until 60 "stateshift to record the cordon as a Migration" migration
 MIG="$(karmada -n "${NS}" get migrations -o jsonpath='{.items[0].metadata.name}')"
@@ -145,29 +182,26 @@ karmada -n "${NS}" get migrations
 FRESH="$(karmada -n "${NS}" get migration "${MIG}" -o jsonpath='{.status.checkpoints[0].name}')"
 IMAGE="$(karmada -n "${NS}" get checkpoint "${FRESH}" -o jsonpath='{.status.containers[0].image}')"
 say "fresh checkpoint ${FRESH}: ${IMAGE}"
-BEFORE="$(state member1)"
-"${KARMADA_BIN}/karmadactl" --kubeconfig "${RUN_DIR}/karmada.kubeconfig" taint clusters member1 stateshift-demo=move:NoExecute
+karmadactl taint clusters member1 stateshift-demo=move:NoExecute
 wait_until 180 "Migration ${MIG} to be Restored" phase_is Restored
+wait_until 60 "${APP}-0 answering on member2" answering member2
 karmada -n "${NS}" get migrations
 member member2 -n "${NS}" get pods -o wide
 say "member1 runs nothing of ${NS} any more: $(member member1 -n "${NS}" get pods -o name | wc -l) pod(s)"
 
-step "7/7 state before and after the move"
-AFTER="$(state member2)"
-say "member1, last seen before the move:  counter=$(field counter <<<"${BEFORE}") (it kept running after the checkpoint)"
-say "member2, resumed from the checkpoint:  counter=$(field restoredCounter <<<"${AFTER}") (the counter saved in ${FRESH})"
-say "member2, now:                          counter=$(field counter <<<"${AFTER}")"
-say "restored from: $(field restoredFrom <<<"${AFTER}")"
+step "7/7 the same process on member2, restored by CRI-O from ${FRESH}"
+show member2
+say "the same run_id and dataset digest: the process and its memory moved; nothing was replayed or reloaded"
 say "where each piece ran:"
 say "  Karmada control plane, interpreter webhook and migration controller: 127.0.0.1 (run folder ${RUN_DIR})"
-say "  member1 node 127.0.0.11: ${APP}-0 before; its checkpoint agent built and pushed the checkpoint images"
-say "  member2 node 127.0.0.12: ${APP}-0 after, restored from ${IMAGE}"
+say "  member1-real (kubelet 127.0.0.21, CRI-O, runc, CRIU): ${APP}-0 before; its agent built and pushed the checkpoint images"
+say "  member2-real (kubelet 127.0.0.22, CRI-O, runc, CRIU): ${APP}-0 after, restored from ${IMAGE}"
 cat <<EOF
 
 The environment stays up (member1 is still cordoned and tainted). Explore it:
   export KUBECONFIG=${RUN_DIR}/karmada.kubeconfig   # kubectl get clusters; kubectl -n ${NS} get checkpoints,migrations,checkpointpolicies
-  ${KUBE_BIN}/kubectl --kubeconfig ${RUN_DIR}/member2.kubeconfig -n ${NS} get pods -o wide
-  curl --cacert $(node_ca member2) 'https://127.0.0.12:10250/nodesim/state?namespace=${NS}'
+  ${KUBE_BIN}/kubectl --kubeconfig ${RUN_DIR}/member2.kubeconfig -n ${NS} exec ${APP}-0 -- /usr/bin/redis-cli keys '*'
+  grep 'Restored container' ${RUN_DIR}/logs/crio-member2.log
 Give member1 back: karmadactl uncordon member1; karmadactl taint clusters member1 stateshift-demo=move:NoExecute-
 Tear it down:      make local-down
 EOF
