@@ -31,7 +31,7 @@ phase unit-and-integration go test -count=1 -timeout "${TEST_TIMEOUT:-40m}" "${p
 phase fuzz env FUZZ_TIME="${FUZZ_TIME:-10s}" hack/fuzz.sh
 # The e2e suite (build tag e2e) brings up hack/local-up.sh when no local
 # environment runs, and stops it at the end when it started it.
-phase e2e go test -tags e2e -count=1 -timeout "${E2E_TIMEOUT:-30m}" ./test/e2e/ -v
+phase e2e go test -tags e2e -count=1 -timeout "${E2E_TIMEOUT:-40m}" ./test/e2e/ -v
 
 log "summary:"
 printf '  %s\n' "${summary[@]}" >&2

@@ -137,7 +137,9 @@ start_agents() {
 start_agent() {
   local name="$1" m="$2" node="$3" dir="$4" ca="$5" archives="$6" metrics="$7" health="$8"
   mkdir -p "${dir}/buildah/storage" "${dir}/buildah/run" "${dir}/work"
-  write_sa_kubeconfig "${m}" "${STATESHIFT_NAMESPACE}" "${AGENT_SA}" "${dir}"
+  # A running agent keeps its token (client-go re-reads the file); only a
+  # new start needs one.
+  is_running "${name}" || write_sa_kubeconfig "${m}" "${STATESHIFT_NAMESPACE}" "${AGENT_SA}" "${dir}"
   start_proc "${name}" "${RUN_DIR}/bin/checkpoint-agent" \
     --node-name "${node}" --namespace "${STATESHIFT_NAMESPACE}" --kubeconfig "${dir}/kubeconfig" \
     --kubelet-ca "${ca}" --token-file "${dir}/token" \

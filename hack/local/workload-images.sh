@@ -228,13 +228,24 @@ build_redis_image() {
 }
 
 # push_workload_image NAME HOST AUTH_FILE: pushes NAME's image and records
-# its manifest digest in NAME.digest.
+# its manifest digest in NAME.digest. The registry keeps its data in the run
+# folder across restarts: an image already pushed from the same inputs to
+# the same host is not pushed again (a re-run of local-up after a test
+# stopped components stays quick).
 push_workload_image() {
-  local name="$1" host="$2" authfile="$3" ref
+  local name="$1" host="$2" authfile="$3" ref pushed
   ref="$(workload_image_ref "${name}" "${host}")"
+  pushed="${WORKLOAD_IMAGES_DIR}/${name}.pushed"
+  if [[ -s "${WORKLOAD_IMAGES_DIR}/${name}.digest" && -f "${pushed}" &&
+    "$(cat "${pushed}")" == "${host} $(cat "${WORKLOAD_IMAGES_DIR}/${name}.inputs" 2>/dev/null)" ]]; then
+    log "workload images: ${ref}@$(cat "${WORKLOAD_IMAGES_DIR}/${name}.digest") already pushed"
+    return 0
+  fi
+  rm -f "${pushed}"
   local args=(--signature-policy "${WORKLOAD_IMAGES_DIR}/policy.json" --tls-verify=false
     --digestfile "${WORKLOAD_IMAGES_DIR}/${name}.digest")
   [[ -n "${authfile}" ]] && args+=(--authfile "${authfile}")
   workload_buildah push "${args[@]}" "${ref}" "docker://${ref}"
+  echo "${host} $(cat "${WORKLOAD_IMAGES_DIR}/${name}.inputs")" > "${pushed}"
   log "workload images: pushed ${ref}@$(cat "${WORKLOAD_IMAGES_DIR}/${name}.digest")"
 }

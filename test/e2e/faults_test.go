@@ -21,6 +21,7 @@ import (
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/test/e2e/framework"
+	"github.com/stateshift/stateshift/test/nodesim"
 )
 
 // armedNow is the checkpoint a CheckpointPolicy's status says is armed.
@@ -80,28 +81,58 @@ func TestFaultRegistryDownDuringScheduledCheckpoint(t *testing.T) {
 		t.Fatalf("while the registry is down the plan must stay on %s, it is on %q (%v)", before, now, err)
 	}
 
+	// The registry is back early in local-up's run, and the retried
+	// Checkpoint may succeed, and be pruned by retention (keep 3, one every
+	// 10 s), before local-up has finished: follow it from now on.
+	outcome := followCheckpoint(t, framework.Member1, ns, retrying)
 	env.StartComponents(t)
-	framework.Eventually(t, moveTimeout, "the retried Checkpoint succeeds once the registry is back", func(ctx context.Context) (bool, string, error) {
-		c, err := memberCheckpoint(ctx, framework.Member1, ns, retrying)
-		if err != nil {
-			return false, "", err
+	select {
+	case r := <-outcome:
+		if r.err != nil {
+			t.Fatal(r.err)
 		}
-		if c.Status.Phase == v1alpha1.CheckpointFailed {
-			return false, "", fmt.Errorf("%s Failed after %d attempts: %s", c.Name, c.Status.Attempts, c.Status.Message)
-		}
-		return c.Status.Phase == v1alpha1.CheckpointSucceeded, fmt.Sprintf("%s attempts=%d %q", c.Status.Phase, c.Status.Attempts, c.Status.Message), nil
-	})
-	c, err := memberCheckpoint(t.Context(), framework.Member1, ns, retrying)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := framework.SavedState(t.Context(), c.Status.Containers[0].Image); err != nil {
-		t.Fatalf("the image of %s after the outage: %v", retrying, err)
+		t.Logf("%s succeeded after %d attempts; its image holds the state at counter %d", retrying, r.attempts, r.saved.Counter)
+	case <-time.After(moveTimeout):
+		t.Fatalf("the retried Checkpoint %s did not succeed within %s of the registry's return", retrying, moveTimeout)
 	}
 	framework.Eventually(t, moveTimeout, "the plan moves past the pre-outage checkpoint", func(ctx context.Context) (bool, string, error) {
 		now, err := armedNow(ctx, ns, cp.Name, "web")
 		return err == nil && now != "" && now != before, "armed " + now, err
 	})
+}
+
+// checkpointOutcome is how a followed Checkpoint ended.
+type checkpointOutcome struct {
+	attempts int32
+	saved    nodesim.SavedState
+	err      error
+}
+
+// followCheckpoint polls a member's Checkpoint until it is Succeeded (its
+// image's saved state read back at once, before retention may delete it)
+// or Failed, and reports on the channel; it stops with the test.
+func followCheckpoint(t *testing.T, cluster, ns, name string) <-chan checkpointOutcome {
+	out := make(chan checkpointOutcome, 1)
+	go func() {
+		for t.Context().Err() == nil {
+			c, err := memberCheckpoint(t.Context(), cluster, ns, name)
+			switch {
+			case err != nil:
+			case c.Status.Phase == v1alpha1.CheckpointFailed:
+				out <- checkpointOutcome{err: fmt.Errorf("%s Failed after %d attempts: %s", name, c.Status.Attempts, c.Status.Message)}
+				return
+			case c.Status.Phase == v1alpha1.CheckpointSucceeded && len(c.Status.Containers) > 0:
+				saved, err := framework.SavedState(t.Context(), c.Status.Containers[0].Image)
+				if err != nil {
+					err = fmt.Errorf("the image of %s after the outage: %w", name, err)
+				}
+				out <- checkpointOutcome{attempts: c.Status.Attempts, saved: saved, err: err}
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	return out
 }
 
 // planWatch follows the workload's restore OverridePolicy while a test

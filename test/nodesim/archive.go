@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 	"time"
 
 	metadata "github.com/checkpoint-restore/checkpointctl/lib"
@@ -18,6 +19,9 @@ import (
 const (
 	// BindMountsFile lists the container's external bind mounts (CRI-O).
 	BindMountsFile = "bind.mounts"
+	// LogPathFile is the container's log, which CRI-O adds to every archive
+	// under the name of its log-path annotation.
+	LogPathFile = "io.kubernetes.cri-o.LogPath"
 	// StatsDumpFile is CRIU's dump statistics image.
 	StatsDumpFile = "stats-dump"
 	// PagesFile holds the container's memory, as CRIU's pages-1.img does.
@@ -43,6 +47,20 @@ func crioContainerName(spec ArchiveSpec) string {
 		return spec.Container
 	}
 	return fmt.Sprintf("k8s_%s_%s_%s_%s_0", spec.Container, spec.Pod, spec.Namespace, spec.PodUID)
+}
+
+// crioImageName is the image name CRI-O records in config.dump: a
+// reference with both a tag and a digest loses its tag (seen on a real
+// node: repo:v1@sha256:... became repo@sha256:...).
+func crioImageName(image string) string {
+	repoTag, digest, ok := strings.Cut(image, "@")
+	if !ok {
+		return image
+	}
+	if i := strings.LastIndex(repoTag, ":"); i > strings.LastIndex(repoTag, "/") {
+		repoTag = repoTag[:i]
+	}
+	return repoTag + "@" + digest
 }
 
 // ArchiveSpec describes the container an archive is written for.
@@ -144,7 +162,7 @@ func WriteArchive(w io.Writer, spec ArchiveSpec) (ArchiveInfo, error) {
 		Name:            crioContainerName(spec),
 		RootfsImage:     spec.Image,
 		RootfsImageRef:  spec.ImageID,
-		RootfsImageName: spec.Image,
+		RootfsImageName: crioImageName(spec.Image),
 		OCIRuntime:      "runc",
 		CreatedTime:     spec.Created,
 		CheckpointedAt:  spec.CheckpointedAt,
@@ -165,7 +183,10 @@ func WriteArchive(w io.Writer, spec ArchiveSpec) (ArchiveInfo, error) {
 		"(00.000000) Version: 3.19 (gitid 0)\n(00.000100) nodesim: dumping container %s of %s/%s at counter %d\n(00.120000) Dumping finished successfully\n",
 		spec.Container, spec.Namespace, spec.Pod, spec.Counter)))
 	a.file(metadata.RootFsDiffTar, emptyTar())
-	a.json(metadata.DeletedFilesFile, []string{})
+	// CRI-O writes deleted.files only when files were deleted (none here),
+	// and always adds the container's log under the name of its annotation.
+	a.file(LogPathFile, []byte(fmt.Sprintf("%s stdout F nodesim: container %s started\n",
+		spec.Created.UTC().Format(time.RFC3339Nano), spec.Container)))
 	if a.err == nil {
 		a.err = tw.Close()
 	}
