@@ -110,6 +110,34 @@ func realRestored(cluster, ns, app string) framework.Check {
 	}
 }
 
+// memOnMember1 runs memstate as Deployment "mem" on member1's real node,
+// protected with builder, and returns its state with a fresh note.
+func memOnMember1(t *testing.T, ns string, builder v1alpha1.Builder) framework.MemState {
+	t.Helper()
+	w := framework.RealDeployment(ns, "mem", framework.MemstateImage(), framework.MemstateArgs(realStateMiB))
+	realProtectedOnMember1(t, ns, w, framework.MemstateImage(), realInterval, builder)
+	pod, err := env.LivePod(t.Context(), framework.Member1, ns, "mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return memBefore(t, framework.Member1, ns, pod.Name)
+}
+
+// restoredOnMember2 waits for the Migration to be Restored, member2's real
+// node to run app from the checkpoint image and member1 to run none of it;
+// it returns the name of member2's pod.
+func restoredOnMember2(t *testing.T, ns, app, migration string) string {
+	t.Helper()
+	framework.Eventually(t, realTimeout, "Migration Restored", migrationPhase(ns, migration, v1alpha1.MigrationRestored))
+	framework.Eventually(t, realTimeout, "member2's real node runs "+app+" from the checkpoint image, member1 none",
+		all(realRestored(framework.Member2, ns, app), env.NoPods(framework.Member1, ns, app)))
+	moved, err := env.LivePod(t.Context(), framework.Member2, ns, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return moved.Name
+}
+
 // TestRealRuntimeManualMove: a person's Migration moves a process holding
 // its state only in memory from member1's real node to member2's; the
 // image is built by buildah.
@@ -117,23 +145,11 @@ func TestRealRuntimeManualMove(t *testing.T) {
 	framework.Phase(t)
 	env.DumpLogsOnFailure(t, realLogs...)
 	ns := env.Namespace(t, "e2e-real-move")
-	w := framework.RealDeployment(ns, "mem", framework.MemstateImage(), framework.MemstateArgs(realStateMiB))
-	realProtectedOnMember1(t, ns, w, framework.MemstateImage(), realInterval, v1alpha1.BuilderBuildah)
-	pod, err := env.LivePod(t.Context(), framework.Member1, ns, "mem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := memBefore(t, framework.Member1, ns, pod.Name)
-
+	before := memOnMember1(t, ns, v1alpha1.BuilderBuildah)
 	mig := toMember2(ns, "Deployment", "mem")
 	env.Create(t, mig)
-	framework.Eventually(t, realTimeout, "Migration Restored", migrationPhase(ns, mig.Name, v1alpha1.MigrationRestored))
-	framework.Eventually(t, realTimeout, "member2's real node runs mem from the checkpoint image", realRestored(framework.Member2, ns, "mem"))
-	moved, err := env.LivePod(t.Context(), framework.Member2, ns, "mem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	framework.Eventually(t, time.Minute, "the same process, restored by CRI-O", sameProcess(framework.Member2, ns, moved.Name, before, before.Counter))
+	moved := restoredOnMember2(t, ns, "mem", mig.Name)
+	framework.Eventually(t, time.Minute, "the same process, restored by CRI-O", sameProcess(framework.Member2, ns, moved, before, before.Counter))
 }
 
 // TestRealRuntimeCordonThenReschedule: karmadactl cordon, then a NoExecute
@@ -143,26 +159,13 @@ func TestRealRuntimeCordonThenReschedule(t *testing.T) {
 	framework.Phase(t)
 	env.DumpLogsOnFailure(t, realLogs...)
 	ns := env.Namespace(t, "e2e-real-cordon")
-	w := framework.RealDeployment(ns, "mem", framework.MemstateImage(), framework.MemstateArgs(realStateMiB))
-	realProtectedOnMember1(t, ns, w, framework.MemstateImage(), realInterval, v1alpha1.BuilderNative)
-	pod, err := env.LivePod(t.Context(), framework.Member1, ns, "mem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := memBefore(t, framework.Member1, ns, pod.Name)
-
+	before := memOnMember1(t, ns, v1alpha1.BuilderNative)
 	env.Cordon(t, framework.Member1)
 	m := onlyMigration(t, ns, v1alpha1.TriggerCordon)
 	framework.Eventually(t, realTimeout, "Cordon Migration Armed", migrationPhase(ns, m.Name, v1alpha1.MigrationArmed))
 	env.Taint(t, framework.Member1, "stateshift-e2e=reschedule:NoExecute")
-	framework.Eventually(t, realTimeout, "Migration Restored", migrationPhase(ns, m.Name, v1alpha1.MigrationRestored))
-	framework.Eventually(t, realTimeout, "member2's real node runs mem from the checkpoint image", all(
-		realRestored(framework.Member2, ns, "mem"), env.NoPods(framework.Member1, ns, "mem")))
-	moved, err := env.LivePod(t.Context(), framework.Member2, ns, "mem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	framework.Eventually(t, time.Minute, "the same process, restored by CRI-O", sameProcess(framework.Member2, ns, moved.Name, before, before.Counter))
+	moved := restoredOnMember2(t, ns, "mem", m.Name)
+	framework.Eventually(t, time.Minute, "the same process, restored by CRI-O", sameProcess(framework.Member2, ns, moved, before, before.Counter))
 }
 
 // TestRealRuntimeTransparentFailover: member1's real node (kubelet and
@@ -251,15 +254,10 @@ func TestRealRuntimeRedis(t *testing.T) {
 	}
 	mig := toMember2(ns, "Deployment", "redis")
 	env.Create(t, mig)
-	framework.Eventually(t, realTimeout, "Migration Restored", migrationPhase(ns, mig.Name, v1alpha1.MigrationRestored))
-	framework.Eventually(t, realTimeout, "member2's real node runs redis from the checkpoint image", realRestored(framework.Member2, ns, "redis"))
-	moved, err := env.LivePod(t.Context(), framework.Member2, ns, "redis")
-	if err != nil {
-		t.Fatal(err)
-	}
+	moved := restoredOnMember2(t, ns, "redis", mig.Name)
 	for k, v := range keys {
 		framework.Eventually(t, time.Minute, "key "+k+" on member2", func(ctx context.Context) (bool, string, error) {
-			out, err := env.Exec(ctx, framework.Member2, ns, moved.Name, "main", "/usr/bin/redis-cli", "get", k)
+			out, err := env.Exec(ctx, framework.Member2, ns, moved, "main", "/usr/bin/redis-cli", "get", k)
 			if err != nil {
 				return false, "", err
 			}
