@@ -62,7 +62,7 @@ func moveOnce(ctx context.Context, env *framework.Env, o *Options, i int) (res m
 	deploy := framework.RealDeployment(ns, app, image, framework.MemstateArgs(o.MiB))
 	// The state, plus the Go runtime and the query's reading of it.
 	deploy.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = resource.MustParse(fmt.Sprintf("%dMi", o.MiB+o.MiB/8+16))
-	if err := prePull(ctx, env, framework.Member2, ns, image); err != nil {
+	if err := env.PrePullContext(ctx, framework.Member2, ns, image); err != nil {
 		return res, err
 	}
 	// member2 cordoned while the Deployment is scheduled: it lands on member1.

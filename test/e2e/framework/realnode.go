@@ -175,32 +175,55 @@ func (e *Env) LivePod(ctx context.Context, cluster, ns, app string) (*corev1.Pod
 // container ran, and never pulls that base image itself.
 func (e *Env) PrePull(t testing.TB, cluster, ns, image string) {
 	t.Helper()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "prepull-" + rand.String(5)},
-		Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers: []corev1.Container{{
-				Name: "pull", Image: image, Command: []string{"/bin/true"},
-			}},
-			TerminationGracePeriodSeconds: ptr.To[int64](0),
-		},
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := e.PrePullContext(ctx, cluster, ns, image); err != nil {
+		t.Fatal(err)
 	}
-	tmpl := corev1.PodTemplateSpec{Spec: pod.Spec}
+	t.Logf("%s pulled on %s: after %.1fs", image, cluster, time.Since(start).Seconds())
+}
+
+// PrePullContext is PrePull for callers without a testing.TB (benchmarks):
+// a pod running image with /bin/true on the member's real node, created
+// once Karmada has propagated the namespace, waited for until it
+// succeeds (an error at once when it fails), then deleted.
+func (e *Env) PrePullContext(ctx context.Context, cluster, ns, image string) error {
+	tmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		RestartPolicy:                 corev1.RestartPolicyNever,
+		TerminationGracePeriodSeconds: ptr.To[int64](0),
+		Containers:                    []corev1.Container{{Name: "pull", Image: image, Command: []string{"/bin/true"}}},
+	}}
 	onRealNode(&tmpl)
-	pod.Spec = tmpl.Spec
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "prepull-" + rand.String(5)}, Spec: tmpl.Spec}
 	c := e.Members[cluster]
-	if err := c.Create(t.Context(), pod); err != nil {
-		t.Fatalf("pre-pull %s on %s: %v", image, cluster, err)
-	}
-	Eventually(t, 2*time.Minute, fmt.Sprintf("%s pulled on %s", image, cluster), func(ctx context.Context) (bool, string, error) {
-		got := &corev1.Pod{}
-		if err := c.Get(ctx, client.ObjectKeyFromObject(pod), got); err != nil {
-			return false, "", err
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = c.Delete(dctx, pod)
+	}()
+	created, saw := false, ""
+	for {
+		if !created {
+			err := c.Create(ctx, pod.DeepCopy())
+			created = err == nil || apierrors.IsAlreadyExists(err)
+			saw = fmt.Sprintf("create: %v", err)
 		}
-		return got.Status.Phase == corev1.PodSucceeded, fmt.Sprintf("phase=%s %s", got.Status.Phase, containerWaiting(got)), nil
-	})
-	if err := c.Delete(t.Context(), pod); err != nil && !apierrors.IsNotFound(err) {
-		t.Fatalf("delete pre-pull pod: %v", err)
+		got := &corev1.Pod{}
+		if created && c.Get(ctx, client.ObjectKeyFromObject(pod), got) == nil {
+			saw = fmt.Sprintf("phase=%s %s", got.Status.Phase, containerWaiting(got))
+			switch got.Status.Phase {
+			case corev1.PodSucceeded:
+				return nil
+			case corev1.PodFailed:
+				return fmt.Errorf("pre-pull of %s on %s failed: %s", image, cluster, saw)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pre-pull of %s on %s: %w; last saw %s", image, cluster, ctx.Err(), saw)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 
