@@ -258,22 +258,29 @@ func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *
 	}
 
 	var archives []produced
-	defer func() {
-		// Archives hold process memory: never leave one behind.
-		for _, a := range archives {
-			if err := os.Remove(a.path); err != nil && !os.IsNotExist(err) {
-				klog.FromContext(ctx).Error(err, "delete checkpoint archive", "path", a.path)
-				r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, "ArchiveNotDeleted", "Delete", "could not delete archive %s: %v", a.path, err)
-			}
-		}
-	}()
+	// Archives hold process memory: never leave one behind. They go before
+	// the final status is written, so that whoever sees the result also sees
+	// the node clean; the deferred call covers a panic in between.
+	defer func() { r.deleteArchives(ctx, cp, archives) }()
 
 	results, err := r.run(ctx, cp, pod, &archives)
+	r.deleteArchives(ctx, cp, archives)
 	if err != nil {
 		return r.failed(ctx, cp, pod, err)
 	}
 	cp.Status.Containers = results
 	return ctrl.Result{}, r.finish(ctx, cp, pod, nil)
+}
+
+// deleteArchives removes the archives of one attempt; removing one twice is
+// harmless.
+func (r *Reconciler) deleteArchives(ctx context.Context, cp *v1alpha1.Checkpoint, archives []produced) {
+	for _, a := range archives {
+		if err := os.Remove(a.path); err != nil && !os.IsNotExist(err) {
+			klog.FromContext(ctx).Error(err, "delete checkpoint archive", "path", a.path)
+			r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, "ArchiveNotDeleted", "Delete", "could not delete archive %s: %v", a.path, err)
+		}
+	}
 }
 
 // run does the work of one attempt: checkpoint every container, then build,
