@@ -13,6 +13,9 @@ log "go vet"
 go vet ./...
 go vet -tags e2e ./test/e2e/...
 
+log "go.mod tidy"
+go mod tidy -diff || die "go.mod or go.sum is not tidy: run 'go mod tidy' and commit the result"
+
 log "generated code"
 tmp="$(mktemp -d)"; trap 'rm -rf "${tmp}"' EXIT
 cp -r pkg/apis artifacts/crds "${tmp}/"
