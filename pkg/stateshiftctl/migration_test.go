@@ -213,3 +213,73 @@ func TestMain(m *testing.M) {
 	_ = os.Setenv("KUBECONFIG", filepath.Join(os.TempDir(), "stateshiftctl-test-no-kubeconfig"))
 	os.Exit(m.Run())
 }
+
+func TestStatusTellsArmedAgeAndLastMove(t *testing.T) {
+	env := testenv.Start(t)
+	ns := env.Namespace(t, "shop")
+	kubeconfig := kubeconfigFor(t, env.Config)
+	ctx := t.Context()
+	now := time.Now()
+	ago := func(d time.Duration) *metav1.Time { tm := metav1.NewTime(now.Add(-d)); return &tm }
+
+	p := &v1alpha1.CheckpointPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
+		Spec: v1alpha1.CheckpointPolicySpec{
+			ResourceSelectors: []v1alpha1.WorkloadSelector{{APIVersion: "apps/v1", Kind: "StatefulSet"}},
+			Repository:        "registry.example/stateshift/shop",
+			Schedule:          v1alpha1.CheckpointSchedule{Interval: metav1.Duration{Duration: time.Minute}},
+		},
+	}
+	must(t, env.Client.Create(ctx, p))
+	p.Status.Workloads = []v1alpha1.ProtectedWorkload{
+		{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", Clusters: []string{"member1"}, Armed: true, ArmedCheckpoint: "db-0-a",
+			Pods: []v1alpha1.PodCheckpointRef{{Pod: "db-0", Cluster: "member1", Checkpoint: "db-0-a", Images: map[string]string{"db": "r/db@sha256:1"}, CompletionTime: ago(30 * time.Second)}}},
+		{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cache", Clusters: []string{"member2"}, Armed: true,
+			Pods: []v1alpha1.PodCheckpointRef{{Pod: "cache-0", Cluster: "member2", Checkpoint: "cache-0-a", CompletionTime: ago(10 * time.Minute)}}},
+		{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "queue", Clusters: []string{"member1"}, Armed: false, Message: "template changed: waiting for a checkpoint of the new template"},
+	}
+	must(t, env.Client.Status().Update(ctx, p))
+	must(t, env.Client.Create(ctx, &v1alpha1.Migration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-move-1"},
+		Spec:       v1alpha1.MigrationSpec{WorkloadRef: v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"}, DestinationCluster: "member1", Trigger: v1alpha1.TriggerManual},
+	}))
+
+	out, err := run(t, nil, "--kubeconfig", kubeconfig, "-n", ns, "status", "-o", "json")
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var rows []WorkloadStatus
+	must(t, json.Unmarshal([]byte(out), &rows))
+	got := map[string]WorkloadStatus{}
+	for _, r := range rows {
+		got[r.Name+"@"+r.Cluster] = r
+	}
+	if r := got["db@member1"]; r.State != "Protected" || r.CheckpointAge == nil || *r.CheckpointAge < 30*time.Second || *r.CheckpointAge > 2*time.Minute || r.LastMigration != "db-move-1" {
+		t.Errorf("db: %+v", r)
+	}
+	if r := got["cache@member2"]; r.State != "Stale" || !strings.Contains(r.Reason, "schedule is every 1m0s") {
+		t.Errorf("cache: %+v", r)
+	}
+	if r := got["queue@member1"]; r.State != "Unarmed" || !strings.Contains(r.Reason, "template changed") {
+		t.Errorf("queue: %+v", r)
+	}
+	if len(rows) != 3 {
+		t.Errorf("%d rows, want 3: %+v", len(rows), rows)
+	}
+
+	table, err := run(t, nil, "--kubeconfig", kubeconfig, "-n", ns, "status", "sts/db", "-o", "wide")
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	for _, s := range []string{"statefulset/db", "member1", "Protected", "db-move-1", "db-0/db=r/db@sha256:1"} {
+		if !strings.Contains(table, s) {
+			t.Errorf("table lacks %q:\n%s", s, table)
+		}
+	}
+	if strings.Contains(table, "cache") {
+		t.Errorf("status sts/db shows other workloads:\n%s", table)
+	}
+	if _, err := run(t, nil, "--kubeconfig", kubeconfig, "-n", ns, "status", "sts/nope"); err == nil || !strings.Contains(err.Error(), "not selected by any CheckpointPolicy") {
+		t.Errorf("status of an unprotected workload: %v", err)
+	}
+}

@@ -38,6 +38,7 @@ cluster proxy where it needs them.`,
 		newInspectCommand(s),
 		newDescribeCommand(s, flags),
 		newMoveCommand(s, flags),
+		newStatusCommand(s, flags),
 	)
 	return cmd
 }
