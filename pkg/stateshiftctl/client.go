@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"strings"
 
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,8 +23,15 @@ var scheme = func() *runtime.Scheme {
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		panic(err)
 	}
+	if err := clusterv1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
 	return s
 }()
+
+func appsV1(kind string) schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: kind}
+}
 
 // newClient is an uncached client for the Karmada API named by kubectl's
 // flags, and the namespace those flags select.

@@ -39,6 +39,7 @@ cluster proxy where it needs them.`,
 		newDescribeCommand(s, flags),
 		newMoveCommand(s, flags),
 		newStatusCommand(s, flags),
+		newCheckpointCommand(s, flags),
 	)
 	return cmd
 }
