@@ -9,7 +9,10 @@
 # Binaries are cached by version under $STATESHIFT_CACHE; a stamp over the
 # inputs makes a second run take seconds.
 #
-# Usage: hack/build-deps.sh [kube|karmada|tools|criu|crio|node|all]   (default: all)
+# The helm CLI (the chart's lint, template and install) is built from the Go
+# module proxy as a tool, outside stateshift's go.mod.
+#
+# Usage: hack/build-deps.sh [kube|karmada|tools|helm|criu|crio|node|all]   (default: all)
 # node = criu + crio; all runs the C build of CRIU beside the Go builds.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -78,6 +81,25 @@ build_tools() {
   GOBIN="${TOOLS_BIN}/.tmp" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@${CONTROLLER_GEN_VERSION}"
   mv "${TOOLS_BIN}/.tmp/controller-gen" "${TOOLS_BIN}/controller-gen-${CONTROLLER_GEN_VERSION}"
   rmdir "${TOOLS_BIN}/.tmp"
+}
+
+# helm, installed from the module proxy into a folder of its own and renamed
+# helm-<version> like controller-gen: a new pin builds beside the old one.
+build_helm() {
+  local bin="${TOOLS_BIN}/helm-${HELM_VERSION}"
+  if [[ -x "${bin}" ]] && "${bin}" version --short 2>/dev/null | grep -qx "${HELM_VERSION}"; then
+    log "helm ${HELM_VERSION}: cached"; return
+  fi
+  local major="${HELM_VERSION%%.*}"
+  log "helm ${HELM_VERSION}: installing into ${TOOLS_BIN} (cold: ~4 min on two cores)"
+  mkdir -p "${TOOLS_BIN}/.tmp-helm"
+  GOBIN="${TOOLS_BIN}/.tmp-helm" CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/${major}/internal/version.version=${HELM_VERSION} -X helm.sh/helm/${major}/internal/version.gitTreeState=clean" \
+    "helm.sh/helm/${major}/cmd/helm@${HELM_VERSION}"
+  mv "${TOOLS_BIN}/.tmp-helm/helm" "${bin}"
+  rmdir "${TOOLS_BIN}/.tmp-helm"
+  "${bin}" version --short | grep -qx "${HELM_VERSION}" || die "helm: the built binary does not report ${HELM_VERSION}"
+  log "helm: done ($("${bin}" version --short))"
 }
 
 # CRIU from Debian's source package for CRIU_DEBIAN_SUITE, fetched with a
@@ -155,6 +177,7 @@ case "${what}" in
   kube) build_kube ;;
   karmada) build_karmada ;;
   tools) build_tools ;;
+  helm) build_helm ;;
   criu) build_criu ;;
   crio) build_crio ;;
   node) build_criu; build_crio ;;
@@ -164,8 +187,8 @@ case "${what}" in
     mkdir -p "${STATESHIFT_CACHE}"
     build_criu > "${STATESHIFT_CACHE}/criu-build.log" 2>&1 &
     criu_pid=$!
-    build_tools; build_kube; build_karmada; build_crio
+    build_tools; build_helm; build_kube; build_karmada; build_crio
     wait "${criu_pid}" || { cat "${STATESHIFT_CACHE}/criu-build.log" >&2; die "criu build failed"; }
     cat "${STATESHIFT_CACHE}/criu-build.log" >&2 ;;
-  *) die "unknown target ${what} (kube|karmada|tools|criu|crio|node|all)" ;;
+  *) die "unknown target ${what} (kube|karmada|tools|helm|criu|crio|node|all)" ;;
 esac
