@@ -87,17 +87,27 @@ build_tools() {
 # helm-<version> like controller-gen: a new pin builds beside the old one.
 build_helm() {
   local bin="${TOOLS_BIN}/helm-${HELM_VERSION}"
-  if [[ -x "${bin}" ]] && "${bin}" version --short 2>/dev/null | grep -qx "${HELM_VERSION}"; then
+  # The .k8s-version marker is written only after a complete build.
+  if [[ -x "${bin}" && -f "${bin}.k8s-version" ]] && "${bin}" version --short 2>/dev/null | grep -qx "${HELM_VERSION}"; then
     log "helm ${HELM_VERSION}: cached"; return
   fi
-  local major="${HELM_VERSION%%.*}"
+  local major="${HELM_VERSION%%.*}" dir kminor
   log "helm ${HELM_VERSION}: installing into ${TOOLS_BIN} (cold: ~4 min on two cores)"
+  # helm's Makefile sets the Kubernetes version `helm template` and `helm
+  # lint` assume from its client-go (v0.35.x: 1.35); without it they assume
+  # 1.20 and refuse charts that need newer.
+  dir="$(go mod download -json "helm.sh/helm/${major}@${HELM_VERSION}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  kminor="$(sed -n 's/^\s*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "${dir}/go.mod")"
+  [[ -n "${kminor}" ]] || die "helm: no k8s.io/client-go version in ${dir}/go.mod"
+  local ld="-s -w -X helm.sh/helm/${major}/internal/version.version=${HELM_VERSION}"
+  ld+=" -X helm.sh/helm/${major}/internal/version.gitTreeState=clean"
+  ld+=" -X helm.sh/helm/${major}/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/${major}/pkg/lint/rules.k8sVersionMinor=${kminor}"
+  ld+=" -X helm.sh/helm/${major}/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/${major}/pkg/chartutil.k8sVersionMinor=${kminor}"
   mkdir -p "${TOOLS_BIN}/.tmp-helm"
-  GOBIN="${TOOLS_BIN}/.tmp-helm" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/${major}/internal/version.version=${HELM_VERSION} -X helm.sh/helm/${major}/internal/version.gitTreeState=clean" \
-    "helm.sh/helm/${major}/cmd/helm@${HELM_VERSION}"
+  GOBIN="${TOOLS_BIN}/.tmp-helm" CGO_ENABLED=0 go install -trimpath -ldflags "${ld}" "helm.sh/helm/${major}/cmd/helm@${HELM_VERSION}"
   mv "${TOOLS_BIN}/.tmp-helm/helm" "${bin}"
   rmdir "${TOOLS_BIN}/.tmp-helm"
+  echo "1.${kminor}" > "${bin}.k8s-version"
   "${bin}" version --short | grep -qx "${HELM_VERSION}" || die "helm: the built binary does not report ${HELM_VERSION}"
   log "helm: done ($("${bin}" version --short))"
 }

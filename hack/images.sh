@@ -16,12 +16,27 @@
 #
 # webhook: base-files + netbase only (the files of distroless/static), the
 #   binary at /interpreter-webhook, user 65532:65532.
+# shell: static plus busybox-static (one static binary: sh, awk, sed,
+# base64), for the chart's Job that applies objects to the Karmada API
+# with kubectl.
+recipe_shell() {
+  printf '%s\n' --variant=extract --include=base-files,netbase,busybox-static --skip=output/dev,output/mknod \
+    --skip=cleanup/apt/cache
+}
+finish_shell() {
+  finish_static_with "$1" "$2" base-files netbase busybox-static
+}
+
 # agent: Debian's essential set + buildah, fuse-overlayfs, ca-certificates
 #   (the agent runs buildah inside its own image and pushes over TLS), a
 #   nonroot user 65532 with its own storage.conf (the DaemonSet runs it as
 #   root for the kubelet's root-only archives).
 #
-# Usage: hack/images.sh REGISTRY VERSION [agent|webhook|all]
+# kubectl: busybox-static + kubectl of KUBE_VERSION (tagged KUBE_VERSION):
+#   the chart's Jobs apply and delete stateshift's objects in the Karmada
+#   API with it, as Karmada's own chart does with a kubectl image.
+#
+# Usage: hack/images.sh REGISTRY VERSION [agent|webhook|kubectl|all]
 # Env: IMAGES_OUT=DIR also writes <name>-<version>.oci.tar (oci-archive) there;
 #      REFRESH_BASES=1 rebuilds the cached root file systems (new security
 #      updates) even when their recipe has not changed.
@@ -98,14 +113,24 @@ recipe_static() {
     --skip=cleanup/apt/cache
 }
 finish_static() {
-  local tree="$1" out="$2" root="$2/static" deb
+  finish_static_with "$1" "$2" base-files netbase
+}
+# finish_static_with TREE OUT PACKAGE...: unpacks only the given packages.
+finish_static_with() {
+  local tree="$1" out="$2" root="$2/static" pkg deb
+  shift 2
   rm -rf "${root}"; mkdir -p "${root}"
   : > "${out}/packages.txt"
-  for deb in "${tree}"/var/cache/apt/archives/base-files_*.deb "${tree}"/var/cache/apt/archives/netbase_*.deb; do
-    [[ -f "${deb}" ]] || { log "static: ${deb} missing"; return 1; }
+  for pkg in "$@"; do
+    deb="$(compgen -G "${tree}/var/cache/apt/archives/${pkg}_*.deb" | head -n 1)" || true
+    [[ -f "${deb}" ]] || { log "static: ${pkg}'s .deb missing"; return 1; }
     dpkg-deb -x "${deb}" "${root}"
     dpkg-deb --showformat='${Package} ${Version}\n' -W "${deb}" >> "${out}/packages.txt"
   done
+  # busybox's applets as links (busybox is static: it runs in the chroot).
+  if [[ -x "${root}/bin/busybox" ]]; then
+    chroot "${root}" /bin/busybox --install -s /bin
+  fi
   mkdir -p "${root}/tmp" "${root}/home/nonroot"
   chmod 1777 "${root}/tmp"
   chown "${NONROOT_UID}:${NONROOT_UID}" "${root}/home/nonroot"
@@ -114,6 +139,17 @@ finish_static() {
   printf '%s\n' "root:x:0:" "nonroot:x:${NONROOT_UID}:" > "${root}/etc/group"
   finish_tar "${root}" "${out}"
   rm -rf "${root}"
+}
+
+# shell: static plus busybox-static (one static binary: sh, awk, sed,
+# base64), for the chart's Job that applies objects to the Karmada API
+# with kubectl.
+recipe_shell() {
+  printf '%s\n' --variant=extract --include=base-files,netbase,busybox-static --skip=output/dev,output/mknod \
+    --skip=cleanup/apt/cache
+}
+finish_shell() {
+  finish_static_with "$1" "$2" base-files netbase busybox-static
 }
 
 # agent: Debian's essential set (dpkg, coreutils, a shell for debugging)
@@ -136,6 +172,23 @@ finish_agent() {
   rm -rf "${tree}"/var/lib/apt/lists/* "${tree}"/var/cache/apt/* "${tree}"/var/cache/ldconfig/aux-cache \
     "${tree}"/var/log/* "${tree}"/etc/machine-id "${tree}"/etc/hostname "${tree}"/etc/resolv.conf
   finish_tar "${tree}" "${out}"
+}
+
+# build_kubectl OUT: a static kubectl of KUBE_VERSION from hack/tools/kube
+# (the cached one of build-deps.sh links libc), cached by version.
+build_kubectl() {
+  local dir="${IMAGES_CACHE}/kubectl-${KUBE_VERSION}-${IMAGES_GO_TOOLCHAIN}"
+  if [[ ! -x "${dir}/kubectl" ]]; then
+    local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+    local ld="-s -w -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION}"
+    ld+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor}"
+    ld+=" -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=${KUBE_VERSION}"
+    log "go build kubectl ${KUBE_VERSION} static (cold: ~5 min on two cores)"
+    mkdir -p "${dir}"
+    (cd "${HACK_DIR}/tools/kube" && GOTOOLCHAIN="${IMAGES_GO_TOOLCHAIN}" CGO_ENABLED=0 go build -trimpath \
+      -ldflags "${ld}" -o "${dir}/kubectl.tmp" ./kubectl) && mv "${dir}/kubectl.tmp" "${dir}/kubectl"
+  fi
+  cp "${dir}/kubectl" "$1"
 }
 
 # build_binary PKG OUT: the static binary, with the pinned toolchain.
@@ -209,5 +262,13 @@ if [[ "${which_images}" == all || "${which_images}" == agent ]]; then
   check "${image}" /usr/local/bin/checkpoint-agent "${NONROOT_UID}:${NONROOT_UID}" \
     "/usr/local/bin/checkpoint-agent version" "buildah --version" "fuse-overlayfs --version"
 fi
-case "${which_images}" in all|agent|webhook) ;; *) die "unknown image set ${which_images} (agent|webhook|all)" ;; esac
+if [[ "${which_images}" == all || "${which_images}" == kubectl ]]; then
+  base="$(base_rootfs shell)"
+  build_kubectl "${work}/kubectl"
+  image="${registry}/kubectl:${KUBE_VERSION}"
+  version="${KUBE_VERSION}" assemble "${image}" "${base}" "${work}/kubectl" /usr/local/bin/kubectl "${NONROOT_UID}:${NONROOT_UID}"
+  version="${KUBE_VERSION}" check "${image}" /usr/local/bin/kubectl "${NONROOT_UID}:${NONROOT_UID}" \
+    "/usr/local/bin/kubectl version --client" "/bin/sh -c true" "awk BEGIN{exit}" "base64 /etc/os-release"
+fi
+case "${which_images}" in all|agent|webhook|kubectl) ;; *) die "unknown image set ${which_images} (agent|webhook|kubectl|all)" ;; esac
 log "images: done"
