@@ -82,6 +82,8 @@ webhooks:
       {{- end }}
       {{- if $bundle }}
       caBundle: {{ $bundle }}
+      {{- else }}
+      # caBundle: filled by hack/apply-interpreter-config.sh
       {{- end }}
     interpreterContextVersions: ["v1alpha1"]
     timeoutSeconds: {{ $.Values.interpreter.timeoutSeconds }}
