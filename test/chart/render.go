@@ -68,8 +68,24 @@ func Helm() (string, error) {
 	return helmPath, helmErr
 }
 
-// Run runs helm with a deadline and returns its combined output.
+var readChartOnce sync.Once
+
+// readChart reads every file of the chart in this process: go test caches
+// results by the files a test opens, and helm opens the chart in a child
+// process it does not see. Without this a changed template could leave a
+// cached "ok".
+func readChart() {
+	_ = filepath.WalkDir(ChartDir(), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			_, _ = os.ReadFile(path)
+		}
+		return nil
+	})
+}
+
+// Run runs helm with a deadline and returns its standard output.
 func Run(ctx context.Context, args ...string) ([]byte, error) {
+	readChartOnce.Do(readChart)
 	bin, err := Helm()
 	if err != nil {
 		return nil, err
