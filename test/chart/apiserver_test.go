@@ -131,8 +131,12 @@ func secretData(t *testing.T, r rendered, name string) map[string][]byte {
 	return typed[corev1.Secret](t, r.find(t, "Secret", name)).Data
 }
 
-func caOf(t *testing.T, r rendered) string  { return string(secretData(t, r, "stateshift-ca")["ca.crt"]) }
-func crtOf(t *testing.T, r rendered) string { return string(secretData(t, r, "stateshift-interpreter-webhook-certs")["tls.crt"]) }
+func caOf(t *testing.T, r rendered) string {
+	return string(secretData(t, r, "stateshift-ca")["ca.crt"])
+}
+func crtOf(t *testing.T, r rendered) string {
+	return string(secretData(t, r, "stateshift-interpreter-webhook-certs")["tls.crt"])
+}
 
 // bundleOf is the caBundle the render gives Karmada.
 func bundleOf(t *testing.T, r rendered) []byte {
@@ -192,4 +196,3 @@ func storeSecrets(t *testing.T, env *testenv.Env, r rendered) {
 		}
 	}
 }
-
