@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -108,10 +109,16 @@ func typed[T any](t *testing.T, u *unstructured.Unstructured) *T {
 func TestLintWithEveryValueSet(t *testing.T) {
 	sets := [][]string{
 		nil,
-		{"-f", filepath.Join(ChartDir(), "ci", "artifacts-values.yaml")},
 		{"--set", "certs.mode=cert-manager"},
 		{"--set", "interpreter.url=https://127.0.0.1:8443/interpreter,interpreter.hostNetwork=true,interpreter.bindAddress=127.0.0.1"},
 		{"--set", "members.enabled=false,controller.enabled=false"},
+	}
+	ci, _ := filepath.Glob(filepath.Join(ChartDir(), "ci", "*-values.yaml"))
+	if len(ci) < 2 {
+		t.Fatalf("ci value sets: %v", ci)
+	}
+	for _, f := range ci {
+		sets = append(sets, []string{"-f", f})
 	}
 	for _, extra := range sets {
 		args := append([]string{"lint", "--strict", ChartDir(), "--namespace", ns}, extra...)
@@ -383,26 +390,58 @@ func TestCertManagerRender(t *testing.T) {
 	}
 }
 
-// Loopback-only networking: Karmada calls a URL, the pods use the host
-// network, the apply Job cannot wait on a Service.
-func TestURLRender(t *testing.T) {
-	url := "https://127.0.0.1:8443/interpreter"
-	r := render(t, "--set", "interpreter.url="+url+",interpreter.hostNetwork=true,interpreter.bindAddress=127.0.0.1")
+// Loopback-only networking (ci/loopback-values.yaml): Karmada and the
+// members' API servers call URLs on 127.0.0.1, every host-cluster pod
+// uses the host network on ports of its own, the apply Job cannot wait on
+// a Service.
+func TestLoopbackRender(t *testing.T) {
+	r := render(t, "-f", filepath.Join(ChartDir(), "ci", "loopback-values.yaml"))
 	cfg := r.findKarmada(t, "ResourceInterpreterWebhookConfiguration", "stateshift-interpreter")
 	hooks, _, _ := unstructured.NestedSlice(cfg.Object, "webhooks")
 	for _, h := range hooks {
 		got, _, _ := unstructured.NestedString(h.(map[string]any), "clientConfig", "url")
-		if _, hasSvc, _ := unstructured.NestedMap(h.(map[string]any), "clientConfig", "service"); got != url || hasSvc {
+		if _, hasSvc, _ := unstructured.NestedMap(h.(map[string]any), "clientConfig", "service"); got != "https://127.0.0.1:8443/interpreter" || hasSvc {
 			t.Errorf("clientConfig %v", h.(map[string]any)["clientConfig"])
 		}
 	}
+	mwc := r.findKarmada(t, "MutatingWebhookConfiguration", "stateshift-pod-restore")
+	mhooks, _, _ := unstructured.NestedSlice(mwc.Object, "webhooks")
+	if url, _, _ := unstructured.NestedString(mhooks[0].(map[string]any), "clientConfig", "url"); url != "https://127.0.0.1:9443/mutate-pods" {
+		t.Errorf("pod-restore clientConfig url %q", url)
+	}
 	web := typed[appsv1.Deployment](t, r.find(t, "Deployment", "stateshift-interpreter-webhook"))
-	if !web.Spec.Template.Spec.HostNetwork || parseArgs(t, web.Spec.Template.Spec.Containers[0].Args).BindAddress != "127.0.0.1" {
-		t.Errorf("webhook pod: hostNetwork %v args %v", web.Spec.Template.Spec.HostNetwork, web.Spec.Template.Spec.Containers[0].Args)
+	if parseArgs(t, web.Spec.Template.Spec.Containers[0].Args).BindAddress != "127.0.0.1" {
+		t.Errorf("webhook args %v", web.Spec.Template.Spec.Containers[0].Args)
+	}
+	// Host-network pods of the host cluster share one port space: every
+	// port that a container listens on (flags included) is its own.
+	used := map[int32]string{}
+	for _, name := range []string{"stateshift-interpreter-webhook", "stateshift-migration-controller"} {
+		d := typed[appsv1.Deployment](t, r.find(t, "Deployment", name))
+		if !d.Spec.Template.Spec.HostNetwork || *d.Spec.Replicas != 1 {
+			t.Errorf("%s: hostNetwork %v replicas %d", name, d.Spec.Template.Spec.HostNetwork, *d.Spec.Replicas)
+		}
+		o := parseArgs(t, d.Spec.Template.Spec.Containers[0].Args)
+		for _, addr := range []string{":" + strconv.Itoa(o.SecurePort), o.MetricsBindAddress, o.HealthProbeBindAddress} {
+			_, p, _ := strings.Cut(addr, ":")
+			port, err := strconv.Atoi(p)
+			if err != nil {
+				t.Fatalf("%s: address %q", name, addr)
+			}
+			if other, dup := used[int32(port)]; dup {
+				t.Errorf("port %d of %s is %s's too", port, name, other)
+			}
+			used[int32(port)] = name
+		}
 	}
 	apply := typed[batchv1.Job](t, r.find(t, "Job", "stateshift-karmada-apply"))
-	if strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -z") {
-		t.Error("apply job waits on a Service although Karmada calls a URL")
+	if !apply.Spec.Template.Spec.HostNetwork || strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -z") {
+		t.Errorf("apply job: hostNetwork %v, waits on a Service %v", apply.Spec.Template.Spec.HostNetwork, strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -z"))
+	}
+	for _, u := range r.host {
+		if u.GetKind() == "PodDisruptionBudget" {
+			t.Errorf("a PDB for one replica blocks every drain: %s", u.GetName())
+		}
 	}
 }
 

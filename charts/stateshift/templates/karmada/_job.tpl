@@ -9,6 +9,10 @@
 serviceAccountName: {{ include "stateshift.fullname" $ }}-karmada-apply
 automountServiceAccountToken: false
 restartPolicy: Never
+{{- if $.Values.karmada.job.hostNetwork }}
+hostNetwork: true
+dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
 {{- include "stateshift.pullSecrets" $ }}
 securityContext:
   {{- include "stateshift.nonrootPodSecurity" $ | nindent 2 }}

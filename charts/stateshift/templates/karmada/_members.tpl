@@ -156,6 +156,10 @@ spec:
         app.kubernetes.io/part-of: stateshift
     spec:
       serviceAccountName: stateshift-pod-restore
+      {{- if $p.hostNetwork }}
+      hostNetwork: true
+      dnsPolicy: ClusterFirstWithHostNet
+      {{- end }}
       {{- include "stateshift.pullSecrets" . | nindent 6 }}
       securityContext:
         {{- include "stateshift.nonrootPodSecurity" . | nindent 8 }}
@@ -172,16 +176,16 @@ spec:
           imagePullPolicy: {{ .Values.image.pullPolicy }}
           args:
             - pod-restore-webhook
-            - --bind-address=0.0.0.0
+            - --bind-address={{ $p.bindAddress }}
             - --secure-port={{ $p.port }}
             - --cert-dir=/var/run/stateshift/serving-certs
             - --tls-min-version=1.2
-            - --metrics-bind-address=:8080
-            - --health-probe-bind-address=:8000
+            - --metrics-bind-address=:{{ $p.metricsPort }}
+            - --health-probe-bind-address=:{{ $p.probePort }}
           ports:
             - {name: https, containerPort: {{ $p.port }}}
-            - {name: metrics, containerPort: 8080}
-            - {name: probes, containerPort: 8000}
+            - {name: metrics, containerPort: {{ $p.metricsPort }}}
+            - {name: probes, containerPort: {{ $p.probePort }}}
           readinessProbe:
             httpGet: {path: /readyz, port: probes}
             periodSeconds: 5
@@ -258,7 +262,11 @@ webhooks:
       - name: restored-template
         expression: "has(object.metadata.annotations) && 'stateshift.io/restored-from' in object.metadata.annotations"
     clientConfig:
+      {{- if $p.url }}
+      url: {{ $p.url }}
+      {{- else }}
       service: {namespace: {{ $ns }}, name: stateshift-pod-restore, path: /mutate-pods, port: 443}
+      {{- end }}
       {{- if eq .Values.certs.mode "cert-manager" }}
       caBundle: __CA_BUNDLE__
       {{- else if $certs.caBundle }}
