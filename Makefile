@@ -27,6 +27,23 @@ generate: ## Generate deepcopy code and CRD YAML with controller-gen
 	hack/build-deps.sh tools
 	$(CACHE_ENV) && $$TOOLS_BIN/controller-gen-$$CONTROLLER_GEN_VERSION object:headerFile=hack/boilerplate.go.txt paths=./pkg/apis/...
 	$(CACHE_ENV) && $$TOOLS_BIN/controller-gen-$$CONTROLLER_GEN_VERSION crd paths=./pkg/apis/... output:crd:artifacts:config=artifacts/crds
+	$(MAKE) -s artifacts
+
+artifacts: ## Copy the CRDs into charts/stateshift and render artifacts/interpreter from the chart
+	hack/build-deps.sh helm
+	rm -f charts/stateshift/files/crds/*.yaml && cp artifacts/crds/*.yaml charts/stateshift/files/crds/
+	go run ./test/chart/genartifacts
+
+helm: ## Build and cache the helm CLI (HELM_VERSION in hack/versions.env)
+	hack/build-deps.sh helm
+
+chart-lint: ## helm lint --strict charts/stateshift with the default and every ci/*-values.yaml
+	hack/build-deps.sh helm
+	$(CACHE_ENV) && for v in "" charts/stateshift/ci/*-values.yaml; do \
+	  $$TOOLS_BIN/helm-$$HELM_VERSION lint --strict charts/stateshift --namespace stateshift-system $${v:+-f $$v}; done
+
+chart-test: ## Lint and render the chart with several values and check the objects (test/chart)
+	go test ./test/chart/...
 
 verify: ## gofmt, go vet, and generated code up to date
 	hack/verify.sh
@@ -52,7 +69,7 @@ local-up: ## Start Karmada, two member clusters with simulated nodes, a registry
 local-down: ## Stop what local-up started and remove its run folder
 	hack/local-down.sh
 
-images: ## Build the agent and webhook images with buildah bud (or docker) tagged $(VERSION)
+images: ## Build the agent, webhook and kubectl images here with buildah from Debian packages (IMAGES_OUT=DIR also writes OCI archives)
 	hack/images.sh $(REGISTRY) $(VERSION)
 
-.PHONY: help deps build generate verify test fuzz bench demo images apply-interpreter-config local-up local-down
+.PHONY: help deps build generate artifacts helm chart-lint chart-test verify test fuzz bench demo images apply-interpreter-config local-up local-down

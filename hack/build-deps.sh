@@ -9,7 +9,10 @@
 # Binaries are cached by version under $STATESHIFT_CACHE; a stamp over the
 # inputs makes a second run take seconds.
 #
-# Usage: hack/build-deps.sh [kube|karmada|tools|criu|crio|node|all]   (default: all)
+# The helm CLI (the chart's lint, template and install) is built from the Go
+# module proxy as a tool, outside stateshift's go.mod.
+#
+# Usage: hack/build-deps.sh [kube|karmada|tools|helm|criu|crio|node|all]   (default: all)
 # node = criu + crio; all runs the C build of CRIU beside the Go builds.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -78,6 +81,35 @@ build_tools() {
   GOBIN="${TOOLS_BIN}/.tmp" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@${CONTROLLER_GEN_VERSION}"
   mv "${TOOLS_BIN}/.tmp/controller-gen" "${TOOLS_BIN}/controller-gen-${CONTROLLER_GEN_VERSION}"
   rmdir "${TOOLS_BIN}/.tmp"
+}
+
+# helm, installed from the module proxy into a folder of its own and renamed
+# helm-<version> like controller-gen: a new pin builds beside the old one.
+build_helm() {
+  local bin="${TOOLS_BIN}/helm-${HELM_VERSION}"
+  # The .k8s-version marker is written only after a complete build.
+  if [[ -x "${bin}" && -f "${bin}.k8s-version" ]] && "${bin}" version --short 2>/dev/null | grep -qx "${HELM_VERSION}"; then
+    log "helm ${HELM_VERSION}: cached"; return
+  fi
+  local major="${HELM_VERSION%%.*}" dir kminor
+  log "helm ${HELM_VERSION}: installing into ${TOOLS_BIN} (cold: ~4 min on two cores)"
+  # helm's Makefile sets the Kubernetes version `helm template` and `helm
+  # lint` assume from its client-go (v0.35.x: 1.35); without it they assume
+  # 1.20 and refuse charts that need newer.
+  dir="$(go mod download -json "helm.sh/helm/${major}@${HELM_VERSION}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  kminor="$(sed -n 's/^\s*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "${dir}/go.mod")"
+  [[ -n "${kminor}" ]] || die "helm: no k8s.io/client-go version in ${dir}/go.mod"
+  local ld="-s -w -X helm.sh/helm/${major}/internal/version.version=${HELM_VERSION}"
+  ld+=" -X helm.sh/helm/${major}/internal/version.gitTreeState=clean"
+  ld+=" -X helm.sh/helm/${major}/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/${major}/pkg/lint/rules.k8sVersionMinor=${kminor}"
+  ld+=" -X helm.sh/helm/${major}/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/${major}/pkg/chartutil.k8sVersionMinor=${kminor}"
+  mkdir -p "${TOOLS_BIN}/.tmp-helm"
+  GOBIN="${TOOLS_BIN}/.tmp-helm" CGO_ENABLED=0 go install -trimpath -ldflags "${ld}" "helm.sh/helm/${major}/cmd/helm@${HELM_VERSION}"
+  mv "${TOOLS_BIN}/.tmp-helm/helm" "${bin}"
+  rmdir "${TOOLS_BIN}/.tmp-helm"
+  echo "1.${kminor}" > "${bin}.k8s-version"
+  "${bin}" version --short | grep -qx "${HELM_VERSION}" || die "helm: the built binary does not report ${HELM_VERSION}"
+  log "helm: done ($("${bin}" version --short))"
 }
 
 # CRIU from Debian's source package for CRIU_DEBIAN_SUITE, fetched with a
@@ -155,6 +187,7 @@ case "${what}" in
   kube) build_kube ;;
   karmada) build_karmada ;;
   tools) build_tools ;;
+  helm) build_helm ;;
   criu) build_criu ;;
   crio) build_crio ;;
   node) build_criu; build_crio ;;
@@ -164,8 +197,8 @@ case "${what}" in
     mkdir -p "${STATESHIFT_CACHE}"
     build_criu > "${STATESHIFT_CACHE}/criu-build.log" 2>&1 &
     criu_pid=$!
-    build_tools; build_kube; build_karmada; build_crio
+    build_tools; build_helm; build_kube; build_karmada; build_crio
     wait "${criu_pid}" || { cat "${STATESHIFT_CACHE}/criu-build.log" >&2; die "criu build failed"; }
     cat "${STATESHIFT_CACHE}/criu-build.log" >&2 ;;
-  *) die "unknown target ${what} (kube|karmada|tools|criu|crio|node|all)" ;;
+  *) die "unknown target ${what} (kube|karmada|tools|helm|criu|crio|node|all)" ;;
 esac

@@ -4,7 +4,8 @@
 # and local-up), fuse-overlayfs; for the real node: runc, conmon, the CNI
 # plugins, iproute2, the build dependencies of CRIU (C, protobuf, libnl, ...)
 # and CRI-O (cgo with libseccomp and gpgme), busybox-static and redis-server
-# (the real-runtime test workloads are built from them). Idempotent:
+# (the real-runtime test workloads are built from them), mmdebstrap (the
+# images' Debian root file systems, hack/images.sh). Idempotent:
 # installs only what is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -13,7 +14,8 @@ pkgs=(buildah docker-registry fuse-overlayfs ca-certificates openssl
   runc conmon containernetworking-plugins iproute2 busybox-static redis-server patch
   build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   python3-protobuf libnl-3-dev libnet1-dev libcap-dev libaio-dev libbsd-dev libgnutls28-dev
-  libnftables-dev libdrm-dev uuid-dev libseccomp-dev libgpgme-dev)
+  libnftables-dev libdrm-dev uuid-dev libseccomp-dev libgpgme-dev
+  mmdebstrap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

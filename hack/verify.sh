@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# make verify: gofmt, go vet, go.mod tidy, and generated code (deepcopy, CRDs)
-# up to date with the API types. Fails on the first stale piece.
+# make verify: gofmt, go vet, go.mod tidy, generated code (deepcopy, CRDs)
+# up to date with the API types, the chart's copy of the CRDs and the
+# artifacts rendered from the chart up to date, and helm lint. Fails on the
+# first stale piece.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "${ROOT_DIR}"
@@ -18,12 +20,19 @@ go mod tidy -diff || die "go.mod or go.sum is not tidy: run 'go mod tidy' and co
 
 log "generated code"
 tmp="$(mktemp -d)"; trap 'rm -rf "${tmp}"' EXIT
-cp -r pkg/apis artifacts/crds "${tmp}/"
+# Each generated folder and its copy (make generate rewrites them all).
+generated=(pkg/apis artifacts/crds charts/stateshift/files/crds artifacts/interpreter)
+for d in "${generated[@]}"; do mkdir -p "${tmp}/$(dirname "${d}")"; cp -r "${d}" "${tmp}/${d}"; done
 make -s generate >/dev/null
-if ! diff -r "${tmp}/apis" pkg/apis >/dev/null || ! diff -r "${tmp}/crds" artifacts/crds >/dev/null; then
-  diff -r "${tmp}/apis" pkg/apis || true
-  diff -r "${tmp}/crds" artifacts/crds || true
-  rm -rf pkg/apis artifacts/crds && cp -r "${tmp}/apis" pkg/apis && cp -r "${tmp}/crds" artifacts/crds
-  die "generated code is stale: run 'make generate' and commit the result"
+stale=()
+for d in "${generated[@]}"; do
+  diff -r "${tmp}/${d}" "${d}" >/dev/null || { diff -r "${tmp}/${d}" "${d}" || true; stale+=("${d}"); }
+done
+if ((${#stale[@]} > 0)); then
+  for d in "${generated[@]}"; do rm -rf "${d}" && cp -r "${tmp}/${d}" "${d}"; done
+  die "generated files are stale (${stale[*]}): run 'make generate' and commit the result"
 fi
+
+log "helm lint"
+make -s chart-lint >/dev/null
 log "verify: ok"

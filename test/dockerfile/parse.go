@@ -19,9 +19,12 @@ type Instruction struct {
 
 // Stage is everything from one FROM to the next.
 type Stage struct {
-	Base         string
-	Name         string
-	Instructions []Instruction
+	// Base is the FROM image with the global ARG defaults substituted
+	// (FROM ${GO_IMAGE} with ARG GO_IMAGE=golang:1 gives golang:1);
+	// BaseArg is the FROM image as written.
+	Base, BaseArg string
+	Name          string
+	Instructions  []Instruction
 }
 
 // Find returns the stage's instructions of one kind.
@@ -37,12 +40,35 @@ func (s Stage) Find(cmd string) []Instruction {
 
 // Parse reads a Dockerfile.
 func Parse(path string) ([]Stage, error) {
+	stages, _, err := parse(path)
+	return stages, err
+}
+
+// GlobalArgs returns the ARGs before the first FROM with their defaults
+// ("" for an ARG without one): the build arguments that choose base images.
+func GlobalArgs(path string) (map[string]string, error) {
+	_, args, err := parse(path)
+	return args, err
+}
+
+// expand substitutes ${NAME} and $NAME from args, as the builder does in FROM.
+func expand(s string, args map[string]string) string {
+	return os.Expand(s, func(name string) string {
+		if v, ok := args[name]; ok {
+			return v
+		}
+		return "${" + name + "}"
+	})
+}
+
+func parse(path string) ([]Stage, map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = f.Close() }()
 	var stages []Stage
+	globals := map[string]string{}
 	var cur strings.Builder
 	start, n := 0, 0
 	flush := func() error {
@@ -55,7 +81,10 @@ func Parse(path string) ([]Stage, error) {
 		in := Instruction{Cmd: strings.ToUpper(cmd), Args: strings.TrimSpace(args), Line: start}
 		if in.Cmd == "FROM" {
 			f := strings.Fields(in.Args)
-			st := Stage{Base: f[0]}
+			if len(f) == 0 {
+				return fmt.Errorf("%s:%d: FROM without an image", path, start)
+			}
+			st := Stage{Base: expand(f[0], globals), BaseArg: f[0]}
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				st.Name = f[2]
 			}
@@ -64,6 +93,8 @@ func Parse(path string) ([]Stage, error) {
 		}
 		if len(stages) == 0 {
 			if in.Cmd == "ARG" {
+				name, value, _ := strings.Cut(in.Args, "=")
+				globals[strings.TrimSpace(name)] = strings.Trim(strings.TrimSpace(value), `"`)
 				return nil
 			}
 			return fmt.Errorf("%s:%d: %s before FROM", path, start, in.Cmd)
@@ -90,14 +121,14 @@ func Parse(path string) ([]Stage, error) {
 		}
 		cur.WriteString(trimmed)
 		if err := flush(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := flush(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return stages, nil
+	return stages, globals, nil
 }

@@ -1,9 +1,10 @@
 ARG X=1
+ARG BASE=scratch
 # comment
-FROM golang:1 AS build
+FROM golang:${X} AS build
 RUN a && \
     # inner comment
     b && \
     c
-FROM scratch
+FROM ${BASE}
 COPY --from=build /x /x

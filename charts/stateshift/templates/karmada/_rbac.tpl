@@ -1,0 +1,280 @@
+{{/* RBAC in the Karmada API (the controller's identity there) and, labeled
+     for delivery, in every member. Rules mirror artifacts/controller and
+     artifacts/agent. */}}
+{{- define "stateshift.karmada.rbac" -}}
+{{- $sa := .Values.controller.karmadaIdentity.serviceAccount -}}
+{{- $ns := .Release.Namespace -}}
+# The identity the migration controller's kubeconfig may authenticate as.
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ $sa }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "stateshift.karmadaLabels" . | nindent 4 }}
+automountServiceAccountToken: false
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: stateshift-migration-controller
+  labels:
+    {{- include "stateshift.karmadaLabels" . | nindent 4 }}
+rules:
+  - apiGroups: ["apps"]
+    resources: ["statefulsets", "deployments"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["stateshift.io"]
+    resources: ["checkpointpolicies", "migrations"]
+    verbs: ["get", "list", "watch", "create", "update"]
+  - apiGroups: ["stateshift.io"]
+    resources: ["checkpointpolicies/status", "migrations/status"]
+    verbs: ["get", "update", "patch"]
+  - apiGroups: ["stateshift.io"]
+    resources: ["checkpoints"]
+    verbs: ["get", "list", "watch", "create", "delete"]
+  - apiGroups: ["policy.karmada.io"]
+    resources: ["propagationpolicies"]
+    verbs: ["get", "list", "watch", "create", "update"]
+  - apiGroups: ["policy.karmada.io"]
+    resources: ["overridepolicies"]
+    verbs: ["get", "list", "watch", "create", "update", "delete"]
+  - apiGroups: ["work.karmada.io"]
+    resources: ["resourcebindings"]
+    verbs: ["get", "list", "watch", "patch"]
+  - apiGroups: ["cluster.karmada.io"]
+    resources: ["clusters"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["cluster.karmada.io"]
+    resources: ["clusters/proxy"]
+    verbs: ["get"]
+  - apiGroups: [""]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+  - apiGroups: ["events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: stateshift-migration-controller
+  labels:
+    {{- include "stateshift.karmadaLabels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: stateshift-migration-controller
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $ns }}
+---
+# Leader election (a Lease per the controller's --leader-election-id) and
+# the Secrets the controller reads (registry credentials).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: stateshift-migration-controller
+  namespace: {{ .Values.controller.leaderElection.namespace | default $ns }}
+  labels:
+    {{- include "stateshift.karmadaLabels" . | nindent 4 }}
+rules:
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    verbs: ["get", "create", "update"]
+  - apiGroups: [""]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+  - apiGroups: [""]
+    resources: ["secrets"]
+    verbs: ["get"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: stateshift-migration-controller
+  namespace: {{ .Values.controller.leaderElection.namespace | default $ns }}
+  labels:
+    {{- include "stateshift.karmadaLabels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: stateshift-migration-controller
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $ns }}
+{{- if .Values.members.enabled }}
+---
+# Members: Karmada's cluster proxy impersonates the controller's groups
+# (karmada-cluster/karmada-impersonator is Karmada's own identity there).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: stateshift-impersonate-controller-groups
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+rules:
+  - apiGroups: [""]
+    resources: ["groups"]
+    resourceNames: ["system:serviceaccounts", "system:serviceaccounts:{{ $ns }}"]
+    verbs: ["impersonate"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: stateshift-impersonate-controller-groups
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: stateshift-impersonate-controller-groups
+subjects:
+  - kind: ServiceAccount
+    name: karmada-impersonator
+    namespace: karmada-cluster
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: stateshift-migration-controller-pods
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+rules:
+  - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["get", "list"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: stateshift-migration-controller-pods
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: stateshift-migration-controller-pods
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $ns }}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: stateshift-checkpoint-agent
+  namespace: {{ $ns }}
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: stateshift-checkpoint-agent
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+rules:
+  - apiGroups: [""]
+    resources: ["nodes/checkpoint"]
+    verbs: ["create"]
+  - apiGroups: [""]
+    resources: ["nodes"]
+    verbs: ["get"]
+  - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["stateshift.io"]
+    resources: ["checkpoints"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["stateshift.io"]
+    resources: ["checkpoints/status"]
+    verbs: ["get", "update", "patch"]
+  - apiGroups: ["events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+  - apiGroups: ["admissionregistration.k8s.io"]
+    resources: ["mutatingwebhookconfigurations"]
+    resourceNames: ["stateshift-pod-restore"]
+    verbs: ["get"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: stateshift-checkpoint-agent
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: stateshift-checkpoint-agent
+subjects:
+  - kind: ServiceAccount
+    name: stateshift-checkpoint-agent
+    namespace: {{ $ns }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: stateshift-checkpoint-agent-credentials
+  namespace: {{ $ns }}
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+rules:
+  - apiGroups: [""]
+    resources: ["secrets"]
+    verbs: ["get"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: stateshift-checkpoint-agent-credentials
+  namespace: {{ $ns }}
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: stateshift-checkpoint-agent-credentials
+subjects:
+  - kind: ServiceAccount
+    name: stateshift-checkpoint-agent
+    namespace: {{ $ns }}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: stateshift-pod-restore
+  namespace: {{ $ns }}
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: stateshift-pod-restore
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+rules:
+  - apiGroups: ["apps"]
+    resources: ["statefulsets", "replicasets", "deployments"]
+    verbs: ["get"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: stateshift-pod-restore
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: stateshift-pod-restore
+subjects:
+  - kind: ServiceAccount
+    name: stateshift-pod-restore
+    namespace: {{ $ns }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,216 @@
+// Command genartifacts writes artifacts/interpreter from charts/stateshift,
+// so the chart is the one source of truth and the plain YAML for kubectl
+// users follows it; with -check it only reports whether the files are
+// current (make verify).
+//
+//	go run ./test/chart/genartifacts [-check]
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/stateshift/stateshift/test/chart"
+)
+
+// target is one folder of artifacts/ and how objects are filed into it.
+type target struct {
+	dir    string
+	values string
+	// files maps a kind to its file; the order of kinds is the order of
+	// documents inside a file.
+	files []route
+	// skip leaves objects out that other folders hold.
+	skip func(u *unstructured.Unstructured) bool
+	// notes are file headers after the generated-by line.
+	notes map[string]string
+}
+
+type route struct{ kind, file string }
+
+var rbacKinds = map[string]bool{"ServiceAccount": true, "ClusterRole": true, "ClusterRoleBinding": true, "Role": true, "RoleBinding": true}
+
+var targets = []target{{
+	dir:    "artifacts/interpreter",
+	values: "charts/stateshift/ci/artifacts-values.yaml",
+	files: []route{
+		{"Namespace", "namespace.yaml"},
+		{"ServiceAccount", "rbac.yaml"},
+		{"Deployment", "deployment.yaml"},
+		{"PodDisruptionBudget", "deployment.yaml"},
+		{"Service", "service.yaml"},
+		{"ResourceInterpreterWebhookConfiguration", "webhook-configuration.yaml"},
+	},
+	// CRDs are artifacts/crds (controller-gen); the controller's RBAC in
+	// the Karmada API is artifacts/controller (hand-written until it is
+	// generated too).
+	skip: func(u *unstructured.Unstructured) bool {
+		return u.GetKind() == "CustomResourceDefinition" || (chart.ForKarmada(u) && rbacKinds[u.GetKind()])
+	},
+	notes: map[string]string{
+		"namespace.yaml": "The namespace, on the host cluster and in the Karmada API.",
+		"rbac.yaml": "Host identities of the webhook and the controller (no tokens: neither talks to the\n" +
+			"host API). Applied to the Karmada API too, the interpreter's ServiceAccount is the\n" +
+			"identity artifacts/controller binds.",
+		"deployment.yaml": "The interpreter webhook (2 replicas, PDB, spread) and the migration controller (the\n" +
+			"same binary with the Karmada API kubeconfig from the Secret karmada-kubeconfig,\n" +
+			"leader election on). Certificates: hack/apply-interpreter-config.sh --service\n" +
+			"stateshift-system/stateshift-interpreter-webhook makes the Secret.",
+		"service.yaml":               "Karmada reaches the webhook pods through this Service.",
+		"webhook-configuration.yaml": "For the Karmada API. caBundle: filled by hack/apply-interpreter-config.sh.",
+	},
+}}
+
+// plain is a document as helm rendered it (comments, flow style: what
+// hack/apply-interpreter-config.sh edits) without helm's "# Source:" lines
+// and the labels that say helm installed it, which is not true of the
+// plain YAML.
+func plain(raw []byte) []byte {
+	var b bytes.Buffer
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "# Source: ") || strings.HasPrefix(t, "helm.sh/chart: ") || strings.HasPrefix(t, "app.kubernetes.io/managed-by: ") {
+			continue
+		}
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	return b.Bytes()
+}
+
+func main() {
+	check := flag.Bool("check", false, "only report whether the files are current")
+	flag.Parse()
+	if err := run(*check); err != nil {
+		fmt.Fprintln(os.Stderr, "genartifacts:", err)
+		os.Exit(1)
+	}
+}
+
+func run(check bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stale []string
+	for _, t := range targets {
+		files, err := render(ctx, t)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.dir, err)
+		}
+		s, err := write(t, files, check)
+		if err != nil {
+			return err
+		}
+		stale = append(stale, s...)
+	}
+	if check && len(stale) > 0 {
+		return fmt.Errorf("stale, run 'make artifacts' and commit: %s", strings.Join(stale, ", "))
+	}
+	return nil
+}
+
+// render returns file name -> content.
+func render(ctx context.Context, t target) (map[string][]byte, error) {
+	docs, err := chart.TemplateDocs(ctx, "-f", filepath.Join(chart.Root(), t.values))
+	if err != nil {
+		return nil, err
+	}
+	rank := map[string]int{}
+	fileOf := map[string]string{}
+	for i, r := range t.files {
+		rank[r.kind], fileOf[r.kind] = i, r.file
+	}
+	byFile := map[string][]chart.Doc{}
+	seen := map[string]bool{}
+	// Host objects first: of a duplicate (the namespace is rendered for
+	// both APIs) the host one is kept.
+	sort.SliceStable(docs, func(i, j int) bool { return !chart.ForKarmada(docs[i].Object) && chart.ForKarmada(docs[j].Object) })
+	for _, d := range docs {
+		u := d.Object
+		if t.skip(u) {
+			continue
+		}
+		file, ok := fileOf[u.GetKind()]
+		if !ok {
+			return nil, fmt.Errorf("the chart renders a %s (%s) that no file of %s takes: add a route", u.GetKind(), u.GetName(), t.dir)
+		}
+		key := u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		byFile[file] = append(byFile[file], d)
+	}
+	out := map[string][]byte{}
+	for file, list := range byFile {
+		sort.SliceStable(list, func(i, j int) bool {
+			a, b := list[i].Object, list[j].Object
+			if rank[a.GetKind()] != rank[b.GetKind()] {
+				return rank[a.GetKind()] < rank[b.GetKind()]
+			}
+			return a.GetName() < b.GetName()
+		})
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "# Generated by `make artifacts` from charts/stateshift with %s.\n# Do not edit: change the chart.\n", t.values)
+		for _, line := range strings.Split(t.notes[file], "\n") {
+			if line != "" {
+				fmt.Fprintf(&b, "# %s\n", line)
+			}
+		}
+		for i, d := range list {
+			if i > 0 {
+				b.WriteString("---\n")
+			}
+			b.Write(plain(d.Raw))
+		}
+		out[file] = b.Bytes()
+	}
+	return out, nil
+}
+
+// write writes the files (or, with check, compares them) and returns the
+// stale paths; files of the folder that the chart no longer renders are
+// stale too.
+func write(t target, files map[string][]byte, check bool) ([]string, error) {
+	dir := filepath.Join(chart.Root(), t.dir)
+	var stale []string
+	existing, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	for _, path := range existing {
+		if _, ok := files[filepath.Base(path)]; !ok {
+			stale = append(stale, filepath.Join(t.dir, filepath.Base(path)))
+			if !check {
+				if err := os.Remove(path); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		old, err := os.ReadFile(path)
+		if err == nil && bytes.Equal(old, content) {
+			continue
+		}
+		stale = append(stale, filepath.Join(t.dir, name))
+		if !check {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(path, content, 0o644); err != nil {
+				return nil, err
+			}
+		}
+	}
+	sort.Strings(stale)
+	return stale, nil
+}
