@@ -47,4 +47,7 @@ const (
 	reasonBuilder         = "BuilderUnavailable"
 	reasonPush            = "PushFailed"
 	reasonVerify          = "VerifyFailed"
+	reasonPushTimeout     = "PushTimeout"
+	reasonVerifyTimeout   = "VerifyTimeout"
+	reasonJournal         = "JournalFailed"
 )

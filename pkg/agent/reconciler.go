@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -53,7 +54,11 @@ type Reconciler struct {
 	// archive paths outside it are refused.
 	CheckpointDir string
 	// WorkDir holds short-lived private files (auth files, config.dump).
-	WorkDir  string
+	WorkDir string
+	// Journal records, per Checkpoint UID, the archives an attempt may have
+	// left, so that a restarted agent deletes them (Sweep). nil means
+	// WorkDir/journal.
+	Journal  *archive.Journal
 	Builders map[v1alpha1.Builder]imagebuilder.ImageBuilder
 	// InsecureRegistries are registry hosts spoken to over plain HTTP.
 	InsecureRegistries []string
@@ -65,6 +70,10 @@ type Reconciler struct {
 	PodWait time.Duration
 	// MaxConcurrent bounds checkpoints executed at once on this node.
 	MaxConcurrent int
+	// Deadlines of the stages that talk to the network; 0 means the
+	// Default* value. KubeletTimeout applies when a Checkpoint sets no
+	// timeoutSeconds.
+	KubeletTimeout, PushTimeout, VerifyTimeout time.Duration
 
 	now func() time.Time
 
@@ -82,6 +91,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrent < 1 {
 		r.MaxConcurrent = 1
 	}
+	if r.Journal == nil {
+		r.Journal = &archive.Journal{Dir: filepath.Join(r.WorkDir, "journal")}
+	}
+	r.KubeletTimeout = orDefault(r.KubeletTimeout, DefaultKubeletTimeout)
+	r.PushTimeout = orDefault(r.PushTimeout, DefaultPushTimeout)
+	r.VerifyTimeout = orDefault(r.VerifyTimeout, DefaultVerifyTimeout)
 	// Checkpoints are found by their pod's name, so that a pod arriving on
 	// this node (after its Checkpoint) starts the work at once.
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Checkpoint{}, podNameField,
@@ -260,11 +275,14 @@ func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *
 	var archives []produced
 	// Archives hold process memory: never leave one behind. They go before
 	// the final status is written, so that whoever sees the result also sees
-	// the node clean; the deferred call covers a panic in between.
-	defer func() { r.deleteArchives(ctx, cp, archives) }()
+	// the node clean; the deferred call covers a panic in between, and the
+	// journal a kill.
+	entry := &archive.Entry{UID: string(cp.UID), Namespace: pod.Namespace, Pod: pod.Name}
+	defer func() { r.deleteArchives(ctx, cp, entry, false) }()
 
-	results, err := r.run(ctx, cp, pod, &archives)
-	r.deleteArchives(ctx, cp, archives)
+	results, err := r.run(ctx, cp, pod, &archives, entry)
+	terminal := err == nil || asFailure(err).permanent || cp.Status.Attempts >= r.MaxAttempts
+	r.deleteArchives(ctx, cp, entry, terminal)
 	if err != nil {
 		return r.failed(ctx, cp, pod, err)
 	}
@@ -272,20 +290,30 @@ func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *
 	return ctrl.Result{}, r.finish(ctx, cp, pod, nil)
 }
 
-// deleteArchives removes the archives of one attempt; removing one twice is
-// harmless.
-func (r *Reconciler) deleteArchives(ctx context.Context, cp *v1alpha1.Checkpoint, archives []produced) {
-	for _, a := range archives {
-		if err := os.Remove(a.path); err != nil && !os.IsNotExist(err) {
-			klog.FromContext(ctx).Error(err, "delete checkpoint archive", "path", a.path)
-			r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, "ArchiveNotDeleted", "Delete", "could not delete archive %s: %v", a.path, err)
+// deleteArchives removes every archive the attempts of cp may have made
+// (those the kubelet answered, and any it wrote for these containers since
+// the first attempt); removing one twice is harmless. The journal entry is
+// kept until the last attempt, because a kubelet that answered too late
+// may still write an archive after an attempt gave up.
+func (r *Reconciler) deleteArchives(ctx context.Context, cp *v1alpha1.Checkpoint, e *archive.Entry, forget bool) {
+	if e.Started.IsZero() {
+		return // the attempt never reached the kubelet
+	}
+	if _, err := archive.Delete(r.CheckpointDir, *e); err != nil {
+		klog.FromContext(ctx).Error(err, "delete checkpoint archives")
+		r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, "ArchiveNotDeleted", "Delete", "could not delete archives: %v", err)
+		return
+	}
+	if forget {
+		if err := r.Journal.Forget(e.UID); err != nil {
+			klog.FromContext(ctx).Error(err, "forget archive journal entry")
 		}
 	}
 }
 
 // run does the work of one attempt: checkpoint every container, then build,
 // push and verify every image.
-func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, archives *[]produced) ([]v1alpha1.ContainerCheckpoint, error) {
+func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, archives *[]produced, entry *archive.Entry) ([]v1alpha1.ContainerCheckpoint, error) {
 	containers, err := selectContainers(cp, pod)
 	if err != nil {
 		return nil, err
@@ -308,19 +336,32 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 		return nil, err
 	}
 
-	// Stage 1: the kubelet checkpoints each container.
+	// Stage 1: the kubelet checkpoints each container. The journal learns
+	// of the attempt before the kubelet is asked, and of every path it
+	// answers, so that a kill at any point leaves nothing behind.
 	start := r.now()
+	entry.Containers, entry.Started = containers, start
+	if *entry, err = r.Journal.Begin(*entry); err != nil {
+		return nil, fail(reasonJournal, err)
+	}
 	var total int64
 	for _, c := range containers {
 		paths, err := r.Kubelet.Checkpoint(ctx, kubelet.Target{Host: host, Port: port, Namespace: pod.Namespace, Pod: pod.Name, Container: c},
-			time.Duration(cp.Spec.TimeoutSeconds)*time.Second)
+			r.kubeletTimeout(cp))
 		if err != nil {
 			return nil, err
+		}
+		entry.Paths = append(entry.Paths, paths...)
+		if err := r.Journal.Record(*entry); err != nil {
+			return nil, fail(reasonJournal, err)
 		}
 		p, err := archive.Resolve(r.CheckpointDir, paths[0])
 		if err != nil {
 			return nil, permanent(reasonArchiveRejected, fmt.Errorf("container %s: %w", c, err))
 		}
+		// More than one path: CRI returns one archive per container, but
+		// whatever else the kubelet wrote for it is process memory too; it
+		// is deleted with the others (entry.Paths), never pushed.
 		fi, err := os.Stat(p)
 		if err != nil {
 			return nil, fail(reasonArchiveInvalid, fmt.Errorf("container %s: archive vanished: %w", c, err))
@@ -360,7 +401,8 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 	for i := range *archives {
 		a := (*archives)[i]
 		t0 := r.now()
-		res, err := bld.Build(ctx, imagebuilder.Request{
+		pushCtx, cancel := context.WithTimeout(ctx, r.PushTimeout)
+		res, err := bld.Build(pushCtx, imagebuilder.Request{
 			ArchivePath: a.path,
 			Repository:  cp.Spec.Repository,
 			Tag:         imageTag(pod.Name, a.container, string(cp.UID)),
@@ -369,12 +411,25 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 			Insecure:    r.insecure(cp.Spec.Repository),
 			Compression: cp.Spec.Compression,
 		})
+		timedOut := pushCtx.Err() == context.DeadlineExceeded
+		cancel()
+		if err != nil && timedOut {
+			return nil, fail(reasonPushTimeout, fmt.Errorf("container %s: %s: building and pushing to %s did not finish within %s (--push-timeout): %w",
+				a.container, bld.Name(), cp.Spec.Repository, r.PushTimeout, err))
+		}
 		if err != nil {
 			return nil, fail(reasonPush, fmt.Errorf("container %s: %s: %w", a.container, bld.Name(), err))
 		}
 		stageDuration.WithLabelValues(stageImage, bld.Name()).Observe(r.now().Sub(t0).Seconds())
 		t0 = r.now()
-		v, err := checkpointimage.Verify(ctx, cp.Spec.Repository, res.Digest, a.container, keychain, nameOpts...)
+		verifyCtx, cancel := context.WithTimeout(ctx, r.VerifyTimeout)
+		v, err := checkpointimage.Verify(verifyCtx, cp.Spec.Repository, res.Digest, a.container, keychain, nameOpts...)
+		timedOut = verifyCtx.Err() == context.DeadlineExceeded
+		cancel()
+		if err != nil && timedOut {
+			return nil, fail(reasonVerifyTimeout, fmt.Errorf("container %s: reading %s back did not finish within %s (--verify-timeout): %w",
+				a.container, res.Digest, r.VerifyTimeout, err))
+		}
 		if err != nil {
 			return nil, fail(reasonVerify, fmt.Errorf("container %s: pushed image failed verification: %w", a.container, err))
 		}
@@ -433,16 +488,40 @@ func (r *Reconciler) credentials(ctx context.Context, cp *v1alpha1.Checkpoint) (
 	return cfg, nil
 }
 
-// authFor writes the auth file buildah reads and the keychain used to verify.
+// authFor writes the auth file the builder reads and the keychain used to
+// verify. Without a Secret the file is explicit and empty: every builder is
+// anonymous then, none falls back to credentials found on the node.
 func (r *Reconciler) authFor(cfg *registryauth.Config) (string, authn.Keychain, func(), error) {
-	if cfg == nil {
-		return "", authn.NewMultiKeychain(), func() {}, nil
-	}
 	path, cleanup, err := cfg.WriteAuthFile(r.WorkDir)
 	if err != nil {
 		return "", nil, nil, fail(reasonCredentials, fmt.Errorf("write registry auth file: %w", err))
 	}
 	return path, cfg.Keychain(), cleanup, nil
+}
+
+// kubeletTimeout is what the kubelet is given for one container: the
+// Checkpoint's timeoutSeconds, or the agent's default, so that the HTTP
+// call always has a deadline.
+func (r *Reconciler) kubeletTimeout(cp *v1alpha1.Checkpoint) time.Duration {
+	if cp.Spec.TimeoutSeconds > 0 {
+		return time.Duration(cp.Spec.TimeoutSeconds) * time.Second
+	}
+	return r.KubeletTimeout
+}
+
+// Default stage deadlines: a kubelet's default runtime request timeout is
+// 2 minutes; a push of a few GiB takes minutes on a slow link.
+const (
+	DefaultKubeletTimeout = 4 * time.Minute
+	DefaultPushTimeout    = 30 * time.Minute
+	DefaultVerifyTimeout  = 2 * time.Minute
+)
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // kubeletAddress is this node's InternalIP and kubelet port, as the kubelet

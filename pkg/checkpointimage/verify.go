@@ -30,7 +30,9 @@ func Verify(ctx context.Context, repository, digest, wantContainer string, kc au
 		return nil, fmt.Errorf("image reference %s@%s: %w", repository, digest, err)
 	}
 	if kc == nil {
-		kc = authn.DefaultKeychain
+		// Anonymous, never authn.DefaultKeychain: that would read the
+		// node's ~/.docker/config.json.
+		kc = authn.NewMultiKeychain()
 	}
 	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc))
 	if err != nil {

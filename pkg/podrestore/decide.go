@@ -39,6 +39,9 @@ type Decision struct {
 	// Reason explains the outcome; a Cold pod carries it as
 	// stateshift.io/cold-start.
 	Reason string
+	// Restores: container -> checkpoint image the pod will restore, once
+	// changed as Images say. The webhook checks each one's origin.
+	Restores map[string]string
 }
 
 // Decide is the webhook's whole policy, pure so that it can be table
@@ -97,7 +100,13 @@ func Decide(pod *corev1.Pod, owner *Owner) (Decision, error) {
 	}
 	raw, perPod := pod.Annotations[restore.AnnotationPodImages]
 	if !perPod {
-		return Decision{Outcome: Unchanged, Reason: "every pod restores " + from}, nil
+		restores := map[string]string{}
+		for _, c := range pod.Spec.Containers {
+			if _, ok := originals[c.Name]; ok {
+				restores[c.Name] = c.Image
+			}
+		}
+		return Decision{Outcome: Unchanged, Reason: "every pod restores " + from, Restores: restores}, nil
 	}
 	var pods map[string]map[string]string
 	if err := json.Unmarshal([]byte(raw), &pods); err != nil {
@@ -118,7 +127,7 @@ func Decide(pod *corev1.Pod, owner *Owner) (Decision, error) {
 			return Decision{}, fmt.Errorf("pod annotation %s: pod %s: container %q: %w", restore.AnnotationPodImages, pod.Name, c, err)
 		}
 	}
-	return Decision{Outcome: PerPod, Images: mine, Reason: fmt.Sprintf("pod %s restores its own checkpoint (plan %s)", pod.Name, from)}, nil
+	return Decision{Outcome: PerPod, Images: mine, Restores: mine, Reason: fmt.Sprintf("pod %s restores its own checkpoint (plan %s)", pod.Name, from)}, nil
 }
 
 // Apply returns a copy of pod changed as d says. A Cold pod loses the

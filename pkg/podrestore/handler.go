@@ -27,6 +27,9 @@ const Path = "/mutate-pods"
 // webhook called only for restored pods.
 type Handler struct {
 	Reader client.Reader
+	// Images reads the manifests of the checkpoint images a pod would
+	// restore, to check they come from the pod's namespace.
+	Images ImageReader
 }
 
 // Handle implements admission.Handler.
@@ -58,6 +61,21 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if err != nil {
 		decisions.WithLabelValues("error").Inc()
 		return admission.Errored(http.StatusUnprocessableEntity, fmt.Errorf("pod %s/%s: %w", ns, pod.Name, err))
+	}
+	if len(d.Restores) > 0 {
+		if h.Images == nil {
+			decisions.WithLabelValues("error").Inc()
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("pod %s/%s: the webhook cannot read checkpoint images to check their namespace", ns, pod.Name))
+		}
+		denied, err := checkOrigins(ctx, h.Images, ns, d.Restores)
+		if err != nil {
+			decisions.WithLabelValues("error").Inc()
+			return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("pod %s/%s: %w", ns, pod.Name, err))
+		}
+		if denied != nil {
+			decisions.WithLabelValues("refused").Inc()
+			return admission.Denied(fmt.Sprintf("pod %s/%s: %v", ns, pod.Name, denied))
+		}
 	}
 	decisions.WithLabelValues(string(d.Outcome)).Inc()
 	if d.Outcome == Unchanged {

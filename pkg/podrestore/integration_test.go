@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/stateshift/stateshift/pkg/checkpointimage"
 	"github.com/stateshift/stateshift/pkg/restore"
 	"github.com/stateshift/stateshift/test/testenv"
 )
@@ -61,7 +62,12 @@ func TestPodRestoreWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &counting{Handler: &Handler{Reader: reader}}
+	// The images as the agent would have pushed them, from namespace shop.
+	images := fakeImages{
+		ckpt0: checkpointimage.Annotations(checkpointimage.Source{Container: "app", Pod: "db-0", Namespace: "shop"}),
+		ckpt1: checkpointimage.Annotations(checkpointimage.Source{Container: "app", Pod: "db-1", Namespace: "shop"}),
+	}
+	h := &counting{Handler: &Handler{Reader: reader, Images: images}}
 	stop := serve(t, env, h)
 
 	ns := env.Namespace(t, "shop")
@@ -173,6 +179,18 @@ func TestPodRestoreWebhook(t *testing.T) {
 		created(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plain-2"},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: original}}}})
 	})
+}
+
+// fakeImages answers manifest annotations from memory: the images of this
+// test live in no registry (registry.example.com is never contacted).
+type fakeImages map[string]map[string]string
+
+func (f fakeImages) Annotations(_ context.Context, image string) (map[string]string, error) {
+	a, ok := f[image]
+	if !ok {
+		return nil, fmt.Errorf("manifest unknown: %s", image)
+	}
+	return a, nil
 }
 
 func controllerRef(kind, name string, uid types.UID) metav1.OwnerReference {

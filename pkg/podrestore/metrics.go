@@ -5,10 +5,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// decisions counts the webhook's outcomes: unchanged, per-pod, cold, error.
+// decisions counts the webhook's outcomes: unchanged, per-pod, cold,
+// refused (an image of another namespace or container), error.
 var decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "stateshift_pod_restore_decisions_total",
-	Help: "Pods seen by the pod-restore webhook, by outcome (unchanged, per-pod, cold, error).",
+	Help: "Pods seen by the pod-restore webhook, by outcome (unchanged, per-pod, cold, refused, error).",
 }, []string{"outcome"})
 
 func init() { metrics.Registry.MustRegister(decisions) }

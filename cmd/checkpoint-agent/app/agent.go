@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/stateshift/stateshift/cmd/checkpoint-agent/app/options"
 	"github.com/stateshift/stateshift/pkg/agent"
+	"github.com/stateshift/stateshift/pkg/agent/archive"
 	imagebuilder "github.com/stateshift/stateshift/pkg/agent/builder"
 	"github.com/stateshift/stateshift/pkg/agent/kubelet"
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -83,12 +85,20 @@ func Builders(o *options.Options) map[v1alpha1.Builder]imagebuilder.ImageBuilder
 		switch v1alpha1.Builder(b) {
 		case v1alpha1.BuilderBuildah:
 			out[v1alpha1.BuilderBuildah] = &imagebuilder.Buildah{Binary: o.BuildahPath, Root: o.BuildahRoot,
-				RunRoot: o.BuildahRunRoot, StorageDriver: o.BuildahDriver, TmpDir: filepath.Join(o.WorkDir, "buildah-tmp")}
+				RunRoot: o.BuildahRunRoot, StorageDriver: o.BuildahDriver, TmpDir: buildahTmpDir(o),
+				Home: filepath.Join(o.WorkDir, agent.BuildahHomeDir)}
 		case v1alpha1.BuilderNative:
 			out[v1alpha1.BuilderNative] = imagebuilder.NewNative()
 		}
 	}
 	return out
+}
+
+func buildahTmpDir(o *options.Options) string {
+	if o.BuildahTmpDir != "" {
+		return o.BuildahTmpDir
+	}
+	return filepath.Join(o.WorkDir, agent.BuildahTmpDir)
 }
 
 // Run starts the agent and blocks until ctx ends.
@@ -99,7 +109,11 @@ func Run(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client config: %w", err)
 	}
-	for _, d := range []string{o.WorkDir, filepath.Join(o.WorkDir, "buildah-tmp")} {
+	journal := &archive.Journal{Dir: o.JournalDir}
+	if journal.Dir == "" {
+		journal.Dir = filepath.Join(o.WorkDir, "journal")
+	}
+	for _, d := range []string{o.WorkDir, buildahTmpDir(o), filepath.Join(o.WorkDir, agent.BuildahHomeDir), journal.Dir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("work folder: %w", err)
 		}
@@ -107,8 +121,18 @@ func Run(ctx context.Context, o *options.Options) error {
 			return fmt.Errorf("work folder: %w", err)
 		}
 	}
+	builders := Builders(o)
+	// Before any work: what a killed predecessor left goes first.
+	sweep := agent.Sweep{Journal: journal, CheckpointDir: o.CheckpointDir, WorkDir: o.WorkDir}
+	if b, ok := builders[v1alpha1.BuilderBuildah].(*imagebuilder.Buildah); ok {
+		sweep.Buildah = b
+	}
+	if err := sweep.Run(ctx); err != nil {
+		return err
+	}
 	kc, err := kubelet.New(kubelet.Config{TokenFile: o.TokenFile, CAFile: o.KubeletCA,
-		InsecureSkipTLSVerify: o.KubeletInsecureSkipTLSVerify, ServerName: o.KubeletServerName})
+		InsecureSkipTLSVerify: o.KubeletInsecureSkipTLSVerify, ServerName: o.KubeletServerName,
+		CallTimeout: o.KubeletTimeout + 30*time.Second})
 	if err != nil {
 		return err
 	}
@@ -133,13 +157,17 @@ func Run(ctx context.Context, o *options.Options) error {
 		Kubelet:            kc,
 		CheckpointDir:      o.CheckpointDir,
 		WorkDir:            o.WorkDir,
-		Builders:           Builders(o),
+		Journal:            journal,
+		Builders:           builders,
 		InsecureRegistries: o.InsecureRegistries,
 		MaxAttempts:        o.MaxAttempts,
 		BackoffBase:        o.BackoffBase,
 		BackoffMax:         o.BackoffMax,
 		PodWait:            o.PodWait,
 		MaxConcurrent:      o.MaxConcurrent,
+		KubeletTimeout:     o.KubeletTimeout,
+		PushTimeout:        o.PushTimeout,
+		VerifyTimeout:      o.VerifyTimeout,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err

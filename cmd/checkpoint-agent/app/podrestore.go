@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"os"
 	"path/filepath"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -15,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/stateshift/stateshift/cmd/checkpoint-agent/app/options"
+	"github.com/stateshift/stateshift/pkg/agent/registryauth"
 	"github.com/stateshift/stateshift/pkg/podrestore"
 	"github.com/stateshift/stateshift/pkg/version"
 )
@@ -26,6 +29,9 @@ type podRestoreOptions struct {
 	SecurePort    int
 	CertDir       string
 	TLSMinVersion string
+	// RegistryAuthFile is a docker config.json (a mounted dockerconfigjson
+	// Secret) used to read checkpoint manifests; missing means anonymous.
+	RegistryAuthFile string
 }
 
 func (p *podRestoreOptions) validate() error {
@@ -68,6 +74,7 @@ from the template's original image once the workload's restore has completed
 	fs.IntVar(&p.SecurePort, "secure-port", p.SecurePort, "The port on which to serve HTTPS.")
 	fs.StringVar(&p.CertDir, "cert-dir", p.CertDir, "The directory with tls.crt and tls.key; a rotated pair is picked up without restart.")
 	fs.StringVar(&p.TLSMinVersion, "tls-min-version", p.TLSMinVersion, "Minimum TLS version: 1.2 or 1.3.")
+	fs.StringVar(&p.RegistryAuthFile, "registry-auth-file", p.RegistryAuthFile, "docker config.json (a mounted dockerconfigjson Secret) with which checkpoint manifests are read to check their namespace; re-read on every call; missing or empty means anonymous. --insecure-registries applies too.")
 	return cmd
 }
 
@@ -94,7 +101,8 @@ func runPodRestore(ctx context.Context, o *options.Options, p *podRestoreOptions
 		return fmt.Errorf("manager: %w", err)
 	}
 	// The API reader: no cache, so no watch on every workload of the cluster.
-	mgr.GetWebhookServer().Register(podrestore.Path, &admission.Webhook{Handler: &podrestore.Handler{Reader: mgr.GetAPIReader()}})
+	images := &podrestore.RegistryReader{Keychain: authFileKeychain{p.RegistryAuthFile}, InsecureRegistries: o.InsecureRegistries}
+	mgr.GetWebhookServer().Register(podrestore.Path, &admission.Webhook{Handler: &podrestore.Handler{Reader: mgr.GetAPIReader(), Images: images}})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
@@ -103,4 +111,22 @@ func runPodRestore(ctx context.Context, o *options.Options, p *podRestoreOptions
 	}
 	klog.InfoS("Starting pod-restore webhook", "version", version.Version, "address", fmt.Sprintf("%s:%d", p.BindAddress, p.SecurePort), "path", podrestore.Path)
 	return mgr.Start(ctx)
+}
+
+// authFileKeychain reads the auth file on every call, so that a rotated
+// Secret is used without a restart; no file means anonymous.
+type authFileKeychain struct{ path string }
+
+func (k authFileKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if k.path == "" {
+		return authn.Anonymous, nil
+	}
+	if _, err := os.Stat(k.path); os.IsNotExist(err) {
+		return authn.Anonymous, nil
+	}
+	cfg, err := registryauth.LoadAuthFile(k.path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Keychain().Resolve(r)
 }

@@ -39,6 +39,10 @@ type Buildah struct {
 	StorageDriver string
 	// TmpDir is where buildah stages blobs (TMPDIR); "" keeps the default.
 	TmpDir string
+	// Home is buildah's HOME: an empty private folder, so that buildah never
+	// finds a node user's ~/.docker/config.json or ~/.config/containers; ""
+	// keeps the agent's HOME.
+	Home string
 	// Run runs buildah; nil means ExecRunner.
 	Run Runner
 	// CleanupTimeout bounds rm/rmi after the build; 0 means 30s.
@@ -119,10 +123,17 @@ func (b *Buildah) Build(ctx context.Context, req Request) (res Result, err error
 		return Result{}, err
 	}
 	digestFile := filepath.Join(work, "digest")
-	push := []string{"push", "--format", "oci", "--digestfile", digestFile}
-	if req.AuthFile != "" {
-		push = append(push, "--authfile", req.AuthFile)
+	authFile := req.AuthFile
+	if authFile == "" {
+		// Anonymous means an explicit empty auth file: without --authfile
+		// buildah would look for the node's own credentials
+		// (/run/containers/0/auth.json, ~/.docker/config.json), and the two
+		// builders would disagree about what "no Secret" means.
+		if authFile, err = registryauth.WriteEmptyAuthFile(work); err != nil {
+			return Result{}, fmt.Errorf("buildah: %w", err)
+		}
 	}
+	push := []string{"push", "--format", "oci", "--digestfile", digestFile, "--authfile", authFile}
 	if req.Insecure {
 		push = append(push, "--tls-verify=false")
 	}
@@ -282,10 +293,14 @@ func (b *Buildah) run(ctx context.Context, redact *registryauth.Config, args ...
 }
 
 // env is PATH, HOME, TMPDIR and the containers-* configuration paths if
-// set: never REGISTRY_AUTH_FILE or anything else from the agent's
-// environment.
+// set: never REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR (where buildah looks for
+// auth.json) or anything else from the agent's environment.
 func (b *Buildah) env() []string {
-	env := []string{"PATH=" + envOr("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), "HOME=" + envOr("HOME", "/root")}
+	home := b.Home
+	if home == "" {
+		home = envOr("HOME", "/root")
+	}
+	env := []string{"PATH=" + envOr("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), "HOME=" + home}
 	if b.TmpDir != "" {
 		env = append(env, "TMPDIR="+b.TmpDir)
 	} else if t := os.Getenv("TMPDIR"); t != "" {
@@ -310,4 +325,63 @@ func randomID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Sweep removes what builds of an agent that was killed mid-way left in
+// buildah's storage: working containers (stateshift-<id>, holding the
+// unpacked archive, that is process memory), local images
+// (localhost/stateshift-build:<id>), per-build folders under RunRoot and
+// whatever is in TmpDir (a private folder: staged layers). Only
+// stateshift's names are touched in the storage. The agent calls it at start, before
+// any build runs.
+func (b *Buildah) Sweep(ctx context.Context) (removed []string, err error) {
+	if b.Root == "" || b.RunRoot == "" {
+		return nil, fmt.Errorf("%w: buildah needs Root and RunRoot", ErrInvalidRequest)
+	}
+	var errs []error
+	out, err := b.run(ctx, nil, "containers", "--all", "--noheading", "--format", "{{.ContainerName}}")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, c := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(c, "stateshift-") {
+			continue
+		}
+		if _, err := b.run(ctx, nil, "rm", c); err != nil && !isNotFound(err) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, "container "+c)
+	}
+	out, err = b.run(ctx, nil, "images", "--all", "--noheading", "--format", "{{.Name}}:{{.Tag}}")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, img := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(img, "localhost/stateshift-build:") {
+			continue
+		}
+		if _, err := b.run(ctx, nil, "rmi", "--force", img); err != nil && !isNotFound(err) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, "image "+img)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(b.RunRoot, "stateshift-build-*"))
+	if b.TmpDir != "" {
+		// Staged layers: copies of archives.
+		staged, _ := filepath.Glob(filepath.Join(b.TmpDir, "*"))
+		dirs = append(dirs, staged...)
+	}
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, "folder "+d)
+	}
+	if len(errs) > 0 {
+		return removed, fmt.Errorf("buildah sweep: %w", errors.Join(errs...))
+	}
+	return removed, nil
 }

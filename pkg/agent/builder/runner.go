@@ -23,7 +23,9 @@ type Runner func(ctx context.Context, cmd Command) (stdout, stderr []byte, err e
 func ExecRunner(ctx context.Context, c Command) ([]byte, []byte, error) {
 	cmd := exec.CommandContext(ctx, c.Args[0], c.Args[1:]...)
 	cmd.Env = c.Env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: an agent killed with SIGKILL takes its buildah with it
+	// rather than leaving a push running with the archive and auth file.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	var out, errb bytes.Buffer

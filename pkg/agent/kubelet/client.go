@@ -25,6 +25,13 @@ import (
 // DefaultPort is the kubelet's secure port.
 const DefaultPort = 10250
 
+// DefaultCallTimeout bounds a call that passes no timeout to the kubelet:
+// the kubelet's default runtime request timeout (2 minutes) plus a margin.
+const DefaultCallTimeout = 2*time.Minute + callMargin
+
+// callMargin lets the kubelet's own timeout error arrive before ours.
+const callMargin = 30 * time.Second
+
 // maxBody bounds what is read from the kubelet: a checkpoint answer is a
 // few hundred bytes.
 const maxBody = 64 << 10
@@ -42,6 +49,9 @@ type Config struct {
 	// ServerName overrides the name checked in the kubelet's certificate
 	// (default: the host being dialled).
 	ServerName string
+	// CallTimeout bounds a call that gives the kubelet no timeout; 0 means
+	// DefaultCallTimeout.
+	CallTimeout time.Duration
 }
 
 // Client calls one node's kubelet at a time; it is safe for concurrent use.
@@ -156,7 +166,8 @@ func (t Target) String() string {
 
 // Checkpoint asks the kubelet to checkpoint one container and returns the
 // archive paths it wrote on the node. timeout is passed to the kubelet
-// (0 = the runtime's default); ctx bounds the whole call.
+// (0 = the runtime's default); the call itself ends at timeout plus a
+// margin, or DefaultCallTimeout, or ctx's deadline, whichever comes first.
 func (c *Client) Checkpoint(ctx context.Context, t Target, timeout time.Duration) ([]string, error) {
 	token, err := os.ReadFile(c.cfg.TokenFile)
 	if err != nil {
@@ -171,15 +182,21 @@ func (c *Client) Checkpoint(ctx context.Context, t Target, timeout time.Duration
 		Host:   net.JoinHostPort(t.Host, strconv.Itoa(port)),
 		Path:   "/checkpoint/" + url.PathEscape(t.Namespace) + "/" + url.PathEscape(t.Pod) + "/" + url.PathEscape(t.Container),
 	}
+	// The HTTP call always has a deadline: a kubelet (or something posing as
+	// one) that never answers must not pin one of the agent's slots.
+	deadline := c.cfg.CallTimeout
+	if deadline <= 0 {
+		deadline = DefaultCallTimeout
+	}
 	if timeout > 0 {
 		secs := int64((timeout + time.Second - 1) / time.Second)
 		u.RawQuery = "timeout=" + strconv.FormatInt(secs, 10)
 		// The kubelet gets the runtime's timeout; give the HTTP call a margin
 		// on top so the kubelet's own error, not ours, reaches the user.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout+30*time.Second)
-		defer cancel()
+		deadline = timeout + callMargin
 	}
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
 	if err != nil {
 		return nil, &Error{Reason: ReasonBadResponse, Msg: fmt.Sprintf("checkpoint %s: %v", t, err), Err: err}

@@ -232,3 +232,34 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("missing token: %v", err)
 	}
 }
+
+// A kubelet that never answers, called with no timeout and a context
+// without deadline (timeoutSeconds unset): the call still ends, as a
+// KubeletTimeout, at the client's own deadline.
+func TestSecurityKubeletCallHasDeadlineWithoutTimeout(t *testing.T) {
+	target, ca := fakeKubelet(t, func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	})
+	c, err := New(Config{TokenFile: tokenFile(t, "tok"), CAFile: ca, CallTimeout: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { _, err := c.Checkpoint(context.Background(), target, 0); done <- err }()
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the kubelet call with timeout 0 has no deadline: still waiting after 20s")
+	}
+	var ke *Error
+	if !errors.As(err, &ke) || ke.Reason != ReasonTimeout || !strings.Contains(ke.Msg, "did not answer in time") {
+		t.Fatalf("got %v, want a KubeletTimeout error", err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || took > 10*time.Second {
+		t.Fatalf("the call ended after %s, want about the 400ms call timeout", took)
+	}
+	if DefaultCallTimeout <= 2*time.Minute {
+		t.Fatalf("DefaultCallTimeout %s leaves the kubelet's own 2m runtime timeout no margin", DefaultCallTimeout)
+	}
+}

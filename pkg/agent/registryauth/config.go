@@ -89,7 +89,7 @@ func Parse(secret *corev1.Secret) (*Config, error) {
 	if !ok || len(data) == 0 {
 		return nil, fmt.Errorf("registry secret %s lacks key %s", id, key)
 	}
-	cfg, err := parse(data, legacy)
+	cfg, err := parse(data, legacy, false)
 	if err != nil {
 		return nil, fmt.Errorf("registry secret %s key %s: %w", id, key, err)
 	}
@@ -97,13 +97,14 @@ func Parse(secret *corev1.Secret) (*Config, error) {
 }
 
 // LoadAuthFile reads a docker config.json file (as WriteAuthFile writes it),
-// for a builder that is handed the file rather than the Secret.
+// for a builder that is handed the file rather than the Secret. A file
+// without entries is anonymous access.
 func LoadAuthFile(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read auth file: %w", err)
 	}
-	cfg, err := parse(data, false)
+	cfg, err := parse(data, false, true)
 	if err != nil {
 		return nil, fmt.Errorf("auth file %s: %w", path, err)
 	}
@@ -121,8 +122,9 @@ type entry struct {
 
 // parse decodes the JSON. json's own errors quote offsets and types, not
 // values, but they are replaced by a fixed text anyway to be sure nothing of
-// the payload is echoed.
-func parse(data []byte, legacy bool) (*Config, error) {
+// the payload is echoed. allowEmpty accepts a file without entries (an
+// explicit anonymous auth file); a Secret without any is a mistake.
+func parse(data []byte, legacy, allowEmpty bool) (*Config, error) {
 	var auths map[string]entry
 	if legacy {
 		if err := json.Unmarshal(data, &auths); err != nil {
@@ -137,7 +139,7 @@ func parse(data []byte, legacy bool) (*Config, error) {
 		}
 		auths = doc.Auths
 	}
-	if len(auths) == 0 {
+	if len(auths) == 0 && !allowEmpty {
 		return nil, errors.New("no registry entries")
 	}
 	c := &Config{creds: map[string]credential{}}

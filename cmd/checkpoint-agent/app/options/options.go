@@ -26,12 +26,14 @@ type Options struct {
 
 	CheckpointDir string
 	WorkDir       string
+	JournalDir    string
 
 	Builders           []string
 	BuildahPath        string
 	BuildahRoot        string
 	BuildahRunRoot     string
 	BuildahDriver      string
+	BuildahTmpDir      string
 	InsecureRegistries []string
 
 	MaxConcurrent int
@@ -39,6 +41,10 @@ type Options struct {
 	BackoffBase   time.Duration
 	BackoffMax    time.Duration
 	PodWait       time.Duration
+
+	KubeletTimeout time.Duration
+	PushTimeout    time.Duration
+	VerifyTimeout  time.Duration
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
@@ -51,7 +57,7 @@ func New() *Options {
 		Namespace:              os.Getenv("POD_NAMESPACE"),
 		TokenFile:              "/var/run/secrets/kubernetes.io/serviceaccount/token",
 		CheckpointDir:          "/var/lib/kubelet/checkpoints",
-		WorkDir:                "/var/lib/stateshift/work",
+		WorkDir:                "/run/stateshift/work",
 		Builders:               []string{"buildah", "native"},
 		BuildahPath:            "buildah",
 		BuildahRoot:            "/var/lib/stateshift/buildah/storage",
@@ -62,6 +68,9 @@ func New() *Options {
 		BackoffBase:            2 * time.Second,
 		BackoffMax:             time.Minute,
 		PodWait:                2 * time.Minute,
+		KubeletTimeout:         4 * time.Minute,
+		PushTimeout:            30 * time.Minute,
+		VerifyTimeout:          2 * time.Minute,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
 	}
@@ -77,18 +86,23 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.KubeletServerName, "kubelet-server-name", o.KubeletServerName, "Name expected in the kubelet's certificate (default: the node address).")
 	fs.StringVar(&o.TokenFile, "token-file", o.TokenFile, "Projected service-account token sent to the kubelet; re-read on every call.")
 	fs.StringVar(&o.CheckpointDir, "checkpoint-dir", o.CheckpointDir, "The kubelet's checkpoint folder as mounted in the agent; archives outside it are refused.")
-	fs.StringVar(&o.WorkDir, "work-dir", o.WorkDir, "Private folder for short-lived files (registry auth files); created 0700.")
+	fs.StringVar(&o.WorkDir, "work-dir", o.WorkDir, "Private folder for short-lived files (registry auth files, config.dump, buildah's staging); created 0700. Put it on a memory-backed volume: what is in it is secret.")
+	fs.StringVar(&o.JournalDir, "journal-dir", o.JournalDir, "Folder recording which archives unfinished checkpoints may have left (names and paths only), so that a restarted agent deletes them; put it where it outlives a node reboot, as the archives do. Empty means <work-dir>/journal.")
 	fs.StringSliceVar(&o.Builders, "builders", o.Builders, "Image builders this agent offers: buildah, native.")
 	fs.StringVar(&o.BuildahPath, "buildah", o.BuildahPath, "The buildah program.")
 	fs.StringVar(&o.BuildahRoot, "buildah-root", o.BuildahRoot, "buildah --root: the agent's own image storage.")
 	fs.StringVar(&o.BuildahRunRoot, "buildah-runroot", o.BuildahRunRoot, "buildah --runroot.")
 	fs.StringVar(&o.BuildahDriver, "buildah-storage-driver", o.BuildahDriver, "buildah --storage-driver: overlay or vfs.")
+	fs.StringVar(&o.BuildahTmpDir, "buildah-tmp-dir", o.BuildahTmpDir, "buildah's TMPDIR, where commit stages a copy of the layer (as large as the archive): a private folder, emptied at start. Empty means <work-dir>/buildah-tmp.")
 	fs.StringSliceVar(&o.InsecureRegistries, "insecure-registries", o.InsecureRegistries, "Registry hosts (host:port) spoken to over plain HTTP.")
 	fs.IntVar(&o.MaxConcurrent, "max-concurrent", o.MaxConcurrent, "Checkpoints executed at once on this node.")
 	fs.Int32Var(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "Attempts per Checkpoint before it is Failed.")
 	fs.DurationVar(&o.BackoffBase, "retry-backoff", o.BackoffBase, "First retry delay; doubles per attempt.")
 	fs.DurationVar(&o.BackoffMax, "retry-backoff-max", o.BackoffMax, "Longest retry delay.")
 	fs.DurationVar(&o.PodWait, "pod-wait", o.PodWait, "How long a Checkpoint waits for its pod to exist before it fails.")
+	fs.DurationVar(&o.KubeletTimeout, "kubelet-timeout", o.KubeletTimeout, "Timeout given to the kubelet for one container when a Checkpoint sets no timeoutSeconds; the HTTP call ends 30s after it.")
+	fs.DurationVar(&o.PushTimeout, "push-timeout", o.PushTimeout, "Deadline of building and pushing one image (registry writes, buildah push).")
+	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", o.VerifyTimeout, "Deadline of reading one pushed image back by digest.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of /metrics; 0 disables.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz.")
 }
@@ -121,6 +135,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxAttempts < 1 {
 		errs = append(errs, errors.New("--max-attempts must be at least 1"))
+	}
+	if o.KubeletTimeout <= 0 || o.PushTimeout <= 0 || o.VerifyTimeout <= 0 {
+		errs = append(errs, errors.New("--kubelet-timeout, --push-timeout and --verify-timeout must be > 0: every network call has a deadline"))
 	}
 	if o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase {
 		errs = append(errs, errors.New("--retry-backoff must be > 0 and <= --retry-backoff-max"))
