@@ -220,7 +220,13 @@ assemble() {
     --label "io.stateshift.debian-packages-sha256=$(sha256sum < "${base}/packages.txt" | cut -d' ' -f1)" \
     --label "io.stateshift.go-toolchain=${IMAGES_GO_TOOLCHAIN}" \
     "${ctr}"
+  local previous
+  previous="$(buildah images --quiet --no-trunc "${image}" 2>/dev/null || true)"
   buildah commit --quiet --format oci --identity-label=false --squash --timestamp "${created}" "${ctr}" "${image}" > /dev/null
+  # The tag moved: the image it named before is nobody's now.
+  if [[ -n "${previous}" && "${previous}" != "$(buildah images --quiet --no-trunc "${image}")" ]]; then
+    buildah rmi "${previous}" > /dev/null 2>&1 || true
+  fi
   if [[ -n "${out_dir}" ]]; then
     mkdir -p "${out_dir}"
     rm -f "${out_dir}/$(basename "${dest}")-${version}.oci.tar"
@@ -268,7 +274,7 @@ if [[ "${which_images}" == all || "${which_images}" == kubectl ]]; then
   image="${registry}/kubectl:${KUBE_VERSION}"
   version="${KUBE_VERSION}" assemble "${image}" "${base}" "${work}/kubectl" /usr/local/bin/kubectl "${NONROOT_UID}:${NONROOT_UID}"
   version="${KUBE_VERSION}" check "${image}" /usr/local/bin/kubectl "${NONROOT_UID}:${NONROOT_UID}" \
-    "/usr/local/bin/kubectl version --client" "/bin/sh -c true" "awk BEGIN{exit}" "base64 /etc/os-release"
+    "/usr/local/bin/kubectl version --client" "/bin/sh -c true" "awk BEGIN{exit}" "base64 -w0 /etc/os-release" "timeout 1 true" "sed -n 1p /etc/os-release"
 fi
 case "${which_images}" in all|agent|webhook|kubectl) ;; *) die "unknown image set ${which_images} (agent|webhook|kubectl|all)" ;; esac
 log "images: done"

@@ -53,6 +53,7 @@ func writeKubeconfig(t *testing.T, env *testenv.Env) string {
 // rotates through helm's lookup of the Secrets it made, without a moment
 // in which a serving certificate and the bundle its clients have disagree.
 func TestObjectsApplyAndCertsRotate(t *testing.T) {
+	t.Parallel()
 	env := testenv.Start(t, testenv.Options{ExtraCRDDirs: karmadaCRDDirs(t)})
 	kubeconfig := writeKubeconfig(t, env)
 	env.Namespace(t, ns)

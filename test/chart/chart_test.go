@@ -185,7 +185,7 @@ func TestDefaultRender(t *testing.T) {
 		}
 	}
 	script := apply.Spec.Template.Spec.Containers[0].Args[0]
-	if !strings.Contains(script, "nc -z -w 2 stateshift-interpreter-webhook.stateshift-system.svc 443") || !strings.Contains(script, "apply --server-side") {
+	if !strings.Contains(script, "until timeout 5 nc -w 2 stateshift-interpreter-webhook.stateshift-system.svc 443 </dev/null") || !strings.Contains(script, "apply --server-side") {
 		t.Errorf("apply script:\n%s", script)
 	}
 	delScript := del.Spec.Template.Spec.Containers[0].Args[0]
@@ -435,8 +435,8 @@ func TestLoopbackRender(t *testing.T) {
 		}
 	}
 	apply := typed[batchv1.Job](t, r.find(t, "Job", "stateshift-karmada-apply"))
-	if !apply.Spec.Template.Spec.HostNetwork || strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -z") {
-		t.Errorf("apply job: hostNetwork %v, waits on a Service %v", apply.Spec.Template.Spec.HostNetwork, strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -z"))
+	if !apply.Spec.Template.Spec.HostNetwork || strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -w") {
+		t.Errorf("apply job: hostNetwork %v, waits on a Service %v", apply.Spec.Template.Spec.HostNetwork, strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -w"))
 	}
 	for _, u := range r.host {
 		if u.GetKind() == "PodDisruptionBudget" {
