@@ -277,7 +277,8 @@ func checkKarmadaObjects(t *testing.T, r rendered) {
 		}
 	}
 	for _, name := range []string{"DaemonSet/stateshift-checkpoint-agent", "Deployment/stateshift-pod-restore", "MutatingWebhookConfiguration/stateshift-pod-restore",
-		"Secret/stateshift-pod-restore-certs", "CustomResourceDefinition/checkpoints.stateshift.io", "ClusterRole/stateshift-checkpoint-agent"} {
+		"Secret/stateshift-pod-restore-certs", "CustomResourceDefinition/checkpoints.stateshift.io", "ClusterRole/stateshift-checkpoint-agent",
+		"PodDisruptionBudget/stateshift-pod-restore", "Service/stateshift-pod-restore"} {
 		if !delivered[name] {
 			t.Errorf("%s is not delivered to members", name)
 		}
@@ -438,7 +439,7 @@ func TestLoopbackRender(t *testing.T) {
 	if !apply.Spec.Template.Spec.HostNetwork || strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -w") {
 		t.Errorf("apply job: hostNetwork %v, waits on a Service %v", apply.Spec.Template.Spec.HostNetwork, strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -w"))
 	}
-	for _, u := range r.host {
+	for _, u := range append(r.host, r.allKarmada()...) {
 		if u.GetKind() == "PodDisruptionBudget" {
 			t.Errorf("a PDB for one replica blocks every drain: %s", u.GetName())
 		}

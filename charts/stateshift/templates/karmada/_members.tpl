@@ -219,7 +219,9 @@ spec:
     app.kubernetes.io/name: stateshift-pod-restore
   ports:
     - {name: https, port: 443, targetPort: https}
+{{- if gt (int $p.replicas) 1 }}
 ---
+# With one replica a PDB would block every drain.
 apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
@@ -233,6 +235,7 @@ spec:
   selector:
     matchLabels:
       app.kubernetes.io/name: stateshift-pod-restore
+{{- end }}
 ---
 # failurePolicy Fail, but only for pods whose template says they are
 # restored (matchConditions): other pods never wait for this webhook.
