@@ -252,6 +252,22 @@ check() {
   done
 }
 
+# check_agent_builds IMAGE: the agent's own use of buildah works inside its
+# image (as the DaemonSet runs it, as root): from scratch, add, config
+# --annotation, commit, push, here to an OCI archive with vfs storage.
+check_agent_builds() {
+  local ctr out
+  ctr="$(buildah from --pull-never "$1")"
+  trap "buildah rm '${ctr}' >/dev/null 2>&1 || true; trap - RETURN" RETURN
+  out="$(timeout 300 buildah run --network none --user 0:0 "${ctr}" -- /bin/sh -ec '
+    cd /tmp && echo checkpoint > archive && b="buildah --storage-driver vfs --root /tmp/s --runroot /tmp/r"
+    c=$($b from scratch); $b add "$c" archive /archive; $b config --annotation io.stateshift.check=1 "$c"
+    $b commit --quiet --format oci "$c" localhost/check:1; $b push --quiet localhost/check:1 oci-archive:/tmp/check.tar
+    test -s /tmp/check.tar && echo "buildah builds and pushes inside the image"' 2>&1)" ||
+    die "$1: buildah does not build inside the image: ${out}"
+  log "$1: $(tail -n 1 <<<"${out}")"
+}
+
 work="$(mktemp -d)"; trap 'rm -rf "${work}"' EXIT
 if [[ "${which_images}" == all || "${which_images}" == webhook ]]; then
   base="$(base_rootfs static)"
@@ -267,6 +283,7 @@ if [[ "${which_images}" == all || "${which_images}" == agent ]]; then
   assemble "${image}" "${base}" "${work}/checkpoint-agent" /usr/local/bin/checkpoint-agent "${NONROOT_UID}:${NONROOT_UID}"
   check "${image}" /usr/local/bin/checkpoint-agent "${NONROOT_UID}:${NONROOT_UID}" \
     "/usr/local/bin/checkpoint-agent version" "buildah --version" "fuse-overlayfs --version"
+  check_agent_builds "${image}"
 fi
 if [[ "${which_images}" == all || "${which_images}" == kubectl ]]; then
   base="$(base_rootfs shell)"
