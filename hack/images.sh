@@ -268,6 +268,38 @@ check_agent_builds() {
   log "$1: $(tail -n 1 <<<"${out}")"
 }
 
+# check_webhook_serves IMAGE: the webhook serves from its image as the
+# nonroot user: its root file system chrooted in a network namespace of
+# its own (loopback only), a serving certificate made here, /readyz
+# answers and the interpreter port completes a TLS handshake verified
+# against the CA.
+check_webhook_serves() {
+  local ctr mnt certs out
+  ctr="$(buildah from --pull-never "$1")"
+  trap "buildah umount '${ctr}' >/dev/null 2>&1; buildah rm '${ctr}' >/dev/null 2>&1 || true; trap - RETURN" RETURN
+  mnt="$(buildah mount "${ctr}")"
+  certs="${mnt}/tmp/certs"
+  mkdir -p "${certs}"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=check-ca \
+    -keyout "${work}/ca.key" -out "${work}/ca.crt" 2> /dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "${certs}/tls.key" -out "${work}/tls.csr" 2> /dev/null
+  openssl x509 -req -in "${work}/tls.csr" -CA "${work}/ca.crt" -CAkey "${work}/ca.key" -CAcreateserial -days 1 \
+    -extfile <(printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n') -out "${certs}/tls.crt" 2> /dev/null
+  chown -R "${NONROOT_UID}:${NONROOT_UID}" "${certs}"; chmod 0500 "${certs}"; chmod 0400 "${certs}"/*
+  out="$(timeout 60 unshare --net bash -ec '
+    ip link set lo up
+    chroot --userspec='"${NONROOT_UID}:${NONROOT_UID}"' "$1" /interpreter-webhook --bind-address=127.0.0.1 --secure-port=8443 \
+      --cert-dir=/tmp/certs --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:8000 > "$2/webhook.log" 2>&1 &
+    trap "kill $! 2>/dev/null || true" EXIT
+    for i in $(seq 1 50); do curl -fsS --max-time 2 http://127.0.0.1:8000/readyz > /dev/null 2>&1 && break; sleep 0.2; done
+    curl -fsS --max-time 2 http://127.0.0.1:8000/readyz > /dev/null || { cat "$2/webhook.log"; exit 1; }
+    code="$(curl -sS --max-time 5 --cacert "$2/ca.crt" -o /dev/null -w "%{http_code}" https://127.0.0.1:8443/interpreter)"
+    echo "serves as ${0:-nonroot}: /readyz ok, https://127.0.0.1:8443/interpreter verified TLS, HTTP ${code}"' \
+    nonroot "${mnt}" "${work}" 2>&1)" || die "$1: the webhook does not serve from its image: ${out}"
+  log "$1: ${out}"
+}
+
 work="$(mktemp -d)"; trap 'rm -rf "${work}"' EXIT
 if [[ "${which_images}" == all || "${which_images}" == webhook ]]; then
   base="$(base_rootfs static)"
@@ -275,6 +307,7 @@ if [[ "${which_images}" == all || "${which_images}" == webhook ]]; then
   image="${registry}/interpreter-webhook:${version}"
   assemble "${image}" "${base}" "${work}/interpreter-webhook" /interpreter-webhook "${NONROOT_UID}:${NONROOT_UID}"
   check "${image}" /interpreter-webhook "${NONROOT_UID}:${NONROOT_UID}" "/interpreter-webhook --help"
+  check_webhook_serves "${image}"
 fi
 if [[ "${which_images}" == all || "${which_images}" == agent ]]; then
   base="$(base_rootfs agent)"
