@@ -73,7 +73,7 @@ base_rootfs() {
   local name="$1" key dir
   local -a argv
   mapfile -t argv < <("recipe_${name}")
-  key="$(printf '%s\n' "${IMAGES_DEBIAN_SUITE}" "${debian_sources[@]}" "${argv[@]}" "$(declare -f "finish_${name}" finish_tar)" \
+  key="$(printf '%s\n' "${IMAGES_DEBIAN_SUITE}" "${debian_sources[@]}" "${argv[@]}" "$(declare -f "finish_${name}" finish_static_with finish_tar)" \
     "$(mmdebstrap --version)" | sha256sum | cut -c1-16)"
   dir="${IMAGES_CACHE}/rootfs-${name}-${IMAGES_DEBIAN_SUITE}-${key}"
   if [[ -f "${dir}/rootfs.tar" && -s "${dir}/packages.txt" && -z "${REFRESH_BASES:-}" ]]; then
