@@ -73,7 +73,7 @@ base_rootfs() {
   local name="$1" key dir
   local -a argv
   mapfile -t argv < <("recipe_${name}")
-  key="$(printf '%s\n' "${IMAGES_DEBIAN_SUITE}" "${debian_sources[@]}" "${argv[@]}" "$(declare -f "finish_${name}" finish_tar)" \
+  key="$(printf '%s\n' "${IMAGES_DEBIAN_SUITE}" "${debian_sources[@]}" "${argv[@]}" "$(declare -f "finish_${name}" finish_static_with finish_tar)" \
     "$(mmdebstrap --version)" | sha256sum | cut -c1-16)"
   dir="${IMAGES_CACHE}/rootfs-${name}-${IMAGES_DEBIAN_SUITE}-${key}"
   if [[ -f "${dir}/rootfs.tar" && -s "${dir}/packages.txt" && -z "${REFRESH_BASES:-}" ]]; then
@@ -220,7 +220,13 @@ assemble() {
     --label "io.stateshift.debian-packages-sha256=$(sha256sum < "${base}/packages.txt" | cut -d' ' -f1)" \
     --label "io.stateshift.go-toolchain=${IMAGES_GO_TOOLCHAIN}" \
     "${ctr}"
+  local previous
+  previous="$(buildah images --quiet --no-trunc "${image}" 2>/dev/null || true)"
   buildah commit --quiet --format oci --identity-label=false --squash --timestamp "${created}" "${ctr}" "${image}" > /dev/null
+  # The tag moved: the image it named before is nobody's now.
+  if [[ -n "${previous}" && "${previous}" != "$(buildah images --quiet --no-trunc "${image}")" ]]; then
+    buildah rmi "${previous}" > /dev/null 2>&1 || true
+  fi
   if [[ -n "${out_dir}" ]]; then
     mkdir -p "${out_dir}"
     rm -f "${out_dir}/$(basename "${dest}")-${version}.oci.tar"
@@ -246,6 +252,54 @@ check() {
   done
 }
 
+# check_agent_builds IMAGE: the agent's own use of buildah works inside its
+# image (as the DaemonSet runs it, as root): from scratch, add, config
+# --annotation, commit, push, here to an OCI archive with vfs storage.
+check_agent_builds() {
+  local ctr out
+  ctr="$(buildah from --pull-never "$1")"
+  trap "buildah rm '${ctr}' >/dev/null 2>&1 || true; trap - RETURN" RETURN
+  out="$(timeout 300 buildah run --network none --user 0:0 "${ctr}" -- /bin/sh -ec '
+    cd /tmp && echo checkpoint > archive && b="buildah --storage-driver vfs --root /tmp/s --runroot /tmp/r"
+    c=$($b from scratch); $b add "$c" archive /archive; $b config --annotation io.stateshift.check=1 "$c"
+    $b commit --quiet --format oci "$c" localhost/check:1; $b push --quiet localhost/check:1 oci-archive:/tmp/check.tar
+    test -s /tmp/check.tar && echo "buildah builds and pushes inside the image"' 2>&1)" ||
+    die "$1: buildah does not build inside the image: ${out}"
+  log "$1: $(tail -n 1 <<<"${out}")"
+}
+
+# check_webhook_serves IMAGE: the webhook serves from its image as the
+# nonroot user: its root file system chrooted in a network namespace of
+# its own (loopback only), a serving certificate made here, /readyz
+# answers and the interpreter port completes a TLS handshake verified
+# against the CA.
+check_webhook_serves() {
+  local ctr mnt certs out
+  ctr="$(buildah from --pull-never "$1")"
+  trap "buildah umount '${ctr}' >/dev/null 2>&1; buildah rm '${ctr}' >/dev/null 2>&1 || true; trap - RETURN" RETURN
+  mnt="$(buildah mount "${ctr}")"
+  certs="${mnt}/tmp/certs"
+  mkdir -p "${certs}"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=check-ca \
+    -keyout "${work}/ca.key" -out "${work}/ca.crt" 2> /dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "${certs}/tls.key" -out "${work}/tls.csr" 2> /dev/null
+  openssl x509 -req -in "${work}/tls.csr" -CA "${work}/ca.crt" -CAkey "${work}/ca.key" -CAcreateserial -days 1 \
+    -extfile <(printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n') -out "${certs}/tls.crt" 2> /dev/null
+  chown -R "${NONROOT_UID}:${NONROOT_UID}" "${certs}"; chmod 0500 "${certs}"; chmod 0400 "${certs}"/*
+  out="$(timeout 60 unshare --net bash -ec '
+    ip link set lo up
+    chroot --userspec='"${NONROOT_UID}:${NONROOT_UID}"' "$1" /interpreter-webhook --bind-address=127.0.0.1 --secure-port=8443 \
+      --cert-dir=/tmp/certs --metrics-bind-address=0 --health-probe-bind-address=127.0.0.1:8000 > "$2/webhook.log" 2>&1 &
+    trap "kill $! 2>/dev/null || true" EXIT
+    for i in $(seq 1 50); do curl -fsS --max-time 2 http://127.0.0.1:8000/readyz > /dev/null 2>&1 && break; sleep 0.2; done
+    curl -fsS --max-time 2 http://127.0.0.1:8000/readyz > /dev/null || { cat "$2/webhook.log"; exit 1; }
+    code="$(curl -sS --max-time 5 --cacert "$2/ca.crt" -o /dev/null -w "%{http_code}" https://127.0.0.1:8443/interpreter)"
+    echo "serves as ${0:-nonroot}: /readyz ok, https://127.0.0.1:8443/interpreter verified TLS, HTTP ${code}"' \
+    nonroot "${mnt}" "${work}" 2>&1)" || die "$1: the webhook does not serve from its image: ${out}"
+  log "$1: ${out}"
+}
+
 work="$(mktemp -d)"; trap 'rm -rf "${work}"' EXIT
 if [[ "${which_images}" == all || "${which_images}" == webhook ]]; then
   base="$(base_rootfs static)"
@@ -253,6 +307,7 @@ if [[ "${which_images}" == all || "${which_images}" == webhook ]]; then
   image="${registry}/interpreter-webhook:${version}"
   assemble "${image}" "${base}" "${work}/interpreter-webhook" /interpreter-webhook "${NONROOT_UID}:${NONROOT_UID}"
   check "${image}" /interpreter-webhook "${NONROOT_UID}:${NONROOT_UID}" "/interpreter-webhook --help"
+  check_webhook_serves "${image}"
 fi
 if [[ "${which_images}" == all || "${which_images}" == agent ]]; then
   base="$(base_rootfs agent)"
@@ -261,6 +316,7 @@ if [[ "${which_images}" == all || "${which_images}" == agent ]]; then
   assemble "${image}" "${base}" "${work}/checkpoint-agent" /usr/local/bin/checkpoint-agent "${NONROOT_UID}:${NONROOT_UID}"
   check "${image}" /usr/local/bin/checkpoint-agent "${NONROOT_UID}:${NONROOT_UID}" \
     "/usr/local/bin/checkpoint-agent version" "buildah --version" "fuse-overlayfs --version"
+  check_agent_builds "${image}"
 fi
 if [[ "${which_images}" == all || "${which_images}" == kubectl ]]; then
   base="$(base_rootfs shell)"
@@ -268,7 +324,7 @@ if [[ "${which_images}" == all || "${which_images}" == kubectl ]]; then
   image="${registry}/kubectl:${KUBE_VERSION}"
   version="${KUBE_VERSION}" assemble "${image}" "${base}" "${work}/kubectl" /usr/local/bin/kubectl "${NONROOT_UID}:${NONROOT_UID}"
   version="${KUBE_VERSION}" check "${image}" /usr/local/bin/kubectl "${NONROOT_UID}:${NONROOT_UID}" \
-    "/usr/local/bin/kubectl version --client" "/bin/sh -c true" "awk BEGIN{exit}" "base64 /etc/os-release"
+    "/usr/local/bin/kubectl version --client" "/bin/sh -c true" "awk BEGIN{exit}" "base64 -w0 /etc/os-release" "timeout 1 true" "sed -n 1p /etc/os-release"
 fi
 case "${which_images}" in all|agent|webhook|kubectl) ;; *) die "unknown image set ${which_images} (agent|webhook|kubectl|all)" ;; esac
 log "images: done"

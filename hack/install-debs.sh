@@ -5,7 +5,8 @@
 # plugins, iproute2, the build dependencies of CRIU (C, protobuf, libnl, ...)
 # and CRI-O (cgo with libseccomp and gpgme), busybox-static and redis-server
 # (the real-runtime test workloads are built from them), mmdebstrap (the
-# images' Debian root file systems, hack/images.sh). Idempotent:
+# images' Debian root file systems, hack/images.sh) and curl (its check
+# that the webhook serves from its image). Idempotent:
 # installs only what is missing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -15,7 +16,7 @@ pkgs=(buildah docker-registry fuse-overlayfs ca-certificates openssl
   build-essential pkg-config libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   python3-protobuf libnl-3-dev libnet1-dev libcap-dev libaio-dev libbsd-dev libgnutls28-dev
   libnftables-dev libdrm-dev uuid-dev libseccomp-dev libgpgme-dev
-  mmdebstrap)
+  mmdebstrap curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

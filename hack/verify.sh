@@ -34,5 +34,5 @@ if ((${#stale[@]} > 0)); then
 fi
 
 log "helm lint"
-make -s chart-lint >/dev/null
+lint="$(make -s chart-lint 2>&1)" || { echo "${lint}" >&2; die "helm lint failed"; }
 log "verify: ok"

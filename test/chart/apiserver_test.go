@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/clientcmd"
@@ -53,6 +54,7 @@ func writeKubeconfig(t *testing.T, env *testenv.Env) string {
 // rotates through helm's lookup of the Secrets it made, without a moment
 // in which a serving certificate and the bundle its clients have disagree.
 func TestObjectsApplyAndCertsRotate(t *testing.T) {
+	t.Parallel()
 	env := testenv.Start(t, testenv.Options{ExtraCRDDirs: karmadaCRDDirs(t)})
 	kubeconfig := writeKubeconfig(t, env)
 	env.Namespace(t, ns)
@@ -194,5 +196,61 @@ func storeSecrets(t *testing.T, env *testenv.Env, r rendered) {
 			have.Data, have.Annotations = want.Data, want.Annotations
 			updateSecret(t, env, have)
 		}
+	}
+}
+
+// TestHelmInstallUpgradeUninstall runs the real helm release cycle against
+// a kube-apiserver standing in for the host cluster (hooks off: no Job can
+// run without nodes, and the Jobs' scripts have tests of their own):
+// install makes the pods' objects and certificates, an upgrade with new
+// values keeps the certificates and changes the images, uninstall removes
+// every object of the release.
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	t.Parallel()
+	env := testenv.Start(t)
+	kubeconfig := writeKubeconfig(t, env)
+	helm := func(args ...string) {
+		t.Helper()
+		base := []string{"--kubeconfig", kubeconfig, "--namespace", ns}
+		if out, err := Run(context.Background(), append(args, base...)...); err != nil {
+			t.Fatalf("helm %v: %v\n%s", args, err, out)
+		}
+	}
+	helm("install", "stateshift", ChartDir(), "--create-namespace", "--no-hooks", "--set", "image.tag=v0.1.0")
+	ca := getSecret(t, env, "stateshift-ca").Data["ca.crt"]
+	crt := getSecret(t, env, "stateshift-interpreter-webhook-certs").Data["tls.crt"]
+	if len(ca) == 0 || len(crt) == 0 {
+		t.Fatal("install made no certificates")
+	}
+
+	helm("upgrade", "stateshift", ChartDir(), "--no-hooks", "--reuse-values", "--set", "image.tag=v0.2.0")
+	if !bytes.Equal(getSecret(t, env, "stateshift-ca").Data["ca.crt"], ca) ||
+		!bytes.Equal(getSecret(t, env, "stateshift-interpreter-webhook-certs").Data["tls.crt"], crt) {
+		t.Fatal("an upgrade replaced the CA or the serving certificate")
+	}
+	for _, name := range []string{"stateshift-interpreter-webhook", "stateshift-migration-controller"} {
+		d := &appsv1.Deployment{}
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
+			t.Fatal(err)
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; img != "ghcr.io/stateshift/interpreter-webhook:v0.2.0" {
+			t.Errorf("%s image %s after upgrade", name, img)
+		}
+	}
+	objects := getSecret(t, env, "stateshift-karmada-objects")
+	if !strings.Contains(string(objects.Data["30-members.yaml"]), "ghcr.io/stateshift/checkpoint-agent:v0.2.0") {
+		t.Error("the member parts for the Karmada API do not carry the new tag")
+	}
+
+	helm("uninstall", "stateshift", "--no-hooks", "--wait")
+	for _, name := range []string{"stateshift-ca", "stateshift-interpreter-webhook-certs", "stateshift-karmada-objects"} {
+		err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{})
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("after uninstall, Secret %s: %v", name, err)
+		}
+	}
+	deps := &appsv1.DeploymentList{}
+	if err := env.Client.List(context.Background(), deps, client.InNamespace(ns)); err != nil || len(deps.Items) != 0 {
+		t.Errorf("after uninstall: %d Deployments (%v)", len(deps.Items), err)
 	}
 }

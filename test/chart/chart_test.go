@@ -185,7 +185,7 @@ func TestDefaultRender(t *testing.T) {
 		}
 	}
 	script := apply.Spec.Template.Spec.Containers[0].Args[0]
-	if !strings.Contains(script, "nc -z -w 2 stateshift-interpreter-webhook.stateshift-system.svc 443") || !strings.Contains(script, "apply --server-side") {
+	if !strings.Contains(script, "until timeout 5 nc -w 2 stateshift-interpreter-webhook.stateshift-system.svc 443 </dev/null") || !strings.Contains(script, "apply --server-side") {
 		t.Errorf("apply script:\n%s", script)
 	}
 	delScript := del.Spec.Template.Spec.Containers[0].Args[0]
@@ -277,7 +277,8 @@ func checkKarmadaObjects(t *testing.T, r rendered) {
 		}
 	}
 	for _, name := range []string{"DaemonSet/stateshift-checkpoint-agent", "Deployment/stateshift-pod-restore", "MutatingWebhookConfiguration/stateshift-pod-restore",
-		"Secret/stateshift-pod-restore-certs", "CustomResourceDefinition/checkpoints.stateshift.io", "ClusterRole/stateshift-checkpoint-agent"} {
+		"Secret/stateshift-pod-restore-certs", "CustomResourceDefinition/checkpoints.stateshift.io", "ClusterRole/stateshift-checkpoint-agent",
+		"PodDisruptionBudget/stateshift-pod-restore", "Service/stateshift-pod-restore"} {
 		if !delivered[name] {
 			t.Errorf("%s is not delivered to members", name)
 		}
@@ -435,10 +436,10 @@ func TestLoopbackRender(t *testing.T) {
 		}
 	}
 	apply := typed[batchv1.Job](t, r.find(t, "Job", "stateshift-karmada-apply"))
-	if !apply.Spec.Template.Spec.HostNetwork || strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -z") {
-		t.Errorf("apply job: hostNetwork %v, waits on a Service %v", apply.Spec.Template.Spec.HostNetwork, strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -z"))
+	if !apply.Spec.Template.Spec.HostNetwork || strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -w") {
+		t.Errorf("apply job: hostNetwork %v, waits on a Service %v", apply.Spec.Template.Spec.HostNetwork, strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -w"))
 	}
-	for _, u := range r.host {
+	for _, u := range append(r.host, r.allKarmada()...) {
 		if u.GetKind() == "PodDisruptionBudget" {
 			t.Errorf("a PDB for one replica blocks every drain: %s", u.GetName())
 		}

@@ -35,7 +35,7 @@ stateshift.io/deliver-to-members: "true"
 {{- define "stateshift.tag" -}}{{ .Values.image.tag | default .Chart.AppVersion }}{{- end -}}
 {{- define "stateshift.webhookImage" -}}{{ printf "%s/interpreter-webhook:%s" .Values.image.registry (include "stateshift.tag" .) }}{{- end -}}
 {{- define "stateshift.agentImage" -}}{{ printf "%s/checkpoint-agent:%s" .Values.image.registry (include "stateshift.tag" .) }}{{- end -}}
-{{- define "stateshift.kubectlImage" -}}{{ printf "%s/%s:%s" .Values.image.registry .Values.karmada.job.image.repository .Values.karmada.job.image.tag }}{{- end -}}
+{{- define "stateshift.kubectlImage" -}}{{ printf "%s/%s:%s" (.Values.karmada.job.image.registry | default .Values.image.registry) .Values.karmada.job.image.repository .Values.karmada.job.image.tag }}{{- end -}}
 
 {{- define "stateshift.pullSecrets" -}}
 {{- with .Values.image.pullSecrets }}

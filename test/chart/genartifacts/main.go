@@ -24,6 +24,7 @@ import (
 
 // target is one folder of artifacts/ and how objects are filed into it.
 type target struct {
+	name   string
 	dir    string
 	values string
 	// files maps a kind to its file; the order of kinds is the order of
@@ -35,20 +36,23 @@ type target struct {
 	notes map[string]string
 }
 
-type route struct{ kind, file string }
+// route files objects of a kind (whose name starts with prefix, when
+// given) into file; the first matching route wins.
+type route struct{ kind, prefix, file string }
 
 var rbacKinds = map[string]bool{"ServiceAccount": true, "ClusterRole": true, "ClusterRoleBinding": true, "Role": true, "RoleBinding": true}
 
 var targets = []target{{
+	name:   "interpreter",
 	dir:    "artifacts/interpreter",
 	values: "charts/stateshift/ci/artifacts-values.yaml",
 	files: []route{
-		{"Namespace", "namespace.yaml"},
-		{"ServiceAccount", "rbac.yaml"},
-		{"Deployment", "deployment.yaml"},
-		{"PodDisruptionBudget", "deployment.yaml"},
-		{"Service", "service.yaml"},
-		{"ResourceInterpreterWebhookConfiguration", "webhook-configuration.yaml"},
+		{"Namespace", "", "namespace.yaml"},
+		{"ServiceAccount", "", "rbac.yaml"},
+		{"Deployment", "", "deployment.yaml"},
+		{"PodDisruptionBudget", "", "deployment.yaml"},
+		{"Service", "", "service.yaml"},
+		{"ResourceInterpreterWebhookConfiguration", "", "webhook-configuration.yaml"},
 	},
 	// CRDs are artifacts/crds (controller-gen); the controller's RBAC in
 	// the Karmada API is artifacts/controller (hand-written until it is
@@ -68,6 +72,58 @@ var targets = []target{{
 		"service.yaml":               "Karmada reaches the webhook pods through this Service.",
 		"webhook-configuration.yaml": "For the Karmada API. caBundle: filled by hack/apply-interpreter-config.sh.",
 	},
+}, {
+	// Not generated yet (hand-written, edited elsewhere): -targets all
+	// previews what the chart renders for them.
+	name:   "agent",
+	dir:    "artifacts/agent",
+	values: "charts/stateshift/ci/artifacts-members-values.yaml",
+	files: []route{
+		{"Namespace", "", "namespace.yaml"},
+		{"DaemonSet", "", "daemonset.yaml"},
+		{"ServiceAccount", "stateshift-checkpoint-agent", "rbac.yaml"},
+		{"ClusterRole", "stateshift-checkpoint-agent", "rbac.yaml"},
+		{"ClusterRoleBinding", "stateshift-checkpoint-agent", "rbac.yaml"},
+		{"Role", "stateshift-checkpoint-agent", "rbac.yaml"},
+		{"RoleBinding", "stateshift-checkpoint-agent", "rbac.yaml"},
+		{"ServiceAccount", "stateshift-pod-restore", "pod-restore-rbac.yaml"},
+		{"ClusterRole", "stateshift-pod-restore", "pod-restore-rbac.yaml"},
+		{"ClusterRoleBinding", "stateshift-pod-restore", "pod-restore-rbac.yaml"},
+		{"Deployment", "stateshift-pod-restore", "pod-restore.yaml"},
+		{"Service", "stateshift-pod-restore", "pod-restore.yaml"},
+		{"PodDisruptionBudget", "stateshift-pod-restore", "pod-restore.yaml"},
+		{"MutatingWebhookConfiguration", "", "pod-restore-webhook.yaml"},
+	},
+	// The member parts only, without the controller's member RBAC.
+	skip: func(u *unstructured.Unstructured) bool {
+		if u.GetKind() == "Namespace" {
+			return !chart.ForKarmada(u)
+		}
+		return u.GetLabels()["stateshift.io/deliver-to-members"] != "true" || u.GetKind() == "CustomResourceDefinition" ||
+			strings.HasPrefix(u.GetName(), "stateshift-impersonate-") || strings.HasPrefix(u.GetName(), "stateshift-migration-controller")
+	},
+	notes: map[string]string{},
+}, {
+	name:   "controller",
+	dir:    "artifacts/controller",
+	values: "charts/stateshift/ci/artifacts-members-values.yaml",
+	files: []route{
+		{"ClusterRole", "stateshift-impersonate-", "member-rbac.yaml"},
+		{"ClusterRoleBinding", "stateshift-impersonate-", "member-rbac.yaml"},
+		{"ClusterRole", "stateshift-migration-controller-pods", "member-rbac.yaml"},
+		{"ClusterRoleBinding", "stateshift-migration-controller-pods", "member-rbac.yaml"},
+		{"ServiceAccount", "", "rbac.yaml"},
+		{"ClusterRole", "", "rbac.yaml"},
+		{"ClusterRoleBinding", "", "rbac.yaml"},
+		{"Role", "", "rbac.yaml"},
+		{"RoleBinding", "", "rbac.yaml"},
+	},
+	skip: func(u *unstructured.Unstructured) bool {
+		return !chart.ForKarmada(u) || !rbacKinds[u.GetKind()] ||
+			(u.GetLabels()["stateshift.io/deliver-to-members"] == "true" &&
+				!strings.HasPrefix(u.GetName(), "stateshift-impersonate-") && !strings.HasPrefix(u.GetName(), "stateshift-migration-controller"))
+	},
+	notes: map[string]string{},
 }}
 
 // plain is a document as helm rendered it (comments, flow style: what
@@ -88,18 +144,30 @@ func plain(raw []byte) []byte {
 
 func main() {
 	check := flag.Bool("check", false, "only report whether the files are current")
+	only := flag.String("targets", "interpreter", `comma-separated folders of artifacts/ to write, or "all" (agent and controller are hand-written still: preview them with -out)`)
+	out := flag.String("out", "", "write under this folder instead of the repository (a preview)")
 	flag.Parse()
-	if err := run(*check); err != nil {
+	if err := run(*check, *only, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "genartifacts:", err)
 		os.Exit(1)
 	}
 }
 
-func run(check bool) error {
+func run(check bool, only, out string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	want := map[string]bool{}
+	for _, n := range strings.Split(only, ",") {
+		want[strings.TrimSpace(n)] = true
+	}
 	var stale []string
 	for _, t := range targets {
+		if !want["all"] && !want[t.name] {
+			continue
+		}
+		if out != "" {
+			t.dir = filepath.Join(out, t.dir)
+		}
 		files, err := render(ctx, t)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.dir, err)
@@ -122,10 +190,13 @@ func render(ctx context.Context, t target) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	rank := map[string]int{}
-	fileOf := map[string]string{}
-	for i, r := range t.files {
-		rank[r.kind], fileOf[r.kind] = i, r.file
+	routeOf := func(u *unstructured.Unstructured) (int, string, bool) {
+		for i, r := range t.files {
+			if r.kind == u.GetKind() && strings.HasPrefix(u.GetName(), r.prefix) {
+				return i, r.file, true
+			}
+		}
+		return 0, "", false
 	}
 	byFile := map[string][]chart.Doc{}
 	seen := map[string]bool{}
@@ -137,7 +208,7 @@ func render(ctx context.Context, t target) (map[string][]byte, error) {
 		if t.skip(u) {
 			continue
 		}
-		file, ok := fileOf[u.GetKind()]
+		_, file, ok := routeOf(u)
 		if !ok {
 			return nil, fmt.Errorf("the chart renders a %s (%s) that no file of %s takes: add a route", u.GetKind(), u.GetName(), t.dir)
 		}
@@ -152,8 +223,10 @@ func render(ctx context.Context, t target) (map[string][]byte, error) {
 	for file, list := range byFile {
 		sort.SliceStable(list, func(i, j int) bool {
 			a, b := list[i].Object, list[j].Object
-			if rank[a.GetKind()] != rank[b.GetKind()] {
-				return rank[a.GetKind()] < rank[b.GetKind()]
+			ra, _, _ := routeOf(a)
+			rb, _, _ := routeOf(b)
+			if ra != rb {
+				return ra < rb
 			}
 			return a.GetName() < b.GetName()
 		})
@@ -179,7 +252,10 @@ func render(ctx context.Context, t target) (map[string][]byte, error) {
 // stale paths; files of the folder that the chart no longer renders are
 // stale too.
 func write(t target, files map[string][]byte, check bool) ([]string, error) {
-	dir := filepath.Join(chart.Root(), t.dir)
+	dir := t.dir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(chart.Root(), dir)
+	}
 	var stale []string
 	existing, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {

@@ -30,23 +30,31 @@ containers:
         mkdir -p /tmp/objects && cp /objects/*.yaml /tmp/objects/
         {{- if eq .action "apply" }}
         {{- if .wait }}
-        # Service endpoints are ready pods only.
-        until nc -z -w 2 {{ .wait }} 443; do echo "waiting for {{ .wait }}:443"; sleep 2; done
+        # Service endpoints are ready pods only. busybox nc has no -z: it
+        # connects, sends nothing, and the TLS server closes.
+        until timeout 5 nc -w 2 {{ .wait }} 443 </dev/null >/dev/null 2>&1; do echo "waiting for {{ .wait }}:443"; sleep 2; done
         {{- end }}
         {{- if $cm }}
-        # Overlapping bundle: the CA in the Karmada API now (its last
-        # certificate) and cert-manager's current CA.
+        # Overlapping bundle: cert-manager's current CA first, then the CA
+        # that was first in the Karmada API until now; unchanged while
+        # cert-manager's CA is the first one already.
         old="$(k get resourceinterpreterwebhookconfiguration stateshift-interpreter -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null | base64 -d 2>/dev/null || true)"
         new="$(cat /certs/interpreter/ca.crt)"
-        last="$(printf '%s\n' "$old" | awk '/BEGIN CERT/{c=""} {c=c $0 "\n"} /END CERT/{l=c} END{printf "%s", l}')"
-        bundle="$new"
-        if [ -n "$last" ] && [ "$(printf '%s' "$last" | tr -d '\n')" != "$(printf '%s' "$new" | tr -d '\n')" ]; then bundle="$(printf '%s\n%s' "$new" "$last")"; fi
+        first="$(printf '%s\n' "$old" | awk '/BEGIN CERT/{n++} n==1{print} /END CERT/{if (n==1) exit}')"
+        if [ -z "$first" ]; then bundle="$new"
+        elif [ "$(printf '%s' "$first" | tr -d ' \n')" = "$(printf '%s' "$new" | tr -d ' \n')" ]; then bundle="$old"
+        else bundle="$(printf '%s\n%s' "$new" "$first")"; fi
         sed -i "s|__CA_BUNDLE__|$(printf '%s\n' "$bundle" | base64 -w0)|g; s|__POD_RESTORE_TLS_CRT__|$(base64 -w0 < /certs/pod-restore/tls.crt)|g; s|__POD_RESTORE_TLS_KEY__|$(base64 -w0 < /certs/pod-restore/tls.key)|g" /tmp/objects/*.yaml
         {{- end }}
         k apply --server-side --force-conflicts --field-manager=stateshift-chart -f /tmp/objects/
         {{- else }}
         {{- range $file := include "stateshift.karmadaDeleteOrder" $ | fromYamlArray }}
+        {{- if eq $file "00-namespace.yaml" }}
+        # Last, and not waited for: nothing depends on its finalization.
+        k delete --ignore-not-found --wait=false -f /tmp/objects/{{ $file }}
+        {{- else }}
         k delete --ignore-not-found --wait=true --timeout=300s -f /tmp/objects/{{ $file }}
+        {{- end }}
         {{- end }}
         {{- end }}
     resources:

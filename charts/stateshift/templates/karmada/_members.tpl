@@ -219,7 +219,9 @@ spec:
     app.kubernetes.io/name: stateshift-pod-restore
   ports:
     - {name: https, port: 443, targetPort: https}
+{{- if gt (int $p.replicas) 1 }}
 ---
+# With one replica a PDB would block every drain.
 apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
@@ -233,9 +235,14 @@ spec:
   selector:
     matchLabels:
       app.kubernetes.io/name: stateshift-pod-restore
+{{- end }}
 ---
-# failurePolicy Fail, but only for pods whose template says they are
-# restored (matchConditions): other pods never wait for this webhook.
+# matchConditions: the API server calls the webhook only for pods created
+# from a template stateshift rewrote; every other pod is admitted without a
+# call. failurePolicy Fail for those pods: when the webhook is down a
+# restored StatefulSet's pods wait (the controller retries) instead of
+# starting from another pod's checkpoint. Delete this configuration to let
+# them start from the template's images.
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
 metadata:
@@ -271,6 +278,8 @@ webhooks:
       caBundle: __CA_BUNDLE__
       {{- else if $certs.caBundle }}
       caBundle: {{ $certs.caBundle | b64enc }}
+      {{- else }}
+      # caBundle: filled by hack/apply-interpreter-config.sh
       {{- end }}
 {{- end }}
 {{- end -}}
