@@ -62,6 +62,10 @@ type Reconciler struct {
 	Builders map[v1alpha1.Builder]imagebuilder.ImageBuilder
 	// InsecureRegistries are registry hosts spoken to over plain HTTP.
 	InsecureRegistries []string
+	// RequireSecretNamespaces refuses registry Secrets that do not list the
+	// Checkpoint's namespace in stateshift.io/allowed-namespaces; without
+	// it a Secret without the annotation serves every namespace.
+	RequireSecretNamespaces bool
 	// MaxAttempts bounds retries of one Checkpoint.
 	MaxAttempts int32
 	// BackoffBase is the first retry delay; it doubles up to BackoffMax.
@@ -479,7 +483,13 @@ func (r *Reconciler) credentials(ctx context.Context, cp *v1alpha1.Checkpoint) (
 		if apierrors.IsNotFound(err) {
 			return nil, fail(reasonCredentials, fmt.Errorf("registry credentials Secret %s not found (credentials Secrets live in the agent's namespace %s)", key, r.Namespace))
 		}
+		if apierrors.IsForbidden(err) {
+			return nil, fail(reasonCredentials, fmt.Errorf("the agent may not read Secret %s: only registry Secrets named in the resourceNames of Role %s/stateshift-checkpoint-agent-credentials are readable", key, r.Namespace))
+		}
 		return nil, fail(reasonCredentials, fmt.Errorf("read registry credentials Secret %s: %w", key, err))
+	}
+	if err := registryauth.AllowsNamespace(s, cp.Namespace, r.RequireSecretNamespaces); err != nil {
+		return nil, permanent(reasonCredentialsNotAllowed, err)
 	}
 	cfg, err := registryauth.Parse(s)
 	if err != nil {

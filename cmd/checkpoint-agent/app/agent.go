@@ -168,6 +168,8 @@ func Run(ctx context.Context, o *options.Options) error {
 		KubeletTimeout:     o.KubeletTimeout,
 		PushTimeout:        o.PushTimeout,
 		VerifyTimeout:      o.VerifyTimeout,
+
+		RequireSecretNamespaces: o.RequireSecretNamespaces,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err

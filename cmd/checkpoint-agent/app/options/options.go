@@ -36,6 +36,8 @@ type Options struct {
 	BuildahTmpDir      string
 	InsecureRegistries []string
 
+	RequireSecretNamespaces bool
+
 	MaxConcurrent int
 	MaxAttempts   int32
 	BackoffBase   time.Duration
@@ -95,6 +97,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.BuildahDriver, "buildah-storage-driver", o.BuildahDriver, "buildah --storage-driver: overlay or vfs.")
 	fs.StringVar(&o.BuildahTmpDir, "buildah-tmp-dir", o.BuildahTmpDir, "buildah's TMPDIR, where commit stages a copy of the layer (as large as the archive): a private folder, emptied at start. Empty means <work-dir>/buildah-tmp.")
 	fs.StringSliceVar(&o.InsecureRegistries, "insecure-registries", o.InsecureRegistries, "Registry hosts (host:port) spoken to over plain HTTP.")
+	fs.BoolVar(&o.RequireSecretNamespaces, "require-secret-namespaces", o.RequireSecretNamespaces, "Refuse registry Secrets without the annotation stateshift.io/allowed-namespaces; without this flag such a Secret serves every namespace (a Secret with the annotation is always enforced).")
 	fs.IntVar(&o.MaxConcurrent, "max-concurrent", o.MaxConcurrent, "Checkpoints executed at once on this node.")
 	fs.Int32Var(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "Attempts per Checkpoint before it is Failed.")
 	fs.DurationVar(&o.BackoffBase, "retry-backoff", o.BackoffBase, "First retry delay; doubles per attempt.")
