@@ -73,7 +73,7 @@ func New() *Options {
 		KubeletTimeout:         4 * time.Minute,
 		PushTimeout:            30 * time.Minute,
 		VerifyTimeout:          2 * time.Minute,
-		MetricsBindAddress:     ":8080",
+		MetricsBindAddress:     "127.0.0.1:8080",
 		HealthProbeBindAddress: ":8081",
 	}
 }
@@ -106,7 +106,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.KubeletTimeout, "kubelet-timeout", o.KubeletTimeout, "Timeout given to the kubelet for one container when a Checkpoint sets no timeoutSeconds; the HTTP call ends 30s after it.")
 	fs.DurationVar(&o.PushTimeout, "push-timeout", o.PushTimeout, "Deadline of building and pushing one image (registry writes, buildah push).")
 	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", o.VerifyTimeout, "Deadline of reading one pushed image back by digest.")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of /metrics; 0 disables.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of /metrics (plain HTTP: loopback by default; scrape through a sidecar or expose it deliberately); 0 disables.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz.")
 }
 
