@@ -50,4 +50,6 @@ const (
 	reasonPushTimeout     = "PushTimeout"
 	reasonVerifyTimeout   = "VerifyTimeout"
 	reasonJournal         = "JournalFailed"
+	// A registry Secret that does not serve the Checkpoint's namespace.
+	reasonCredentialsNotAllowed = "CredentialsNotAllowed"
 )

@@ -32,6 +32,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -242,6 +243,9 @@ func setup(t *testing.T) *fixture {
 	env.Namespace(t, agentNS)
 	env.Namespace(t, appNS)
 	applyYAML(t, env.Client, filepath.Join(testenv.Root(), "artifacts", "agent", "rbac.yaml"))
+	// The agent reads only the registry Secrets its Role names.
+	allowSecrets(t, env.Client, "good", "bad", "wrong-type", "no-credentials", "missing", "only-in-app-ns",
+		"stall-creds", "anon-good", "other-tenant", "wrong-tenant")
 	// A second ServiceAccount with every right of the agent but the kubelet's.
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "no-checkpoint-rights", Namespace: agentNS}}
 	must(t, env.Client.Create(t.Context(), sa))
@@ -250,6 +254,16 @@ func setup(t *testing.T) *fixture {
 	f.node = startNode(t, env, "sim-node", nodeIP, f.reg.Host, f.authReg.Host)
 	f.node2 = startNode(t, env, "sim-node-2", node2IP, f.reg.Host, f.authReg.Host)
 	return f
+}
+
+// allowSecrets adds names to the resourceNames of the agent's Role, as an
+// operator does for each registry Secret.
+func allowSecrets(t *testing.T, c client.Client, names ...string) {
+	t.Helper()
+	role := &rbacv1.Role{}
+	must(t, c.Get(t.Context(), client.ObjectKey{Namespace: agentNS, Name: "stateshift-checkpoint-agent-credentials"}, role))
+	role.Rules[0].ResourceNames = append(role.Rules[0].ResourceNames, names...)
+	must(t, c.Update(t.Context(), role))
 }
 
 func startNode(t *testing.T, env *testenv.Env, nodeName, ip string, insecure ...string) *nodesim.Node {

@@ -62,6 +62,10 @@ type Reconciler struct {
 	Builders map[v1alpha1.Builder]imagebuilder.ImageBuilder
 	// InsecureRegistries are registry hosts spoken to over plain HTTP.
 	InsecureRegistries []string
+	// RequireSecretNamespaces refuses registry Secrets that do not list the
+	// Checkpoint's namespace in stateshift.io/allowed-namespaces; without
+	// it a Secret without the annotation serves every namespace.
+	RequireSecretNamespaces bool
 	// MaxAttempts bounds retries of one Checkpoint.
 	MaxAttempts int32
 	// BackoffBase is the first retry delay; it doubles up to BackoffMax.
@@ -346,38 +350,12 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 	}
 	var total int64
 	for _, c := range containers {
-		paths, err := r.Kubelet.Checkpoint(ctx, kubelet.Target{Host: host, Port: port, Namespace: pod.Namespace, Pod: pod.Name, Container: c},
-			r.kubeletTimeout(cp))
+		a, err := r.checkpointOne(ctx, pod, host, port, c, r.kubeletTimeout(cp), entry)
 		if err != nil {
 			return nil, err
 		}
-		entry.Paths = append(entry.Paths, paths...)
-		if err := r.Journal.Record(*entry); err != nil {
-			return nil, fail(reasonJournal, err)
-		}
-		p, err := archive.Resolve(r.CheckpointDir, paths[0])
-		if err != nil {
-			return nil, permanent(reasonArchiveRejected, fmt.Errorf("container %s: %w", c, err))
-		}
-		// More than one path: CRI returns one archive per container, but
-		// whatever else the kubelet wrote for it is process memory too; it
-		// is deleted with the others (entry.Paths), never pushed.
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, fail(reasonArchiveInvalid, fmt.Errorf("container %s: archive vanished: %w", c, err))
-		}
-		*archives = append(*archives, produced{container: c, path: p, size: fi.Size()})
-		cfg, err := archive.ReadConfig(p, r.WorkDir)
-		if err != nil {
-			return nil, fail(reasonArchiveInvalid, fmt.Errorf("container %s: %w", c, err))
-		}
-		if !archive.HoldsContainer(cfg.Name, pod.Namespace, pod.Name, c) {
-			return nil, permanent(reasonArchiveInvalid, fmt.Errorf("container %s of %s/%s: the kubelet's archive holds container %q", c, pod.Namespace, pod.Name, cfg.Name))
-		}
-		a := &(*archives)[len(*archives)-1]
-		a.source = checkpointimage.Source{Container: c, Pod: pod.Name, Namespace: pod.Namespace,
-			RootfsImage: cfg.RootfsImage, RootfsImageRef: cfg.RootfsImageRef}
-		total += fi.Size()
+		*archives = append(*archives, a)
+		total += a.size
 	}
 	checkpointTook := r.now().Sub(start)
 	stageDuration.WithLabelValues(stageCheckpoint, bld.Name()).Observe(checkpointTook.Seconds())
@@ -398,48 +376,92 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 		nameOpts = append(nameOpts, name.Insecure)
 	}
 	var out []v1alpha1.ContainerCheckpoint
-	for i := range *archives {
-		a := (*archives)[i]
-		t0 := r.now()
-		pushCtx, cancel := context.WithTimeout(ctx, r.PushTimeout)
-		res, err := bld.Build(pushCtx, imagebuilder.Request{
-			ArchivePath: a.path,
-			Repository:  cp.Spec.Repository,
-			Tag:         imageTag(pod.Name, a.container, string(cp.UID)),
-			Annotations: checkpointimage.Annotations(a.source),
-			AuthFile:    authFile,
-			Insecure:    r.insecure(cp.Spec.Repository),
-			Compression: cp.Spec.Compression,
-		})
-		timedOut := pushCtx.Err() == context.DeadlineExceeded
-		cancel()
-		if err != nil && timedOut {
-			return nil, fail(reasonPushTimeout, fmt.Errorf("container %s: %s: building and pushing to %s did not finish within %s (--push-timeout): %w",
-				a.container, bld.Name(), cp.Spec.Repository, r.PushTimeout, err))
-		}
+	for _, a := range *archives {
+		c, err := r.pushOne(ctx, cp, pod, bld, a, authFile, keychain, nameOpts)
 		if err != nil {
-			return nil, fail(reasonPush, fmt.Errorf("container %s: %s: %w", a.container, bld.Name(), err))
+			return nil, err
 		}
-		stageDuration.WithLabelValues(stageImage, bld.Name()).Observe(r.now().Sub(t0).Seconds())
-		t0 = r.now()
-		verifyCtx, cancel := context.WithTimeout(ctx, r.VerifyTimeout)
-		v, err := checkpointimage.Verify(verifyCtx, cp.Spec.Repository, res.Digest, a.container, keychain, nameOpts...)
-		timedOut = verifyCtx.Err() == context.DeadlineExceeded
-		cancel()
-		if err != nil && timedOut {
-			return nil, fail(reasonVerifyTimeout, fmt.Errorf("container %s: reading %s back did not finish within %s (--verify-timeout): %w",
-				a.container, res.Digest, r.VerifyTimeout, err))
-		}
-		if err != nil {
-			return nil, fail(reasonVerify, fmt.Errorf("container %s: pushed image failed verification: %w", a.container, err))
-		}
-		stageDuration.WithLabelValues(stageVerify, bld.Name()).Observe(r.now().Sub(t0).Seconds())
-		archiveBytes.WithLabelValues(bld.Name()).Add(float64(a.size))
-		out = append(out, v1alpha1.ContainerCheckpoint{Name: a.container, Image: v.Reference, ArchiveBytes: a.size,
-			RootfsImage: a.source.RootfsImage, RootfsImageRef: a.source.RootfsImageRef})
+		out = append(out, c)
 	}
 	cp.Status.Timings.Image = &metav1.Duration{Duration: r.now().Sub(start)}
 	return out, nil
+}
+
+// checkpointOne asks the kubelet for one container's archive, records
+// every path it answers in the journal and checks the archive: inside the
+// checkpoint folder, a container checkpoint of this pod's container.
+func (r *Reconciler) checkpointOne(ctx context.Context, pod *corev1.Pod, host string, port int, c string, timeout time.Duration, entry *archive.Entry) (produced, error) {
+	paths, err := r.Kubelet.Checkpoint(ctx, kubelet.Target{Host: host, Port: port, Namespace: pod.Namespace, Pod: pod.Name, Container: c}, timeout)
+	if err != nil {
+		return produced{}, err
+	}
+	// Every path, not only the first: CRI returns one archive per
+	// container, but whatever else the kubelet wrote is process memory
+	// too; it is deleted with the others, never pushed.
+	entry.Paths = append(entry.Paths, paths...)
+	if err := r.Journal.Record(*entry); err != nil {
+		return produced{}, fail(reasonJournal, err)
+	}
+	p, err := archive.Resolve(r.CheckpointDir, paths[0])
+	if err != nil {
+		return produced{}, permanent(reasonArchiveRejected, fmt.Errorf("container %s: %w", c, err))
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return produced{}, fail(reasonArchiveInvalid, fmt.Errorf("container %s: archive vanished: %w", c, err))
+	}
+	cfg, err := archive.ReadConfig(p, r.WorkDir)
+	if err != nil {
+		return produced{}, fail(reasonArchiveInvalid, fmt.Errorf("container %s: %w", c, err))
+	}
+	if !archive.HoldsContainer(cfg.Name, pod.Namespace, pod.Name, c) {
+		return produced{}, permanent(reasonArchiveInvalid, fmt.Errorf("container %s of %s/%s: the kubelet's archive holds container %q", c, pod.Namespace, pod.Name, cfg.Name))
+	}
+	return produced{container: c, path: p, size: fi.Size(), source: checkpointimage.Source{Container: c, Pod: pod.Name, Namespace: pod.Namespace,
+		RootfsImage: cfg.RootfsImage, RootfsImageRef: cfg.RootfsImageRef}}, nil
+}
+
+// pushOne builds and pushes one archive's image and reads it back by
+// digest, each step within its deadline.
+func (r *Reconciler) pushOne(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, bld imagebuilder.ImageBuilder, a produced,
+	authFile string, keychain authn.Keychain, nameOpts []name.Option) (v1alpha1.ContainerCheckpoint, error) {
+	t0 := r.now()
+	pushCtx, cancel := context.WithTimeout(ctx, r.PushTimeout)
+	res, err := bld.Build(pushCtx, imagebuilder.Request{
+		ArchivePath: a.path,
+		Repository:  cp.Spec.Repository,
+		Tag:         imageTag(pod.Name, a.container, string(cp.UID)),
+		Annotations: checkpointimage.Annotations(a.source),
+		AuthFile:    authFile,
+		Insecure:    r.insecure(cp.Spec.Repository),
+		Compression: cp.Spec.Compression,
+	})
+	timedOut := pushCtx.Err() == context.DeadlineExceeded
+	cancel()
+	if err != nil && timedOut {
+		return v1alpha1.ContainerCheckpoint{}, fail(reasonPushTimeout, fmt.Errorf("container %s: %s: building and pushing to %s did not finish within %s (--push-timeout): %w",
+			a.container, bld.Name(), cp.Spec.Repository, r.PushTimeout, err))
+	}
+	if err != nil {
+		return v1alpha1.ContainerCheckpoint{}, fail(reasonPush, fmt.Errorf("container %s: %s: %w", a.container, bld.Name(), err))
+	}
+	stageDuration.WithLabelValues(stageImage, bld.Name()).Observe(r.now().Sub(t0).Seconds())
+	t0 = r.now()
+	verifyCtx, cancel := context.WithTimeout(ctx, r.VerifyTimeout)
+	v, err := checkpointimage.Verify(verifyCtx, cp.Spec.Repository, res.Digest, a.container, keychain, nameOpts...)
+	timedOut = verifyCtx.Err() == context.DeadlineExceeded
+	cancel()
+	if err != nil && timedOut {
+		return v1alpha1.ContainerCheckpoint{}, fail(reasonVerifyTimeout, fmt.Errorf("container %s: reading %s back did not finish within %s (--verify-timeout): %w",
+			a.container, res.Digest, r.VerifyTimeout, err))
+	}
+	if err != nil {
+		return v1alpha1.ContainerCheckpoint{}, fail(reasonVerify, fmt.Errorf("container %s: pushed image failed verification: %w", a.container, err))
+	}
+	stageDuration.WithLabelValues(stageVerify, bld.Name()).Observe(r.now().Sub(t0).Seconds())
+	archiveBytes.WithLabelValues(bld.Name()).Add(float64(a.size))
+	return v1alpha1.ContainerCheckpoint{Name: a.container, Image: v.Reference, ArchiveBytes: a.size,
+		RootfsImage: a.source.RootfsImage, RootfsImageRef: a.source.RootfsImageRef}, nil
 }
 
 func builderOf(cp *v1alpha1.Checkpoint) v1alpha1.Builder {
@@ -479,7 +501,13 @@ func (r *Reconciler) credentials(ctx context.Context, cp *v1alpha1.Checkpoint) (
 		if apierrors.IsNotFound(err) {
 			return nil, fail(reasonCredentials, fmt.Errorf("registry credentials Secret %s not found (credentials Secrets live in the agent's namespace %s)", key, r.Namespace))
 		}
+		if apierrors.IsForbidden(err) {
+			return nil, fail(reasonCredentials, fmt.Errorf("the agent may not read Secret %s: only registry Secrets named in the resourceNames of Role %s/stateshift-checkpoint-agent-credentials are readable", key, r.Namespace))
+		}
 		return nil, fail(reasonCredentials, fmt.Errorf("read registry credentials Secret %s: %w", key, err))
+	}
+	if err := registryauth.AllowsNamespace(s, cp.Namespace, r.RequireSecretNamespaces); err != nil {
+		return nil, permanent(reasonCredentialsNotAllowed, err)
 	}
 	cfg, err := registryauth.Parse(s)
 	if err != nil {

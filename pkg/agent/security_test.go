@@ -25,7 +25,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/stateshift/stateshift/cmd/checkpoint-agent/app/options"
+	"github.com/stateshift/stateshift/pkg/agent/registryauth"
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/test/nodesim"
 	"github.com/stateshift/stateshift/test/testenv"
@@ -374,6 +378,45 @@ func TestSecurityStalledRegistryEndsAtPushDeadline(t *testing.T) {
 	if left, _ := os.ReadDir(f.node.CheckpointDir()); len(left) != 0 {
 		t.Errorf("archives left after the timeouts: %v", left)
 	}
+}
+
+// TestSecurityRegistrySecretsByNameAndNamespace: the agent reads only the
+// registry Secrets its Role names (not the webhook's TLS keys beside
+// them), and a Secret bound to other namespaces is refused, not used.
+func TestSecurityRegistrySecretsByNameAndNamespace(t *testing.T) {
+	f := setup(t)
+	startAgent(t, f, "sim-node", f.agentCfg, f.tokenFile(t, "stateshift-checkpoint-agent"), f.node.CAFile(), f.node.CheckpointDir())
+	pod := runPod(t, f, "sim-node", "secrets", "")
+	// A Secret the Role does not name, of the right type and credentials.
+	dockerSecret(t, f, "stateshift-pod-restore-certs", f.authReg.Host, "pusher", "correct-horse-battery")
+	dockerSecret(t, f, "other-tenant", f.authReg.Host, "pusher", "correct-horse-battery")
+	s := &corev1.Secret{}
+	must(t, f.env.Client.Get(t.Context(), client.ObjectKey{Namespace: agentNS, Name: "other-tenant"}, s))
+	s.Annotations = map[string]string{registryauth.AnnotationAllowedNamespaces: "payments, billing"}
+	must(t, f.env.Client.Update(t.Context(), s))
+
+	for _, tc := range []struct{ secret, reason, says string }{
+		{"stateshift-pod-restore-certs", "CredentialsInvalid", "the agent may not read Secret stateshift-system/stateshift-pod-restore-certs"},
+		{"other-tenant", "CredentialsNotAllowed", "may not be used by namespace shop (its annotation stateshift.io/allowed-namespaces allows [payments billing])"},
+	} {
+		cp := newCheckpoint("secret-"+tc.secret, pod.Name, v1alpha1.BuilderNative, f.authReg.Host)
+		cp.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: tc.secret}
+		create(t, f, cp)
+		got := waitPhase(t, f, cp.Name, v1alpha1.CheckpointFailed)
+		wantMessage(t, got, tc.reason, tc.says)
+		repo, err := name.NewRepository(cp.Spec.Repository, name.Insecure)
+		must(t, err)
+		if tags, err := remote.List(repo, remote.WithAuth(&authn.Basic{Username: "pusher", Password: "correct-horse-battery"})); err == nil && len(tags) > 0 {
+			t.Errorf("%s: pushed %v", tc.secret, tags)
+		}
+	}
+	// Allowed for its namespace, the same Secret works.
+	s.Annotations[registryauth.AnnotationAllowedNamespaces] = "payments, " + appNS
+	must(t, f.env.Client.Update(t.Context(), s))
+	cp := newCheckpoint("secret-allowed", pod.Name, v1alpha1.BuilderNative, f.authReg.Host)
+	cp.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "other-tenant"}
+	create(t, f, cp)
+	waitPhase(t, f, cp.Name, v1alpha1.CheckpointSucceeded)
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -33,8 +33,9 @@ type Sweep struct {
 }
 
 // Run sweeps and reports what it removed. Errors are returned together; the
-// caller refuses to start, because an agent that cannot delete leftovers
-// would pile up more of them.
+// caller logs them and starts anyway: a file the agent cannot delete (or a
+// stray file in the journal) would otherwise keep the node's agent down,
+// and its leftovers stay either way.
 func (s Sweep) Run(ctx context.Context) error {
 	log := klog.FromContext(ctx)
 	var errs []error

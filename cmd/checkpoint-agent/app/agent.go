@@ -128,7 +128,7 @@ func Run(ctx context.Context, o *options.Options) error {
 		sweep.Buildah = b
 	}
 	if err := sweep.Run(ctx); err != nil {
-		return err
+		log.Error(err, "Some leftovers of an earlier run could not be removed; they stay on the node")
 	}
 	kc, err := kubelet.New(kubelet.Config{TokenFile: o.TokenFile, CAFile: o.KubeletCA,
 		InsecureSkipTLSVerify: o.KubeletInsecureSkipTLSVerify, ServerName: o.KubeletServerName,
@@ -168,6 +168,8 @@ func Run(ctx context.Context, o *options.Options) error {
 		KubeletTimeout:     o.KubeletTimeout,
 		PushTimeout:        o.PushTimeout,
 		VerifyTimeout:      o.VerifyTimeout,
+
+		RequireSecretNamespaces: o.RequireSecretNamespaces,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err

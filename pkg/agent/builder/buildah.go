@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -337,6 +338,14 @@ func randomID() string {
 func (b *Buildah) Sweep(ctx context.Context) (removed []string, err error) {
 	if b.Root == "" || b.RunRoot == "" {
 		return nil, fmt.Errorf("%w: buildah needs Root and RunRoot", ErrInvalidRequest)
+	}
+	bin := b.Binary
+	if bin == "" {
+		bin = "buildah"
+	}
+	if _, err := exec.LookPath(bin); err != nil && b.Run == nil {
+		// No buildah on this node: no build can have left anything.
+		return nil, nil
 	}
 	var errs []error
 	out, err := b.run(ctx, nil, "containers", "--all", "--noheading", "--format", "{{.ContainerName}}")

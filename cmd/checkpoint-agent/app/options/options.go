@@ -36,6 +36,8 @@ type Options struct {
 	BuildahTmpDir      string
 	InsecureRegistries []string
 
+	RequireSecretNamespaces bool
+
 	MaxConcurrent int
 	MaxAttempts   int32
 	BackoffBase   time.Duration
@@ -71,7 +73,7 @@ func New() *Options {
 		KubeletTimeout:         4 * time.Minute,
 		PushTimeout:            30 * time.Minute,
 		VerifyTimeout:          2 * time.Minute,
-		MetricsBindAddress:     ":8080",
+		MetricsBindAddress:     "127.0.0.1:8080",
 		HealthProbeBindAddress: ":8081",
 	}
 }
@@ -95,6 +97,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.BuildahDriver, "buildah-storage-driver", o.BuildahDriver, "buildah --storage-driver: overlay or vfs.")
 	fs.StringVar(&o.BuildahTmpDir, "buildah-tmp-dir", o.BuildahTmpDir, "buildah's TMPDIR, where commit stages a copy of the layer (as large as the archive): a private folder, emptied at start. Empty means <work-dir>/buildah-tmp.")
 	fs.StringSliceVar(&o.InsecureRegistries, "insecure-registries", o.InsecureRegistries, "Registry hosts (host:port) spoken to over plain HTTP.")
+	fs.BoolVar(&o.RequireSecretNamespaces, "require-secret-namespaces", o.RequireSecretNamespaces, "Refuse registry Secrets without the annotation stateshift.io/allowed-namespaces; without this flag such a Secret serves every namespace (a Secret with the annotation is always enforced).")
 	fs.IntVar(&o.MaxConcurrent, "max-concurrent", o.MaxConcurrent, "Checkpoints executed at once on this node.")
 	fs.Int32Var(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "Attempts per Checkpoint before it is Failed.")
 	fs.DurationVar(&o.BackoffBase, "retry-backoff", o.BackoffBase, "First retry delay; doubles per attempt.")
@@ -103,7 +106,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.KubeletTimeout, "kubelet-timeout", o.KubeletTimeout, "Timeout given to the kubelet for one container when a Checkpoint sets no timeoutSeconds; the HTTP call ends 30s after it.")
 	fs.DurationVar(&o.PushTimeout, "push-timeout", o.PushTimeout, "Deadline of building and pushing one image (registry writes, buildah push).")
 	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", o.VerifyTimeout, "Deadline of reading one pushed image back by digest.")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of /metrics; 0 disables.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of /metrics (plain HTTP: loopback by default; scrape through a sidecar or expose it deliberately); 0 disables.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz.")
 }
 
