@@ -156,6 +156,9 @@ start_agent() {
 # stateshift-pod-restore ServiceAccount of artifacts/agent/pod-restore-rbac.yaml,
 # registered with the member's API server by
 # hack/apply-interpreter-config.sh --webhook pod-restore on its local URL.
+# It reads each restored image's manifest to check the checkpoint's
+# namespace: with the registry's auth file when REGISTRY_AUTH=1 made one
+# (missing means anonymous).
 POD_RESTORE_SA=stateshift-pod-restore
 declare -A POD_RESTORE_PORT=([member1]=19467 [member2]=19477)
 declare -A POD_RESTORE_HEALTH_PORT=([member1]=19468 [member2]=19478)
@@ -175,6 +178,7 @@ start_pod_restore_webhooks() {
     start_proc "pod-restore-${m}" "${RUN_DIR}/bin/checkpoint-agent" pod-restore-webhook \
       --kubeconfig "${dir}/kubeconfig" --bind-address 127.0.0.1 --secure-port "${POD_RESTORE_PORT[${m}]}" \
       --cert-dir "${dir}/certs" \
+      --insecure-registries "${REGISTRY_HOST}" --registry-auth-file "${RUN_DIR}/registry/auth.json" \
       --metrics-bind-address "127.0.0.1:${POD_RESTORE_METRICS_PORT[${m}]}" \
       --health-probe-bind-address "127.0.0.1:${POD_RESTORE_HEALTH_PORT[${m}]}"
   done
