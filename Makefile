@@ -29,7 +29,7 @@ generate: ## Generate deepcopy code and CRD YAML with controller-gen
 	$(CACHE_ENV) && $$TOOLS_BIN/controller-gen-$$CONTROLLER_GEN_VERSION crd paths=./pkg/apis/... output:crd:artifacts:config=artifacts/crds
 	$(MAKE) -s artifacts
 
-artifacts: ## Copy the CRDs into charts/stateshift and render artifacts/interpreter from the chart
+artifacts: ## Copy the CRDs into charts/stateshift and render artifacts/interpreter and artifacts/agent from the chart
 	hack/build-deps.sh helm
 	rm -f charts/stateshift/files/crds/*.yaml && cp artifacts/crds/*.yaml charts/stateshift/files/crds/
 	go run ./test/chart/genartifacts

@@ -64,7 +64,10 @@ func (j jobRoot) run(t *testing.T, r rendered, job string) string {
 	script := typed[batchv1.Job](t, r.find(t, "Job", job)).Spec.Template.Spec.Containers[0].Args[0]
 	script = strings.NewReplacer("/etc/karmada/kubeconfig/", j.dir+"/kubeconfig/", "/tmp/objects", j.dir+"/tmp/objects",
 		" /objects/", " "+j.dir+"/objects/", "/certs/", j.dir+"/certs/").Replace(script)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Longer than one of the script's own waits (kubectl delete --wait
+	// --timeout=300s), so that a slow deletion on a loaded machine ends
+	// with the script's message rather than a kill.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-ec", script)
 	cmd.Env = append(os.Environ(), "PATH="+testenv.KubeBinDir(t)+":"+os.Getenv("PATH"), "HOME="+j.dir)

@@ -73,8 +73,6 @@ var targets = []target{{
 		"webhook-configuration.yaml": "For the Karmada API. caBundle: filled by hack/apply-interpreter-config.sh.",
 	},
 }, {
-	// Not generated yet (hand-written, edited elsewhere): -targets all
-	// previews what the chart renders for them.
 	name:   "agent",
 	dir:    "artifacts/agent",
 	values: "charts/stateshift/ci/artifacts-members-values.yaml",
@@ -102,7 +100,20 @@ var targets = []target{{
 		return u.GetLabels()["stateshift.io/deliver-to-members"] != "true" || u.GetKind() == "CustomResourceDefinition" ||
 			strings.HasPrefix(u.GetName(), "stateshift-impersonate-") || strings.HasPrefix(u.GetName(), "stateshift-migration-controller")
 	},
-	notes: map[string]string{},
+	notes: map[string]string{
+		"namespace.yaml": "The namespace of the member parts, in every member cluster.",
+		"daemonset.yaml": "The checkpoint agent, one per node of every member cluster (kubectl apply in each\n" +
+			"member, or let the chart's ClusterPropagationPolicy deliver it).",
+		"rbac.yaml": "Least privilege for the agent: create on nodes/checkpoint, its node's pods, Checkpoints\n" +
+			"and their status, Events, and get on the registry Secrets named in resourceNames only.",
+		"pod-restore-rbac.yaml": "Least privilege for the pod-restore webhook: it reads the metadata of the workload\n" +
+			"creating a restored pod and writes nothing.",
+		"pod-restore.yaml": "The pod-restore webhook (checkpoint-agent pod-restore-webhook): gives each pod of a\n" +
+			"restored StatefulSet its own checkpoint, keeps a restore to once, and refuses a\n" +
+			"checkpoint image taken in another namespace (it reads the image's manifest).",
+		"pod-restore-webhook.yaml": "Registers the pod-restore webhook with a member's API server. Apply with\n" +
+			"hack/apply-interpreter-config.sh --webhook pod-restore, which fills clientConfig and caBundle.",
+	},
 }, {
 	name:   "controller",
 	dir:    "artifacts/controller",
@@ -144,7 +155,7 @@ func plain(raw []byte) []byte {
 
 func main() {
 	check := flag.Bool("check", false, "only report whether the files are current")
-	only := flag.String("targets", "interpreter", `comma-separated folders of artifacts/ to write, or "all" (agent and controller are hand-written still: preview them with -out)`)
+	only := flag.String("targets", "interpreter,agent", `comma-separated folders of artifacts/ to write, or "all" (controller is hand-written still: preview it with -out)`)
 	out := flag.String("out", "", "write under this folder instead of the repository (a preview)")
 	flag.Parse()
 	if err := run(*check, *only, *out); err != nil {

@@ -6,9 +6,27 @@
 {{- $certs := include "stateshift.certs" . | fromYaml -}}
 {{- $a := .Values.members.agent -}}
 {{- $p := .Values.members.podRestore -}}
-# The checkpoint agent: one per node of every member cluster. The kubelet
-# writes checkpoint archives root-owned 0600, so the agent runs as root
-# with the capabilities buildah's overlay storage needs.
+# The checkpoint agent: one per node of every member cluster.
+# A checkpoint is a memory dump, so the volumes are chosen for what they may
+# hold (docs/design-security.md):
+# - checkpoints: the kubelet's archives; the agent deletes each one after its
+#   push, and at start sweeps those a killed agent left (--journal-dir).
+# - journal: names and paths of archives of unfinished checkpoints (no
+#   memory, no credentials) on the node's disk, because the archives outlive
+#   a node reboot too.
+# - run-stateshift: memory-backed (emptyDir medium Memory): the work folder
+#   (--work-dir) holds the registry auth files, extracted config.dump files
+#   and buildah's HOME; these small secrets never reach a disk. Its use
+#   counts against the container's memory limit, which is why buildah does
+#   not stage layers here.
+# - user-storage: buildah's own image storage and staging folder
+#   (--buildah-tmp-dir): buildah unpacks and copies the archive there during
+#   a build; both are removed after each build and swept at start. The
+#   native builder streams the archive and writes no copy.
+# No node credentials are mounted: not /run/containers (root's auth.json),
+# not /var/lib/containers (the node's images) nor /etc/containers (its
+# registries configuration); every builder gets an explicit auth file,
+# empty when the Checkpoint names no Secret.
 apiVersion: apps/v1
 kind: DaemonSet
 metadata:
@@ -23,6 +41,8 @@ spec:
       app.kubernetes.io/name: stateshift-checkpoint-agent
   updateStrategy:
     type: RollingUpdate
+    # No maxSurge: the agent's start sweep assumes it is the node's only
+    # agent (a second one would delete the first one's archives mid-push).
     rollingUpdate:
       maxUnavailable: 10%
   template:
@@ -55,7 +75,12 @@ spec:
             - --buildah-root=/home/nonroot/.local/share/containers/storage
             - --buildah-runroot=/run/stateshift/buildah
             - --buildah-storage-driver={{ $a.storageDriver }}
-            - --work-dir=/home/nonroot/.local/share/containers/stateshift-work
+            - --work-dir=/run/stateshift/work
+            - --buildah-tmp-dir=/home/nonroot/.local/share/containers/stateshift-tmp
+            - --journal-dir=/var/lib/stateshift/journal
+            - --kubelet-timeout=4m
+            - --push-timeout=30m
+            - --verify-timeout=2m
             - --max-concurrent={{ $a.maxConcurrent }}
             - --metrics-bind-address=127.0.0.1:9465
             - --health-probe-bind-address=:9466
@@ -78,6 +103,10 @@ spec:
           resources:
             {{- toYaml $a.resources | nindent 12 }}
           securityContext:
+            # The kubelet writes archives root-owned 0600 in a 0700 folder,
+            # so the agent reads and deletes them as root. buildah's overlay
+            # storage needs mount (SYS_ADMIN); with --builders=native or
+            # --buildah-storage-driver=vfs, SYS_ADMIN can be dropped.
             runAsUser: 0
             runAsNonRoot: false
             allowPrivilegeEscalation: false
@@ -89,26 +118,21 @@ spec:
               type: Unconfined
           volumeMounts:
             - {name: checkpoints, mountPath: {{ $a.checkpointDir }}}
-            - {name: container-storage, mountPath: /var/lib/containers, readOnly: true}
+            - {name: journal, mountPath: /var/lib/stateshift/journal}
             - {name: user-storage, mountPath: /home/nonroot/.local/share/containers}
-            - {name: containers-config, mountPath: /etc/containers, readOnly: true}
-            - {name: run-containers, mountPath: /run/containers, readOnly: true}
             - {name: run-stateshift, mountPath: /run/stateshift}
             - {name: kubelet-ca, mountPath: {{ $a.kubeletCA }}, readOnly: true}
             - {name: tmp, mountPath: /tmp}
       volumes:
         - name: checkpoints
           hostPath: {path: {{ $a.checkpointDir }}, type: DirectoryOrCreate}
-        - name: container-storage
-          hostPath: {path: /var/lib/containers, type: DirectoryOrCreate}
+        - name: journal
+          hostPath: {path: /var/lib/stateshift/journal, type: DirectoryOrCreate}
         - name: user-storage
           hostPath: {path: {{ $a.buildahStorageHostPath }}, type: DirectoryOrCreate}
-        - name: containers-config
-          hostPath: {path: /etc/containers, type: DirectoryOrCreate}
-        - name: run-containers
-          hostPath: {path: /run/containers, type: DirectoryOrCreate}
         - name: run-stateshift
-          emptyDir: {medium: Memory}
+          # Memory-backed: auth files and staging files never reach a disk.
+          emptyDir: {medium: Memory, sizeLimit: 64Mi}
         - name: kubelet-ca
           hostPath: {path: {{ $a.kubeletCA }}, type: File}
         - name: tmp
@@ -180,11 +204,16 @@ spec:
             - --secure-port={{ $p.port }}
             - --cert-dir=/var/run/stateshift/serving-certs
             - --tls-min-version=1.2
-            - --metrics-bind-address=:{{ $p.metricsPort }}
+            # Plain HTTP: loopback only, never on the pod network.
+            - --metrics-bind-address=127.0.0.1:{{ $p.metricsPort }}
             - --health-probe-bind-address=:{{ $p.probePort }}
+            {{- if $p.registrySecret }}
+            # Reads the manifests of the checkpoint images a pod would
+            # restore and refuses images taken in another namespace.
+            - --registry-auth-file=/var/run/stateshift/registry/.dockerconfigjson
+            {{- end }}
           ports:
             - {name: https, containerPort: {{ $p.port }}}
-            - {name: metrics, containerPort: {{ $p.metricsPort }}}
             - {name: probes, containerPort: {{ $p.probePort }}}
           readinessProbe:
             httpGet: {path: /readyz, port: probes}
@@ -200,7 +229,21 @@ spec:
             - name: serving-certs
               mountPath: /var/run/stateshift/serving-certs
               readOnly: true
+            {{- if $p.registrySecret }}
+            - name: registry-credentials
+              mountPath: /var/run/stateshift/registry
+              readOnly: true
+            {{- end }}
       volumes:
+        {{- if $p.registrySecret }}
+        # Read access to the checkpoint repositories (the Secret the
+        # CheckpointPolicies name; a read-only robot account is enough).
+        - name: registry-credentials
+          secret:
+            secretName: {{ $p.registrySecret }}
+            optional: true
+            defaultMode: 0440
+        {{- end }}
         - name: serving-certs
           secret:
             secretName: stateshift-pod-restore-certs

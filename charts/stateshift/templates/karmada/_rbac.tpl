@@ -225,6 +225,7 @@ metadata:
 rules:
   - apiGroups: [""]
     resources: ["secrets"]
+    resourceNames: {{ toJson .Values.members.agent.registrySecrets }}
     verbs: ["get"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
