@@ -246,11 +246,38 @@ func (h *harness) setBindingStatus(cluster, restoredFrom string) {
 	if restoredFrom != "" {
 		raw = fmt.Sprintf(`{"readyReplicas":1,"stateshift":{"restoredFrom":%q}}`, restoredFrom)
 	}
+	if restoredFrom != "" {
+		h.restorePod("db-0", restoredFrom, "")
+	}
 	h.updateBinding(true, func(rb *workv1alpha2.ResourceBinding) {
 		rb.Status.AggregatedStatus = []workv1alpha2.AggregatedStatusItem{{
 			ClusterName: cluster, Applied: true, Health: workv1alpha2.ResourceHealthy, Status: &runtime.RawExtension{Raw: []byte(raw)},
 		}}
 	})
+}
+
+// restorePod plays the restore plan and the member's pod-restore webhook
+// on a pod: it carries restoredFrom, and coldStart when the webhook
+// started it from its original image.
+func (h *harness) restorePod(name, restoredFrom, coldStart string) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pod := &corev1.Pod{}
+		if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: name}, pod); err != nil {
+			return err
+		}
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[restore.AnnotationRestoredFrom] = restoredFrom
+		if coldStart != "" {
+			pod.Annotations[restore.AnnotationColdStart] = coldStart
+		}
+		return h.c.Update(h.ctx, pod)
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // updateBinding changes the binding as Karmada or an operator would, on
