@@ -34,9 +34,13 @@ func (r MigrationReconciler) restoring(ctx context.Context, mv *move) (ctrl.Resu
 	if ok, err := r.restoredFromPlan(ctx, mv, st.RestoredFrom); !ok || err != nil {
 		return ctrl.Result{RequeueAfter: poll}, err
 	}
-	if cold := ColdPlannedPods(mv.w.kind(), m.Status.Checkpoints, j); len(cold) > 0 {
+	cold, pending := ColdPlannedPods(mv.w.kind(), m.Status.Checkpoints, j)
+	if len(cold) > 0 {
 		msg := fmt.Sprintf("%s runs healthy but these planned pods did not restore their checkpoint: %s", dest, strings.Join(cold, "; "))
 		return r.impossible(ctx, mv, "DestinationStartedCold", msg, false)
+	}
+	if pending {
+		return ctrl.Result{RequeueAfter: poll}, nil
 	}
 	r.condition(m, v1alpha1.ConditionRestored, true, "Restored", fmt.Sprintf("%s runs restored from %s (pods %v)", dest, st.RestoredFrom, j.Restored))
 	if err := r.set(m, v1alpha1.MigrationRestored, fmt.Sprintf("%s runs healthy, restored from %s", dest, st.RestoredFrom)); err != nil {

@@ -74,37 +74,33 @@ func restoreFailure(pod *corev1.Pod) string {
 	return ""
 }
 
-// ColdPlannedPods lists the planned pods that do not run their checkpoint:
-// a StatefulSet's checkpointed pods by name; a Deployment's every pod (all
-// its replicas restore the plan's checkpoint).
-func ColdPlannedPods(kind string, planned []v1alpha1.MigrationCheckpoint, j PodJudgement) []string {
+// ColdPlannedPods lists the planned pods that started cold ("pod started
+// cold (reason)"): a StatefulSet's checkpointed pods by name, a
+// Deployment's every pod (all its replicas restore the plan's checkpoint).
+// pending says that a planned pod does not run yet, either way.
+func ColdPlannedPods(kind string, planned []v1alpha1.MigrationCheckpoint, j PodJudgement) (cold []string, pending bool) {
 	restored := map[string]bool{}
 	for _, p := range j.Restored {
 		restored[p] = true
 	}
-	var out []string
-	describe := func(pod string) string {
-		if why, ok := j.Cold[pod]; ok {
-			return fmt.Sprintf("%s started cold (%s)", pod, why)
+	describe := func(pod string) string { return fmt.Sprintf("%s started cold (%s)", pod, j.Cold[pod]) }
+	if kind != "StatefulSet" {
+		for pod := range j.Cold {
+			cold = append(cold, describe(pod))
 		}
-		return pod + " is not running"
+		sort.Strings(cold)
+		return cold, len(j.Restored) == 0 && len(cold) == 0
 	}
-	if kind == "StatefulSet" {
-		for _, mc := range planned {
-			if mc.Pod != "" && !restored[mc.Pod] {
-				out = append(out, describe(mc.Pod))
-			}
+	for _, mc := range planned {
+		switch _, isCold := j.Cold[mc.Pod]; {
+		case mc.Pod == "" || restored[mc.Pod]:
+		case isCold:
+			cold = append(cold, describe(mc.Pod))
+		default:
+			pending = true
 		}
-		return out
 	}
-	for pod := range j.Cold {
-		out = append(out, describe(pod))
-	}
-	if len(j.Restored) == 0 && len(out) == 0 {
-		out = append(out, "no pod runs")
-	}
-	sort.Strings(out)
-	return out
+	return cold, pending
 }
 
 // markUnable labels a cluster whose pods failed to restore
