@@ -84,6 +84,9 @@ func (c *Controller) release(ctx context.Context, rb *workv1alpha2.ResourceBindi
 	return nil
 }
 
+// EvictionProducer names stateshift on the graceful eviction tasks it adds.
+const EvictionProducer = "stateshift"
+
 // moveTo places the binding on dest only and asks for a fresh schedule.
 // Karmada has no "move this workload" call: a PropagationPolicy edit would
 // move every workload it selects, and a higher-priority policy needs the
@@ -92,17 +95,58 @@ func (c *Controller) release(ctx context.Context, rb *workv1alpha2.ResourceBindi
 // or the policy changes (detector.go ApplyPolicy), so the move holds until
 // then; the README tells operators to update their policy for a
 // permanent move.
-func (c *Controller) moveTo(ctx context.Context, rb *workv1alpha2.ResourceBinding, dest string, now time.Time) error {
-	patch := client.MergeFrom(rb.DeepCopy())
+//
+// A placement change alone is a reschedule that deletes the sources'
+// Works at once. The sources go to graceful eviction tasks instead, with
+// deletion suppressed: they keep running until the Migration ends (the
+// HoldReconciler lifts the suppression), so a destination that fails to
+// restore leaves the workload running where it was.
+func (c *Controller) moveTo(ctx context.Context, rb *workv1alpha2.ResourceBinding, dest string, now time.Time, by string) error {
+	patch := client.MergeFromWithOptions(rb.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	if rb.Spec.Placement == nil {
 		rb.Spec.Placement = &policyv1alpha1.Placement{}
 	}
 	rb.Spec.Placement.ClusterAffinity = &policyv1alpha1.ClusterAffinity{ClusterNames: []string{dest}}
 	rb.Spec.Placement.ClusterAffinities = nil
+	for _, src := range BoundClusters(rb) {
+		if src != dest {
+			rb.Spec.GracefulEvictCluster(src, workv1alpha2.NewTaskOptions(
+				workv1alpha2.WithProducer(EvictionProducer), workv1alpha2.WithReason("StateshiftMigration"),
+				workv1alpha2.WithMessage(by), workv1alpha2.WithPurgeMode(policyv1alpha1.PurgeModeGracefully),
+				workv1alpha2.WithSuppressDeletion(ptr.To(true))))
+		}
+	}
 	t := metav1.NewTime(now)
 	rb.Spec.RescheduleTriggeredAt = &t
 	if err := c.Client.Patch(ctx, rb, patch); err != nil {
 		return fmt.Errorf("move binding %s/%s to %s: %w", rb.Namespace, rb.Name, dest, err)
+	}
+	return nil
+}
+
+// keptSources are the Migrations whose graceful eviction tasks keep their
+// sources on the binding.
+func keptSources(rb *workv1alpha2.ResourceBinding) []string {
+	var out []string
+	for _, t := range rb.Spec.GracefulEvictionTasks {
+		if t.Producer == EvictionProducer && ptr.Deref(t.SuppressDeletion, false) {
+			out = appendUnique(out, t.Message)
+		}
+	}
+	return out
+}
+
+// releaseSources lets Karmada delete the sources Migration by kept.
+func (c *Controller) releaseSources(ctx context.Context, rb *workv1alpha2.ResourceBinding, by string) error {
+	patch := client.MergeFromWithOptions(rb.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	for i := range rb.Spec.GracefulEvictionTasks {
+		t := &rb.Spec.GracefulEvictionTasks[i]
+		if t.Producer == EvictionProducer && t.Message == by {
+			t.SuppressDeletion = ptr.To(false)
+		}
+	}
+	if err := c.Client.Patch(ctx, rb, patch); err != nil {
+		return fmt.Errorf("release the sources of Migration %s on binding %s/%s: %w", by, rb.Namespace, rb.Name, err)
 	}
 	return nil
 }

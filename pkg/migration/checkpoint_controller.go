@@ -3,8 +3,10 @@ package migration
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +26,9 @@ import (
 type CheckpointReconciler struct{ *Controller }
 
 func setupCheckpoints(mgr manager.Manager, c *Controller) error {
+	if err := setupCheckpointImages(mgr, c); err != nil {
+		return err
+	}
 	return c.policyController(mgr, "stateshift-checkpoints").Complete(CheckpointReconciler{c})
 }
 
@@ -94,7 +99,7 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 	if err != nil {
 		return pw, 0, err
 	}
-	cps, err := r.retain(ctx, p, w, active)
+	all, err := r.listWorkloadCheckpoints(ctx, w)
 	if err != nil {
 		return pw, 0, err
 	}
@@ -102,12 +107,20 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 	if len(pw.Clusters) == 0 {
 		// Mid-move: an eviction takes the source out of the binding before
 		// the scheduler adds the destination. The Checkpoints say where it ran.
-		pw.Clusters = LeftClusters(nil, cps, time.Time{})
+		pw.Clusters = LeftClusters(nil, all, time.Time{})
+	}
+	running, err := r.runningPods(ctx, w, pw.Clusters)
+	if err != nil {
+		return pw, 0, err
+	}
+	cps, err := r.retain(ctx, p, w, active, all, runningKeys(running))
+	if err != nil {
+		return pw, 0, err
 	}
 	if err := r.freshForMigration(ctx, p, w, active); err != nil {
 		return pw, 0, err
 	}
-	wait, err := r.scheduled(ctx, p, w, pw.Clusters, cps, &pw)
+	wait, err := r.scheduled(ctx, p, w, running, cps, &pw)
 	if err != nil {
 		return pw, wait, err
 	}
@@ -117,15 +130,11 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 // scheduled takes a checkpoint of every running pod of the current
 // template whose last one is an interval old, and lists the pods with
 // their latest verified checkpoint (keyed by cluster and pod).
-func (r CheckpointReconciler) scheduled(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, clusters []string, cps []v1alpha1.Checkpoint, pw *v1alpha1.ProtectedWorkload) (time.Duration, error) {
+func (r CheckpointReconciler) scheduled(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, running map[string][]corev1.Pod, cps []v1alpha1.Checkpoint, pw *v1alpha1.ProtectedWorkload) (time.Duration, error) {
 	current := OfTemplate(cps, TemplateHash(w.u))
 	wait := interval(p)
-	for _, cluster := range clusters {
-		pods, err := r.Pods.Pods(ctx, cluster, w.ns(), w.selector)
-		if err != nil {
-			return wait, err
-		}
-		for _, pod := range runningPods(pods) {
+	for _, cluster := range sortedKeys(running) {
+		for _, pod := range running[cluster] {
 			mine := ofPod(onCluster(current, cluster), pod.Name)
 			pw.Pods = append(pw.Pods, podRef(cluster, pod.Name, LatestVerified(mine)))
 			if !PodRunsTemplate(&pod, w.u) {
@@ -204,4 +213,37 @@ func (r CheckpointReconciler) reportPlan(ctx context.Context, w *workload, cps [
 		pw.Message = "no cluster runs the workload healthy yet: not armed (the plan would rewrite the source)"
 	}
 	return nil
+}
+
+// runningPods lists the workload's running pods on each cluster.
+func (c *Controller) runningPods(ctx context.Context, w *workload, clusters []string) (map[string][]corev1.Pod, error) {
+	out := map[string][]corev1.Pod{}
+	for _, cluster := range clusters {
+		pods, err := c.Pods.Pods(ctx, cluster, w.ns(), w.selector)
+		if err != nil {
+			return nil, err
+		}
+		out[cluster] = runningPods(pods)
+	}
+	return out, nil
+}
+
+// runningKeys are the "<cluster>/<pod>" keys of running pods.
+func runningKeys(running map[string][]corev1.Pod) map[string]bool {
+	out := map[string]bool{}
+	for cluster, pods := range running {
+		for _, pod := range pods {
+			out[cluster+"/"+pod.Name] = true
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -20,7 +20,8 @@ func (c *Controller) listWorkloadCheckpoints(ctx context.Context, w *workload) (
 	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label()}); err != nil {
 		return nil, fmt.Errorf("list checkpoints of %s: %w", w.label(), err)
 	}
-	return l.Items, nil
+	// One being deleted (its images going) is no longer a checkpoint to use.
+	return filterCheckpoints(l.Items, func(c *v1alpha1.Checkpoint) bool { return c.DeletionTimestamp == nil }), nil
 }
 
 // latestByPod is the latest verified Checkpoint of each pod name among cps.
@@ -68,6 +69,10 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 				LabelManagedBy: ManagedBy,
 			},
 			Annotations: map[string]string{AnnotationTemplateHash: TemplateHash(w.u), AnnotationTemplateImages: templateImagesJSON(w.u)},
+			// Owned by the policy: deleting it deletes its Checkpoints, and
+			// the finalizer their images first.
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "CheckpointPolicy", Name: p.Name, UID: p.UID}},
+			Finalizers:      []string{FinalizerImages},
 		},
 		Spec: v1alpha1.CheckpointSpec{
 			PodName:              pod,

@@ -65,7 +65,9 @@ type Controller struct {
 	Pods        PodLister
 	Recorder    record.EventRecorder
 	DeleteImage func(ctx context.Context, image string, kc authn.Keychain) error
-	Options     Options
+	// CheckPull checks that a destination can pull a checkpoint image.
+	CheckPull ImagePullChecker
+	Options   Options
 	// Now is the clock (tests may set it).
 	Now func() time.Time
 }
@@ -186,6 +188,7 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 		Pods:        pods,
 		Recorder:    mgr.GetEventRecorderFor("stateshift-migration"),
 		DeleteImage: DeleteImage,
+		CheckPull:   CheckImagePullable,
 		Options:     o,
 	}
 	for _, name := range ControllerNames() {

@@ -14,9 +14,10 @@ import (
 )
 
 // HoldReconciler (part of the migrations controller, the only writer of
-// holds) lifts a scheduling hold whose Migration is gone or finished:
-// deleting a held Migration is how a person releases the move, and a hold
-// must never outlive its Migration.
+// holds) lifts a scheduling hold, and the deletion suppression of the
+// sources a person's move keeps, once their Migration is gone or
+// finished: deleting a held Migration is how a person releases the move,
+// and neither may outlive its Migration.
 type HoldReconciler struct{ *Controller }
 
 // Reconcile implements reconcile.Reconciler.
@@ -25,23 +26,40 @@ func (r HoldReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if err := r.Client.Get(ctx, req.NamespacedName, rb); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	by := rb.Annotations[AnnotationScheduling]
-	if by == "" {
-		return ctrl.Result{}, nil
+	if by := rb.Annotations[AnnotationScheduling]; by != "" {
+		if over, err := r.migrationOver(ctx, rb.Namespace, by); err != nil || !over {
+			return ctrl.Result{}, err
+		}
+		if err := r.release(ctx, rb, by); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
-	m := &v1alpha1.Migration{}
-	err := r.reader().Get(ctx, client.ObjectKey{Namespace: rb.Namespace, Name: by}, m)
-	if err == nil && !isTerminal(m.Status.Phase) && m.DeletionTimestamp == nil {
-		return ctrl.Result{}, nil
+	for _, by := range keptSources(rb) {
+		if over, err := r.migrationOver(ctx, rb.Namespace, by); err != nil || !over {
+			return ctrl.Result{}, err
+		}
+		if err := r.releaseSources(ctx, rb, by); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
-	if err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{}, r.release(ctx, rb, by)
+	return ctrl.Result{}, nil
 }
 
-// heldByStateshift selects the bindings stateshift holds.
-func heldByStateshift(o client.Object) bool { return o.GetAnnotations()[AnnotationScheduling] != "" }
+// migrationOver says whether the Migration is gone, going or finished.
+func (r HoldReconciler) migrationOver(ctx context.Context, ns, name string) (bool, error) {
+	m := &v1alpha1.Migration{}
+	err := r.reader().Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, m)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	return err == nil && (isTerminal(m.Status.Phase) || m.DeletionTimestamp != nil), err
+}
+
+// heldByStateshift selects the bindings stateshift holds or keeps sources of.
+func heldByStateshift(o client.Object) bool {
+	rb, ok := o.(*workv1alpha2.ResourceBinding)
+	return ok && (rb.Annotations[AnnotationScheduling] != "" || len(keptSources(rb)) > 0)
+}
 
 // bindingOfMigration enqueues the binding of a Migration's workload (its
 // end or deletion may release a hold).

@@ -18,6 +18,7 @@ import (
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/migration"
 	"github.com/stateshift/stateshift/pkg/restore"
+	"github.com/stateshift/stateshift/test/registry"
 )
 
 // waitMigration waits for the Migration name to reach phase with a
@@ -124,7 +125,12 @@ func TestPhaseDeadline(t *testing.T) {
 	}
 
 	// Hold: the move is called off at the deadline, not made cold.
-	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) { rb.Spec.Placement = nil })
+	// Karmada would now run it on member2 (the source kept by a graceful
+	// eviction task); put it back on member1 for the second part.
+	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) {
+		rb.Spec.Placement, rb.Spec.GracefulEvictionTasks = nil, nil
+		rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "member1", Replicas: 1}}
+	})
 	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		p := &v1alpha1.CheckpointPolicy{}
 		if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p); err != nil {
@@ -228,4 +234,141 @@ func TestRestoredNeedsEveryPlannedPod(t *testing.T) {
 	if !strings.Contains(m.Status.Message, "db-0 started cold (the restore plan was armed for generation 1") {
 		t.Fatalf("message does not name the cold pod and why: %q", m.Status.Message)
 	}
+}
+
+// TestManualMoveKeepsSourceUntilRestored (defect 7): a person's move used
+// to change the placement only, which Karmada treats as a reschedule that
+// deletes the source at once. Now the source goes to a graceful eviction
+// task whose deletion stays suppressed until the Migration ends, and the
+// destination's access to the images is checked before the move.
+func TestManualMoveKeepsSourceUntilRestored(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
+	h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval.Duration = time.Hour })
+	h.manualMove("to-member2", "member2", time.Minute)
+	h.freshCheckpoint("to-member2")
+	keptTask := func(suppressed bool) func() (bool, string) {
+		return func() (bool, string) {
+			rb := h.binding()
+			for _, task := range rb.Spec.GracefulEvictionTasks {
+				if task.FromCluster == "member1" && task.Producer == migration.EvictionProducer && task.SuppressDeletion != nil && *task.SuppressDeletion == suppressed {
+					return true, ""
+				}
+			}
+			m := &v1alpha1.Migration{}
+			_ = h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "to-member2"}, m)
+			return false, fmt.Sprintf("clusters %v tasks %+v placement %+v; migration %s %q", rb.Spec.Clusters, rb.Spec.GracefulEvictionTasks, rb.Spec.Placement, m.Status.Phase, m.Status.Message)
+		}
+	}
+	h.eventually("member1 kept by a suppressed graceful eviction task", 20*time.Second, keptTask(true))
+	// Karmada's scheduler places it on member2; it comes up restored.
+	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) {
+		rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "member2", Replicas: 1}}
+	})
+	h.setBindingStatus("member2", h.overridePolicy().Annotations[restore.AnnotationRestoredFrom])
+	h.waitMigration("to-member2", v1alpha1.MigrationRestored, v1alpha1.ConditionRestored, "Restored")
+	h.eventually("member1 released once restored", 15*time.Second, keptTask(false))
+}
+
+// TestManualMoveChecksTheDestinationCanPull (defect 7): the registry wants
+// credentials the policy does not give: the destination could not pull
+// the checkpoint, so the move falls back before it is made.
+func TestManualMoveChecksTheDestinationCanPull(t *testing.T) {
+	h := startWith(t, harnessOptions{registry: []registry.Option{registry.WithAuth("agent", "agent-only")}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
+	h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval.Duration = time.Hour })
+	h.manualMove("to-member2", "member2", time.Minute)
+	h.freshCheckpoint("to-member2")
+	m := h.waitMigration("to-member2", v1alpha1.MigrationFellBack, v1alpha1.ConditionFellBack, "ImageNotPullable")
+	if !strings.Contains(m.Status.Message, "cannot pull checkpoint") {
+		t.Fatalf("message does not say the image cannot be pulled: %q", m.Status.Message)
+	}
+}
+
+// checkpointsOf lists the Checkpoints of pod, including those being deleted.
+func (h *harness) checkpointsOf(pod string) []v1alpha1.Checkpoint {
+	h.t.Helper()
+	var l v1alpha1.CheckpointList
+	if err := h.c.List(h.ctx, &l, client.InNamespace(h.ns), client.MatchingLabels{migration.LabelPod: pod}); err != nil {
+		h.t.Fatal(err)
+	}
+	return l.Items
+}
+
+// TestRetentionKeepsCheckpointWhoseImageCannotBeDeleted (defect 6): the
+// registry refuses the controller's delete (it has no credentials for it).
+// Before, the Checkpoint was deleted anyway and its image left with no
+// record. Now it stays (being deleted, its finalizer waiting) with an
+// Event, and its image is still there to be reclaimed.
+func TestRetentionKeepsCheckpointWhoseImageCannotBeDeleted(t *testing.T) {
+	h := startWith(t, harnessOptions{registry: []registry.Option{registry.WithAuth("agent", "agent-only")}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.statefulSet("member1")
+	h.policy(nil)
+	var first []string
+	h.eventually("a scheduled checkpoint", 20*time.Second, func() (bool, string) {
+		first = h.agent(true)
+		return len(first) == 1, ""
+	})
+	h.eventually("the next scheduled checkpoint", 20*time.Second, func() (bool, string) { return len(h.agent(true)) == 1, "" })
+	h.eventually("the old checkpoint being deleted, kept by its finalizer", 20*time.Second, func() (bool, string) {
+		cp := &v1alpha1.Checkpoint{}
+		err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: first[0]}, cp)
+		return err == nil && cp.DeletionTimestamp != nil, fmt.Sprint(err)
+	})
+	h.event("Checkpoint", first[0], "ImageDeleteFailed")
+	time.Sleep(2 * time.Second)
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: first[0]}, &v1alpha1.Checkpoint{}); err != nil {
+		t.Fatalf("the Checkpoint went although its image was not deleted: %v", err)
+	}
+}
+
+// TestRetentionDropsPodsThatAreGone (defect 6): keep=3 per cluster and
+// pod. Before, the Checkpoints of a pod that no longer runs (a
+// Deployment's pods get new names on every rollout) stayed for ever. Now
+// only the one the armed plan uses stays.
+func TestRetentionDropsPodsThatAreGone(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Retention.Keep = 3 })
+	h.eventually("three checkpoints of db-0", 40*time.Second, func() (bool, string) {
+		h.agent(true)
+		n := len(h.checkpointsOf("db-0"))
+		return n >= 3, fmt.Sprint(n)
+	})
+	if err := h.c.Delete(h.ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: h.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("only the armed checkpoint of the gone pod left", 20*time.Second, func() (bool, string) {
+		h.agent(true)
+		op := h.overridePolicy()
+		if op == nil {
+			return false, "not armed"
+		}
+		armed := op.Annotations[restore.AnnotationRestoredFrom]
+		var names []string
+		for _, cp := range h.checkpointsOf("db-0") {
+			names = append(names, cp.Name)
+		}
+		return len(names) == 1 && names[0] == armed, fmt.Sprintf("%v armed %s", names, armed)
+	})
+}
+
+// freshCheckpoint plays the agent until the fresh Checkpoint of Migration
+// mig is done.
+func (h *harness) freshCheckpoint(mig string) {
+	h.t.Helper()
+	h.eventually("the fresh checkpoint of "+mig, 20*time.Second, func() (bool, string) {
+		h.agent(true)
+		var l v1alpha1.CheckpointList
+		if err := h.c.List(h.ctx, &l, client.InNamespace(h.ns), client.MatchingLabels{migration.LabelMigration: mig}); err != nil {
+			return false, err.Error()
+		}
+		return len(l.Items) > 0 && l.Items[0].IsFinished(), fmt.Sprint(len(l.Items))
+	})
 }

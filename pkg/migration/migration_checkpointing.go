@@ -96,7 +96,10 @@ func (r MigrationReconciler) armed(ctx context.Context, mv *move) (ctrl.Result, 
 		}
 	}
 	if m.Spec.Trigger == v1alpha1.TriggerManual && !placedOn(mv.rb, m.Spec.DestinationCluster) {
-		if err := r.moveTo(ctx, mv.rb, m.Spec.DestinationCluster, r.now()); err != nil {
+		if err := r.pullable(ctx, mv); err != nil {
+			return r.impossible(ctx, mv, "ImageNotPullable", err.Error(), true)
+		}
+		if err := r.moveTo(ctx, mv.rb, m.Spec.DestinationCluster, r.now(), m.Name); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -135,4 +138,22 @@ func (r MigrationReconciler) awaitDestination(ctx context.Context, mv *move) (ct
 	}
 	msg := fmt.Sprintf("Karmada placed the workload on %s; waiting for it to run restored", m.Status.DestinationCluster)
 	return ctrl.Result{RequeueAfter: poll}, r.set(m, v1alpha1.MigrationRestoring, msg)
+}
+
+// pullable checks, before a person's move, that the destination can pull
+// every image the move restores, with the credentials the plan gives it
+// (the policy's registry Secret).
+func (r MigrationReconciler) pullable(ctx context.Context, mv *move) error {
+	if r.CheckPull == nil {
+		return nil
+	}
+	kc := r.keychain(ctx, mv.p)
+	for _, mc := range mv.m.Status.Checkpoints {
+		for _, image := range mc.Images {
+			if err := r.CheckPull(ctx, image, kc); err != nil {
+				return fmt.Errorf("%s cannot pull checkpoint %s: %w", mv.m.Spec.DestinationCluster, mc.Name, err)
+			}
+		}
+	}
+	return nil
 }

@@ -119,7 +119,7 @@ func (r MigrationReconciler) impossible(ctx context.Context, mv *move, reason, m
 		return ctrl.Result{}, err
 	}
 	if m.Spec.Trigger == v1alpha1.TriggerManual && m.Status.Phase != v1alpha1.MigrationRestoring {
-		if err := r.moveTo(ctx, mv.rb, m.Spec.DestinationCluster, r.now()); err != nil {
+		if err := r.moveTo(ctx, mv.rb, m.Spec.DestinationCluster, r.now(), m.Name); err != nil {
 			return ctrl.Result{}, err
 		}
 	}

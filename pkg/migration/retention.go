@@ -149,18 +149,24 @@ func filterCheckpoints(cps []v1alpha1.Checkpoint, keep func(*v1alpha1.Checkpoint
 // namespace, uncached (see Controller.Secrets); without them the registry
 // is used anonymously.
 func (c *Controller) keychain(ctx context.Context, p *v1alpha1.CheckpointPolicy) authn.Keychain {
-	if p.Spec.CredentialsSecretRef == nil {
+	return c.keychainOf(ctx, p.Spec.CredentialsSecretRef, p)
+}
+
+// keychainOf reads the registry credentials ref names (an Event on about
+// says why they cannot be read).
+func (c *Controller) keychainOf(ctx context.Context, ref *v1alpha1.SecretReference, about client.Object) authn.Keychain {
+	if ref == nil {
 		return nil
 	}
 	s := &corev1.Secret{}
-	key := client.ObjectKey{Namespace: c.Options.SecretNamespace, Name: p.Spec.CredentialsSecretRef.Name}
+	key := client.ObjectKey{Namespace: c.Options.SecretNamespace, Name: ref.Name}
 	if err := c.getSecret(ctx, key, s); err != nil {
-		c.Recorder.Eventf(p, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
+		c.Recorder.Eventf(about, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
 		return nil
 	}
 	cfg, err := registryauth.Parse(s)
 	if err != nil {
-		c.Recorder.Eventf(p, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
+		c.Recorder.Eventf(about, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
 		return nil
 	}
 	return cfg.Keychain()
@@ -193,25 +199,54 @@ func byClusterAndPod(cps []v1alpha1.Checkpoint) map[string][]v1alpha1.Checkpoint
 }
 
 // retain applies the policy's retention to the workload's Checkpoints and
-// returns those kept. Never pruned: the Checkpoints a running Migration
-// uses and those whose images the armed plan restores (with keep=1 the
-// image being restored would otherwise go).
-func (c *Controller) retain(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, active *v1alpha1.Migration) ([]v1alpha1.Checkpoint, error) {
-	all, err := c.listWorkloadCheckpoints(ctx, w)
-	if err != nil {
-		return nil, err
-	}
+// returns those kept. Per cluster and pod the keep newest verified ones
+// stay; of a pod that no longer runs there (a Deployment's pods get new
+// names on every rollout and move) none stays but those in use. Never
+// pruned: the Checkpoints a running Migration uses and those whose images
+// the armed plan restores (with keep=1 the image being restored would
+// otherwise go).
+func (c *Controller) retain(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, active *v1alpha1.Migration, all []v1alpha1.Checkpoint, running map[string]bool) ([]v1alpha1.Checkpoint, error) {
 	inUse, err := c.inUse(ctx, w, active, all)
 	if err != nil {
 		return nil, err
 	}
+	groups := byClusterAndPod(all)
+	var newestRunning int64
+	for key, group := range groups {
+		if l := LatestVerified(group); l != nil && running[key] {
+			newestRunning = max(newestRunning, completedAt(l))
+		}
+	}
 	var kept []v1alpha1.Checkpoint
-	for _, group := range byClusterAndPod(all) {
+	for key, group := range groups {
 		k, deleted := Prune(group, p.KeepOrDefault(), inUse)
+		if !running[key] {
+			// A gone pod's newest checkpoint stays while it is newer than
+			// any of a running pod: the restore plan may arm it (mid-move,
+			// the source's pods are gone and the destination has none yet).
+			if l := LatestVerified(group); l != nil && completedAt(l) > newestRunning {
+				k, deleted = Prune(group, 1, inUse)
+			} else {
+				k, deleted = PruneGone(group, inUse)
+			}
+		}
 		kept = append(kept, k...)
 		kept = append(kept, c.prune(ctx, p, deleted)...)
 	}
 	return kept, nil
+}
+
+// PruneGone splits the Checkpoints of a pod that no longer runs: only the
+// unfinished and those in use stay.
+func PruneGone(cps []v1alpha1.Checkpoint, inUse map[string]bool) (kept, deleted []v1alpha1.Checkpoint) {
+	for _, c := range cps {
+		if inUse[c.Name] || !c.IsFinished() {
+			kept = append(kept, c)
+		} else {
+			deleted = append(deleted, c)
+		}
+	}
+	return kept, deleted
 }
 
 // inUse names the Checkpoints retention must keep: those of the running
@@ -242,39 +277,17 @@ func (c *Controller) inUse(ctx context.Context, w *workload, active *v1alpha1.Mi
 	return out, nil
 }
 
-// prune deletes Checkpoints past retention and their images, and returns
-// those it could not delete. Karmada deletes the propagated copies. A
-// Checkpoint whose image the registry refused to delete stays (with an
-// Event) and is retried next round: deleting it would lose the only
-// record of the image.
+// prune deletes Checkpoints past retention and returns those it could not
+// delete. The images go with them: the checkpoints controller's finalizer
+// deletes a Checkpoint's images before the Checkpoint goes (and keeps it
+// while the registry refuses); Karmada deletes the propagated copies.
 func (c *Controller) prune(ctx context.Context, p *v1alpha1.CheckpointPolicy, deleted []v1alpha1.Checkpoint) (left []v1alpha1.Checkpoint) {
-	if len(deleted) == 0 {
-		return nil
-	}
-	kc := c.keychain(ctx, p)
 	for i := range deleted {
 		cp := &deleted[i]
-		if err := c.deleteImages(ctx, cp, kc); err != nil {
-			checkpointsPruned.WithLabelValues("error").Inc()
-			c.Recorder.Eventf(p, corev1.EventTypeWarning, "ImageDeleteFailed", "checkpoint %s kept until its image is deleted: %v", cp.Name, err)
-			left = append(left, *cp)
-			continue
-		}
 		if err := c.Client.Delete(ctx, cp); err != nil && !apierrors.IsNotFound(err) {
 			c.Recorder.Eventf(p, corev1.EventTypeWarning, "CheckpointDeleteFailed", "checkpoint %s: %v", cp.Name, err)
 			left = append(left, *cp)
-			continue
 		}
-		checkpointsPruned.WithLabelValues("ok").Inc()
 	}
 	return left
-}
-
-func (c *Controller) deleteImages(ctx context.Context, cp *v1alpha1.Checkpoint, kc authn.Keychain) error {
-	for _, cc := range cp.Status.Containers {
-		if err := c.DeleteImage(ctx, cc.Image, kc); err != nil {
-			return err
-		}
-	}
-	return nil
 }
