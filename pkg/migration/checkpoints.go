@@ -55,14 +55,41 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 	}
 	// Named from the checkpoint it follows: two reconciles of one round (a
 	// policy event and a binding event together) derive the same name, and
-	// the second Create finds the first's Checkpoint instead of a twin.
+	// the second Create finds the first's Checkpoint, unfinished, instead
+	// of a twin. A finished one of that name is an older checkpoint (the
+	// newest is ambiguous when two were created in the same second): the
+	// next name is derived from it.
 	prev, err := c.latestCheckpointName(ctx, w, pod)
 	if err != nil {
 		return nil, err
 	}
+	for range 5 {
+		cp := newCheckpoint(p, w, cluster, pod, migration, checkpointName(pod, cluster, migration, prev))
+		err := c.Client.Create(ctx, cp)
+		if err == nil {
+			checkpointsCreated.WithLabelValues(map[bool]string{true: "migration", false: "schedule"}[migration != ""]).Inc()
+			return cp, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("create checkpoint of pod %s/%s in %s: %w", w.ns(), pod, cluster, err)
+		}
+		existing := &v1alpha1.Checkpoint{}
+		if err := c.reader().Get(ctx, client.ObjectKeyFromObject(cp), existing); err != nil {
+			return nil, fmt.Errorf("checkpoint %s of pod %s/%s: %w", cp.Name, w.ns(), pod, err)
+		}
+		if !existing.IsFinished() && existing.DeletionTimestamp == nil {
+			return existing, nil
+		}
+		prev = existing.Name
+	}
+	return nil, fmt.Errorf("create checkpoint of pod %s/%s in %s: no free name after %s", w.ns(), pod, cluster, prev)
+}
+
+// newCheckpoint is the Checkpoint of pod in cluster the policy asks for.
+func newCheckpoint(p *v1alpha1.CheckpointPolicy, w *workload, cluster, pod, migration, name string) *v1alpha1.Checkpoint {
 	cp := &v1alpha1.Checkpoint{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      checkpointName(pod, cluster, migration, prev),
+			Name:      name,
 			Namespace: w.ns(),
 			Labels: map[string]string{
 				LabelWorkload: w.label(), LabelCluster: cluster, LabelPolicy: p.Name, LabelPod: pod,
@@ -83,23 +110,10 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 			Compression:          p.Spec.Compression,
 		},
 	}
-	reason := "schedule"
 	if migration != "" {
 		cp.Labels[LabelMigration] = migration
-		reason = "migration"
 	}
-	if err := c.Client.Create(ctx, cp); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			existing := &v1alpha1.Checkpoint{}
-			if err := c.reader().Get(ctx, client.ObjectKeyFromObject(cp), existing); err != nil {
-				return nil, fmt.Errorf("checkpoint %s of pod %s/%s: %w", cp.Name, w.ns(), pod, err)
-			}
-			return existing, nil
-		}
-		return nil, fmt.Errorf("create checkpoint of pod %s/%s in %s: %w", w.ns(), pod, cluster, err)
-	}
-	checkpointsCreated.WithLabelValues(reason).Inc()
-	return cp, nil
+	return cp
 }
 
 // latestCheckpointName is the newest Checkpoint of the pod, read uncached.
