@@ -23,6 +23,9 @@ if [[ -d test/bench/realmigration ]]; then
   run go run ./test/bench/realmigration
 fi
 run go test -run '^$' -bench . -benchmem ./pkg/interpreter/... ./pkg/restore/...
+# The controller soak: 50 scheduled rounds with rollouts and moves against a
+# real API server and registry; prints BENCH controller-soak.
+run go test -run '^$' -bench ControllerSoak -benchtime 1x -timeout 20m ./pkg/migration/
 
 echo
 echo "Summary:"

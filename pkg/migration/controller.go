@@ -3,22 +3,19 @@ package migration
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
-	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/record"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/restore"
@@ -30,7 +27,8 @@ const restoreKey = restore.AnnotationRestoredFrom
 // Options configure the controller.
 type Options struct {
 	// SecretNamespace holds the registry credentials Secrets the controller
-	// reads (named by the policies) to delete old images.
+	// reads (named by the policies) to delete old images. It is the
+	// controller's own namespace, not necessarily the leader-election one.
 	SecretNamespace string
 	// WatchClusters enables the cordon detector (needs Karmada's Cluster API).
 	WatchClusters bool
@@ -38,6 +36,10 @@ type Options struct {
 	// zero): a call that blocks (an API server or member that does not
 	// answer) must fail and be retried, not stop its controller's worker.
 	ReconcileTimeout time.Duration
+	// Controllers turns controllers on and off by name, as Karmada's
+	// --controllers: "*" is every controller, "-name" turns one off, "name"
+	// turns one on. Empty means "*".
+	Controllers []string
 }
 
 // DefaultReconcileTimeout is Options.ReconcileTimeout's default: far longer
@@ -45,7 +47,10 @@ type Options struct {
 // that a stuck round shows up as an error within minutes.
 const DefaultReconcileTimeout = time.Minute
 
-// Controller is what the reconcilers share.
+// DefaultSecretNamespace is Options.SecretNamespace's default.
+const DefaultSecretNamespace = "stateshift-system"
+
+// Controller is what the reconcilers share: clients and settings, no state.
 type Controller struct {
 	Client client.Client
 	// Reader reads without the cache: Checkpoints and Migrations the
@@ -60,7 +65,9 @@ type Controller struct {
 	Pods        PodLister
 	Recorder    record.EventRecorder
 	DeleteImage func(ctx context.Context, image string, kc authn.Keychain) error
-	Options     Options
+	// CheckPull checks that a destination can pull a checkpoint image.
+	CheckPull ImagePullChecker
+	Options   Options
 	// Now is the clock (tests may set it).
 	Now func() time.Time
 }
@@ -79,10 +86,85 @@ func (c *Controller) now() time.Time {
 	return time.Now()
 }
 
-// SetupWithManager registers the reconcilers on a manager whose client
-// talks to the Karmada API server. pods may be nil: Karmada's cluster
-// proxy is used.
+func (c *Controller) reconcileTimeout() time.Duration {
+	if c.Options.ReconcileTimeout > 0 {
+		return c.Options.ReconcileTimeout
+	}
+	return DefaultReconcileTimeout
+}
+
+// bounded are the controller-runtime options every reconciler runs with.
+func (c *Controller) bounded() controller.Options {
+	return controller.Options{ReconciliationTimeout: c.reconcileTimeout()}
+}
+
+// SetupFunc registers one controller's reconcilers on a manager.
+type SetupFunc func(mgr manager.Manager, c *Controller) error
+
+// Controllers maps each controller's name to its setup. Each controller is
+// the only writer of one kind of object:
+//
+//	checkpoints    Checkpoints (scheduled and fresh ones, retention) and the CheckpointPolicy status
+//	restoreplan    the restore OverridePolicy of each protected workload
+//	migrations     Migration status and the binding's scheduling hold and placement
+//	movedetection  Migrations (created for moves seen on bindings and cordoned clusters)
+var Controllers = map[string]SetupFunc{
+	"checkpoints":   setupCheckpoints,
+	"restoreplan":   setupRestorePlan,
+	"migrations":    setupMigrations,
+	"movedetection": setupMoveDetection,
+}
+
+// ControllerNames lists the registered controllers, sorted.
+func ControllerNames() []string {
+	out := make([]string, 0, len(Controllers))
+	for n := range Controllers {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// IsControllerEnabled reads a --controllers list as Karmada does: an
+// explicit "-name" turns name off, an explicit "name" turns it on, and
+// otherwise "*" (or an empty list) turns every controller on.
+func IsControllerEnabled(name string, list []string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	star := false
+	for _, c := range list {
+		switch c {
+		case name:
+			return true
+		case "-" + name:
+			return false
+		case "*":
+			star = true
+		}
+	}
+	return star
+}
+
+// ValidateControllers rejects names in a --controllers list that no
+// controller has (a typo would otherwise silently turn nothing off).
+func ValidateControllers(list []string) error {
+	for _, c := range list {
+		n := strings.TrimPrefix(c, "-")
+		if _, ok := Controllers[n]; !ok && c != "*" {
+			return fmt.Errorf("unknown controller %q in --controllers (known: %s, *)", c, strings.Join(ControllerNames(), ", "))
+		}
+	}
+	return nil
+}
+
+// SetupWithManager registers the enabled controllers on a manager whose
+// client talks to the Karmada API server. pods may be nil: Karmada's
+// cluster proxy is used.
 func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
+	if err := ValidateControllers(o.Controllers); err != nil {
+		return err
+	}
 	s := mgr.GetScheme()
 	for _, add := range []func(*runtime.Scheme) error{policyv1alpha1.AddToScheme, workv1alpha2.AddToScheme, clusterv1alpha1.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(s); err != nil {
@@ -97,7 +179,7 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 		pods = l
 	}
 	if o.SecretNamespace == "" {
-		o.SecretNamespace = "stateshift-system"
+		o.SecretNamespace = DefaultSecretNamespace
 	}
 	c := &Controller{
 		Client:      mgr.GetClient(),
@@ -106,50 +188,16 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 		Pods:        pods,
 		Recorder:    mgr.GetEventRecorderFor("stateshift-migration"),
 		DeleteImage: DeleteImage,
+		CheckPull:   CheckImagePullable,
 		Options:     o,
 	}
-	return c.SetupWithManager(mgr)
-}
-
-func (c *Controller) reconcileTimeout() time.Duration {
-	if c.Options.ReconcileTimeout > 0 {
-		return c.Options.ReconcileTimeout
-	}
-	return DefaultReconcileTimeout
-}
-
-// SetupWithManager registers c's reconcilers, each Reconcile bounded by
-// the reconcile timeout.
-func (c *Controller) SetupWithManager(mgr manager.Manager) error {
-	bounded := controller.Options{ReconciliationTimeout: c.reconcileTimeout()}
-	if err := ctrl.NewControllerManagedBy(mgr).Named("stateshift-checkpointpolicy").WithOptions(bounded).
-		For(&v1alpha1.CheckpointPolicy{}).
-		Watches(&v1alpha1.Checkpoint{}, handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint)).
-		Watches(&workv1alpha2.ResourceBinding{}, handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)).
-		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)).
-		Complete(PolicyReconciler{c}); err != nil {
-		return err
-	}
-	migrations := ctrl.NewControllerManagedBy(mgr).Named("stateshift-migration").WithOptions(bounded).
-		For(&v1alpha1.Migration{}).
-		Watches(&v1alpha1.Checkpoint{}, handler.EnqueueRequestsFromMapFunc(c.unfinishedMigrationsInNamespace)).
-		Watches(&workv1alpha2.ResourceBinding{}, handler.EnqueueRequestsFromMapFunc(c.unfinishedMigrationsInNamespace))
-	if c.Options.WatchClusters {
-		// An uncordon (or a cluster joining, leaving, being tainted or
-		// relabelled) decides whether a Cordon Migration still has a move
-		// to make: look at once, not at the next poll. Spec and label
-		// changes only: a Cluster's status is rewritten every few seconds.
-		migrations = migrations.Watches(&clusterv1alpha1.Cluster{}, handler.EnqueueRequestsFromMapFunc(c.unfinishedCordonMigrations),
-			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})))
-	}
-	if err := migrations.Complete(MigrationReconciler{c}); err != nil {
-		return err
-	}
-	if c.Options.WatchClusters {
-		return ctrl.NewControllerManagedBy(mgr).Named("stateshift-cordon").WithOptions(bounded).
-			For(&clusterv1alpha1.Cluster{}).
-			Complete(ClusterReconciler{c})
+	for _, name := range ControllerNames() {
+		if !IsControllerEnabled(name, o.Controllers) {
+			continue
+		}
+		if err := Controllers[name](mgr, c); err != nil {
+			return fmt.Errorf("controller %s: %w", name, err)
+		}
 	}
 	return nil
 }

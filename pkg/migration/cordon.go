@@ -277,11 +277,11 @@ func (c *Controller) cordonState(ctx context.Context, m *v1alpha1.Migration, rb 
 
 // cordonOver ends a Cordon Migration whose move can no longer happen (see
 // CordonEnd); ended is false while it still can.
-func (r MigrationReconciler) cordonOver(ctx context.Context, m *v1alpha1.Migration, w *workload, rb *workv1alpha2.ResourceBinding) (ended bool, err error) {
-	if m.Spec.Trigger != v1alpha1.TriggerCordon {
+func (r MigrationReconciler) cordonOver(ctx context.Context, mv *move) (ended bool, err error) {
+	if mv.m.Spec.Trigger != v1alpha1.TriggerCordon {
 		return false, nil
 	}
-	s, err := r.cordonState(ctx, m, rb)
+	s, err := r.cordonState(ctx, mv.m, mv.rb)
 	if err != nil {
 		return false, err
 	}
@@ -289,7 +289,7 @@ func (r MigrationReconciler) cordonOver(ctx context.Context, m *v1alpha1.Migrati
 	if reason == "" {
 		return false, nil
 	}
-	return true, r.noMove(ctx, m, w, rb, reason, msg)
+	return true, r.noMove(ctx, mv, reason, msg)
 }
 
 // noMove ends a Cordon Migration whose move cannot or need not happen: the
@@ -312,8 +312,9 @@ func (r MigrationReconciler) cordonOver(ctx context.Context, m *v1alpha1.Migrati
 // The Event is Normal for an uncordon (a person called the move off) and a
 // Warning otherwise: the cordoned copy is (or can only be) dropped without
 // being restored anywhere.
-func (r MigrationReconciler) noMove(ctx context.Context, m *v1alpha1.Migration, w *workload, rb *workv1alpha2.ResourceBinding, reason, msg string) error {
-	if err := r.release(ctx, rb, m.Name); err != nil {
+func (r MigrationReconciler) noMove(ctx context.Context, mv *move, reason, msg string) error {
+	m, w := mv.m, mv.w
+	if err := r.release(ctx, mv.rb, m.Name); err != nil {
 		return err
 	}
 	if err := r.set(m, v1alpha1.MigrationFailed, msg); err != nil {

@@ -81,7 +81,7 @@ func TestDetectedMoveSurfacesCheckpointListError(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "db-move", Namespace: "shop", Annotations: map[string]string{AnnotationMove: "member1->member2"}},
 		Spec:       v1alpha1.MigrationSpec{DestinationCluster: "member2", Trigger: v1alpha1.TriggerFailover},
 	}
-	_, err := r.start(context.Background(), m, &v1alpha1.CheckpointPolicy{}, w, &workv1alpha2.ResourceBinding{})
+	_, err := r.start(context.Background(), &move{m: m, p: &v1alpha1.CheckpointPolicy{}, w: w, rb: &workv1alpha2.ResourceBinding{}})
 	if !errors.Is(err, errAPIDown) {
 		t.Fatalf("start returned %v, want the List error", err)
 	}

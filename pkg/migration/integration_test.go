@@ -46,7 +46,7 @@ import (
 // karmadaCRDs are the CRDs the controller uses, from the Karmada module,
 // plus the test-only Cluster stand-in (Karmada serves Clusters from its
 // aggregated API server).
-func karmadaCRDs(t *testing.T) []string {
+func karmadaCRDs(t testing.TB) []string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/karmada-io/karmada").Output()
 	if err != nil {
@@ -58,7 +58,7 @@ func karmadaCRDs(t *testing.T) []string {
 }
 
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	c   client.Client
 	ns  string
@@ -82,7 +82,7 @@ type harnessOptions struct {
 
 func start(t *testing.T) *harness { return startWith(t, harnessOptions{}) }
 
-func startWith(t *testing.T, o harnessOptions) *harness {
+func startWith(t testing.TB, o harnessOptions) *harness {
 	env := testenv.Start(t, testenv.Options{ExtraCRDDirs: karmadaCRDs(t)})
 	s := testenv.Scheme()
 	for _, add := range []func(*runtime.Scheme) error{policyv1alpha1.AddToScheme, workv1alpha2.AddToScheme, clusterv1alpha1.AddToScheme} {
@@ -115,7 +115,7 @@ func startWith(t *testing.T, o harnessOptions) *harness {
 
 // runController starts a manager with the controller on cfg until the
 // test ends, and returns its context.
-func runController(t *testing.T, cfg *rest.Config, s *runtime.Scheme, pods migration.PodLister, o migration.Options) context.Context {
+func runController(t testing.TB, cfg *rest.Config, s *runtime.Scheme, pods migration.PodLister, o migration.Options) context.Context {
 	t.Helper()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: s, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
@@ -140,7 +140,7 @@ func runController(t *testing.T, cfg *rest.Config, s *runtime.Scheme, pods migra
 // asControllerServiceAccount applies artifacts/controller/rbac.yaml and
 // returns a config that acts as the ServiceAccount it binds, so the
 // controller has exactly the shipped permissions.
-func asControllerServiceAccount(t *testing.T, env *testenv.Env) *rest.Config {
+func asControllerServiceAccount(t testing.TB, env *testenv.Env) *rest.Config {
 	t.Helper()
 	env.Namespace(t, "stateshift-system")
 	applyYAML(t, env.Client, filepath.Join(testenv.Root(), "artifacts", "controller", "rbac.yaml"))
@@ -152,7 +152,7 @@ func asControllerServiceAccount(t *testing.T, env *testenv.Env) *rest.Config {
 	return cfg
 }
 
-func applyYAML(t *testing.T, c client.Client, path string) {
+func applyYAML(t testing.TB, c client.Client, path string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -246,11 +246,38 @@ func (h *harness) setBindingStatus(cluster, restoredFrom string) {
 	if restoredFrom != "" {
 		raw = fmt.Sprintf(`{"readyReplicas":1,"stateshift":{"restoredFrom":%q}}`, restoredFrom)
 	}
+	if restoredFrom != "" {
+		h.restorePod("db-0", restoredFrom, "")
+	}
 	h.updateBinding(true, func(rb *workv1alpha2.ResourceBinding) {
 		rb.Status.AggregatedStatus = []workv1alpha2.AggregatedStatusItem{{
 			ClusterName: cluster, Applied: true, Health: workv1alpha2.ResourceHealthy, Status: &runtime.RawExtension{Raw: []byte(raw)},
 		}}
 	})
+}
+
+// restorePod plays the restore plan and the member's pod-restore webhook
+// on a pod: it carries restoredFrom, and coldStart when the webhook
+// started it from its original image.
+func (h *harness) restorePod(name, restoredFrom, coldStart string) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pod := &corev1.Pod{}
+		if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: name}, pod); err != nil {
+			return err
+		}
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[restore.AnnotationRestoredFrom] = restoredFrom
+		if coldStart != "" {
+			pod.Annotations[restore.AnnotationColdStart] = coldStart
+		}
+		return h.c.Update(h.ctx, pod)
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // updateBinding changes the binding as Karmada or an operator would, on

@@ -23,6 +23,10 @@ var (
 		Namespace: "stateshift", Subsystem: "controller", Name: "checkpoints_pruned_total",
 		Help: "Checkpoints deleted by retention, and whether their registry manifests were deleted (ok, error).",
 	}, []string{"registry"})
+	deadlinesExceeded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "stateshift", Subsystem: "migration", Name: "deadline_exceeded_total",
+		Help: "Migration phases that outlived spec.phaseTimeout, by trigger and phase.",
+	}, []string{"trigger", "phase"})
 	armedWorkloads = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "stateshift", Subsystem: "controller", Name: "armed_workloads",
 		Help: "Protected workloads whose restore is armed, per CheckpointPolicy.",
@@ -30,7 +34,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, armedWorkloads)
+	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, deadlinesExceeded, armedWorkloads)
 }
 
 // observeFinished records a finished Migration's outcome and durations.

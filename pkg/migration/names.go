@@ -3,37 +3,28 @@ package migration
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"strings"
 
 	"github.com/karmada-io/karmada/pkg/util/names"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
 
-// Labels the controller puts on the Checkpoints it creates.
+// The keys are defined in pkg/apis (well_known_constants.go).
 const (
-	LabelWorkload  = "stateshift.io/workload"  // <kind lowercased>.<name>
-	LabelCluster   = "stateshift.io/cluster"   // member cluster running the pod
-	LabelPolicy    = "stateshift.io/policy"    // CheckpointPolicy name
-	LabelPod       = "stateshift.io/pod"       // pod name
-	LabelMigration = "stateshift.io/migration" // Migration that asked for a fresh checkpoint
+	LabelWorkload  = v1alpha1.LabelWorkload
+	LabelCluster   = v1alpha1.LabelCluster
+	LabelPolicy    = v1alpha1.LabelPolicy
+	LabelPod       = v1alpha1.LabelPod
+	LabelMigration = v1alpha1.LabelMigration
+	LabelRestore   = v1alpha1.LabelRestore
 	// LabelManagedBy with value ManagedBy marks every object the controller owns.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	ManagedBy      = "stateshift"
+	LabelManagedBy       = "app.kubernetes.io/managed-by"
+	ManagedBy            = "stateshift"
+	AnnotationMove       = v1alpha1.AnnotationMove
+	AnnotationScheduling = v1alpha1.AnnotationHeldBy
 )
-
-// LabelRestore on a Karmada Cluster set to "false" says the member cannot
-// restore checkpoints (no CRI-O checkpoint restore, no CRIU): the restore
-// plan never targets it, and a move to it falls back per policy.
-const LabelRestore = "stateshift.io/restore"
-
-// AnnotationMove on a Migration the controller recorded for a move it saw:
-// "<source clusters>-><destination>", so that seeing the move again does not
-// record it twice.
-const AnnotationMove = "stateshift.io/move"
-
-// AnnotationScheduling on a ResourceBinding records that stateshift set
-// spec.suspension.scheduling, so it lifts only its own hold.
-const AnnotationScheduling = "stateshift.io/held-by"
 
 // workloadLabel is the value of LabelWorkload: label-safe, kind and name.
 func workloadLabel(kind, name string) string {

@@ -46,6 +46,7 @@ func SetPhase(s *v1alpha1.MigrationStatus, phase v1alpha1.MigrationPhase, now ti
 		s.StartTime = &t
 	}
 	s.Phase = phase
+	s.PhaseTime = &t
 	s.Message = message
 	switch phase {
 	case v1alpha1.MigrationArmed:

@@ -409,3 +409,55 @@ func TestMoveSources(t *testing.T) {
 		}
 	}
 }
+
+func TestJudgePodsAndColdPlannedPods(t *testing.T) {
+	pod := func(name string, ann map[string]string, phase corev1.PodPhase, waiting string) corev1.Pod {
+		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}, Status: corev1.PodStatus{Phase: phase}}
+		if waiting != "" {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: waiting, Message: "m"}}}}
+		}
+		return p
+	}
+	from := map[string]string{restore.AnnotationRestoredFrom: "cp"}
+	cold := map[string]string{restore.AnnotationRestoredFrom: "cp", restore.AnnotationColdStart: "restore once"}
+	j := JudgePods([]corev1.Pod{
+		pod("db-0", from, corev1.PodRunning, ""),
+		pod("db-1", cold, corev1.PodRunning, ""),
+		pod("db-2", from, corev1.PodPending, "CreateContainerError"),
+		pod("db-3", nil, corev1.PodRunning, ""),
+		pod("db-4", nil, corev1.PodPending, "ErrImagePull"), // not a restore: not a restore failure
+		pod("db-5", from, corev1.PodPending, ""),
+	})
+	if got := strings.Join(j.Restored, ","); got != "db-0" {
+		t.Errorf("restored %s", got)
+	}
+	if len(j.Failed) != 1 || !strings.HasPrefix(j.Failed[0], "db-2: container app CreateContainerError") {
+		t.Errorf("failed %v", j.Failed)
+	}
+	if j.Cold["db-1"] != "restore once" || j.Cold["db-3"] == "" {
+		t.Errorf("cold %v", j.Cold)
+	}
+	plan := func(pods ...string) []v1alpha1.MigrationCheckpoint {
+		var out []v1alpha1.MigrationCheckpoint
+		for _, p := range pods {
+			out = append(out, v1alpha1.MigrationCheckpoint{Name: "cp-" + p, Pod: p})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		kind    string
+		planned []v1alpha1.MigrationCheckpoint
+		cold    string
+		pending bool
+	}{
+		{"StatefulSet", plan("db-0"), "", false},
+		{"StatefulSet", plan("db-0", "db-1"), "db-1 started cold (restore once)", false},
+		{"StatefulSet", plan("db-0", "db-5"), "", true},
+		{"Deployment", plan("x"), "db-1 started cold (restore once); db-3 started cold (no restore planned for it); db-4 started cold (no restore planned for it)", false},
+	} {
+		c, p := ColdPlannedPods(tc.kind, tc.planned, j)
+		if got := strings.Join(c, "; "); got != tc.cold || p != tc.pending {
+			t.Errorf("%s %v: cold %q pending %v, want %q %v", tc.kind, tc.planned, got, p, tc.cold, tc.pending)
+		}
+	}
+}

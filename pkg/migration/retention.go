@@ -1,8 +1,19 @@
 package migration
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"sort"
+	"strings"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stateshift/stateshift/pkg/agent/registryauth"
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
 
@@ -49,21 +60,21 @@ func Prune(cps []v1alpha1.Checkpoint, keep int, inUse map[string]bool) (kept, de
 	succeeded := 0
 	for _, c := range sorted {
 		switch {
-		case inUse[c.Name] || !c.IsFinished():
+		case !c.IsFinished():
 			kept = append(kept, c)
 		case c.Status.Phase == v1alpha1.CheckpointSucceeded:
+			// An in-use one counts towards keep (it is usually the newest:
+			// the armed plan's), so keep bounds what stays.
 			succeeded++
-			if succeeded <= keep {
+			if succeeded <= keep || inUse[c.Name] {
 				kept = append(kept, c)
 			} else {
 				deleted = append(deleted, c)
 			}
-		default: // Failed
-			if succeeded > 0 {
-				deleted = append(deleted, c)
-			} else {
-				kept = append(kept, c)
-			}
+		case inUse[c.Name] || succeeded == 0: // Failed
+			kept = append(kept, c)
+		default:
+			deleted = append(deleted, c)
 		}
 	}
 	return kept, deleted
@@ -90,4 +101,193 @@ func InProgress(cps []v1alpha1.Checkpoint) bool {
 		}
 	}
 	return false
+}
+
+// Due says how long until the pod's next scheduled checkpoint: 0 means
+// now. Nothing is due while one is in progress; the newest finished one
+// (Succeeded or Failed, so a failing pod is retried once per interval, not
+// in a hot loop) starts the interval.
+func Due(cps []v1alpha1.Checkpoint, interval time.Duration, now time.Time) time.Duration {
+	if InProgress(cps) {
+		return interval
+	}
+	var newest time.Time
+	for i := range cps {
+		t := cps[i].CreationTimestamp.Time
+		if cps[i].Status.CompletionTime != nil {
+			t = cps[i].Status.CompletionTime.Time
+		}
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	if newest.IsZero() {
+		return 0
+	}
+	if left := newest.Add(interval).Sub(now); left > 0 {
+		return left
+	}
+	return 0
+}
+
+func onCluster(cps []v1alpha1.Checkpoint, cluster string) []v1alpha1.Checkpoint {
+	return filterCheckpoints(cps, func(c *v1alpha1.Checkpoint) bool { return c.Labels[LabelCluster] == cluster })
+}
+
+// filterCheckpoints keeps the Checkpoints keep accepts.
+func filterCheckpoints(cps []v1alpha1.Checkpoint, keep func(*v1alpha1.Checkpoint) bool) []v1alpha1.Checkpoint {
+	var out []v1alpha1.Checkpoint
+	for i := range cps {
+		if keep(&cps[i]) {
+			out = append(out, cps[i])
+		}
+	}
+	return out
+}
+
+// keychain reads the policy's registry credentials from the controller's
+// namespace, uncached (see Controller.Secrets); without them the registry
+// is used anonymously.
+func (c *Controller) keychain(ctx context.Context, p *v1alpha1.CheckpointPolicy) authn.Keychain {
+	return c.keychainOf(ctx, p.Spec.CredentialsSecretRef, p)
+}
+
+// keychainOf reads the registry credentials ref names (an Event on about
+// says why they cannot be read).
+func (c *Controller) keychainOf(ctx context.Context, ref *v1alpha1.SecretReference, about client.Object) authn.Keychain {
+	if ref == nil {
+		return nil
+	}
+	s := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: c.Options.SecretNamespace, Name: ref.Name}
+	if err := c.getSecret(ctx, key, s); err != nil {
+		c.Recorder.Eventf(about, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
+		return nil
+	}
+	cfg, err := registryauth.Parse(s)
+	if err != nil {
+		c.Recorder.Eventf(about, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
+		return nil
+	}
+	return cfg.Keychain()
+}
+
+// getSecret reads a Secret through c.Secrets, never through the cached
+// client, which would need list and watch on every Secret of the cluster.
+func (c *Controller) getSecret(ctx context.Context, key client.ObjectKey, s *corev1.Secret) error {
+	if c.Secrets == nil {
+		return fmt.Errorf("no uncached reader for Secrets configured")
+	}
+	return c.Secrets.Get(ctx, key, s)
+}
+
+// ofPod keeps the Checkpoints of one pod.
+func ofPod(cps []v1alpha1.Checkpoint, pod string) []v1alpha1.Checkpoint {
+	return filterCheckpoints(cps, func(c *v1alpha1.Checkpoint) bool { return c.Spec.PodName == pod })
+}
+
+// byClusterAndPod groups Checkpoints by "<cluster>/<pod>": a pod name is
+// unique in one cluster only (each member of a Divided StatefulSet runs
+// its own db-0).
+func byClusterAndPod(cps []v1alpha1.Checkpoint) map[string][]v1alpha1.Checkpoint {
+	out := map[string][]v1alpha1.Checkpoint{}
+	for _, c := range cps {
+		k := c.Labels[LabelCluster] + "/" + c.Spec.PodName
+		out[k] = append(out[k], c)
+	}
+	return out
+}
+
+// retain applies the policy's retention to the workload's Checkpoints and
+// returns those kept. Per cluster and pod the keep newest verified ones
+// stay; of a pod that no longer runs there (a Deployment's pods get new
+// names on every rollout and move) none stays but those in use. Never
+// pruned: the Checkpoints a running Migration uses and those whose images
+// the armed plan restores (with keep=1 the image being restored would
+// otherwise go).
+func (c *Controller) retain(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, active *v1alpha1.Migration, all []v1alpha1.Checkpoint, running map[string]bool) ([]v1alpha1.Checkpoint, error) {
+	inUse, err := c.inUse(ctx, w, active, all)
+	if err != nil {
+		return nil, err
+	}
+	groups := byClusterAndPod(all)
+	var newestRunning int64
+	for key, group := range groups {
+		if l := LatestVerified(group); l != nil && running[key] {
+			newestRunning = max(newestRunning, completedAt(l))
+		}
+	}
+	var kept []v1alpha1.Checkpoint
+	for key, group := range groups {
+		k, deleted := Prune(group, p.KeepOrDefault(), inUse)
+		if !running[key] {
+			// A gone pod's newest checkpoint stays while it is newer than
+			// any of a running pod: the restore plan may arm it (mid-move,
+			// the source's pods are gone and the destination has none yet).
+			if l := LatestVerified(group); l != nil && completedAt(l) > newestRunning {
+				k, deleted = Prune(group, 1, inUse)
+			} else {
+				k, deleted = PruneGone(group, inUse)
+			}
+		}
+		kept = append(kept, k...)
+		kept = append(kept, c.prune(ctx, p, deleted)...)
+	}
+	return kept, nil
+}
+
+// PruneGone splits the Checkpoints of a pod that no longer runs: only the
+// unfinished and those in use stay.
+func PruneGone(cps []v1alpha1.Checkpoint, inUse map[string]bool) (kept, deleted []v1alpha1.Checkpoint) {
+	for _, c := range cps {
+		if inUse[c.Name] || !c.IsFinished() {
+			kept = append(kept, c)
+		} else {
+			deleted = append(deleted, c)
+		}
+	}
+	return kept, deleted
+}
+
+// inUse names the Checkpoints retention must keep: those of the running
+// Migration and those whose images the armed restore plan names.
+func (c *Controller) inUse(ctx context.Context, w *workload, active *v1alpha1.Migration, all []v1alpha1.Checkpoint) (map[string]bool, error) {
+	out := map[string]bool{}
+	if active != nil {
+		for _, cp := range active.Status.Checkpoints {
+			out[cp.Name] = true
+		}
+	}
+	op, err := c.armedPolicy(ctx, w)
+	if err != nil || op == nil {
+		return out, err
+	}
+	raw, err := json.Marshal(op.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("read the armed plan %s/%s: %w", op.Namespace, op.Name, err)
+	}
+	out[op.Annotations[restoreKey]] = true
+	for _, cp := range all {
+		for _, cc := range cp.Status.Containers {
+			if cc.Image != "" && strings.Contains(string(raw), cc.Image) {
+				out[cp.Name] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// prune deletes Checkpoints past retention and returns those it could not
+// delete. The images go with them: the checkpoints controller's finalizer
+// deletes a Checkpoint's images before the Checkpoint goes (and keeps it
+// while the registry refuses); Karmada deletes the propagated copies.
+func (c *Controller) prune(ctx context.Context, p *v1alpha1.CheckpointPolicy, deleted []v1alpha1.Checkpoint) (left []v1alpha1.Checkpoint) {
+	for i := range deleted {
+		cp := &deleted[i]
+		if err := c.Client.Delete(ctx, cp); err != nil && !apierrors.IsNotFound(err) {
+			c.Recorder.Eventf(p, corev1.EventTypeWarning, "CheckpointDeleteFailed", "checkpoint %s: %v", cp.Name, err)
+			left = append(left, *cp)
+		}
+	}
+	return left
 }

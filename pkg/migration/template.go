@@ -13,17 +13,14 @@ import (
 )
 
 // AnnotationTemplateHash on a Checkpoint is the hash of the workload's pod
-// template (TemplateHash) when the Checkpoint was created. A checkpoint
-// holds the process of one version of the pod template; restoring it into
-// another (a new image, new environment) would silently bring back the
-// old version, so only checkpoints of the current template are armed.
-const AnnotationTemplateHash = "stateshift.io/template-hash"
-
-// AnnotationTemplateImages on a Checkpoint is a JSON object container ->
-// image of the workload's pod template when the Checkpoint was created:
-// the plan carries it (restore.Plan.SourceImages) so the member can refuse
-// to restore it into a template that runs other images.
-const AnnotationTemplateImages = "stateshift.io/template-images"
+// template (TemplateHash): only checkpoints of the current template are
+// armed (restoring one into another would bring back the old version).
+// AnnotationTemplateImages carries the template's images, so the member
+// can refuse to restore a checkpoint into a template that runs others.
+const (
+	AnnotationTemplateHash   = v1alpha1.AnnotationTemplateHash
+	AnnotationTemplateImages = v1alpha1.AnnotationTemplateImages
+)
 
 // TemplateImages reads the container images of a workload's pod template.
 func TemplateImages(u *unstructured.Unstructured) map[string]string {
@@ -71,13 +68,7 @@ func TemplateHash(u *unstructured.Unstructured) string {
 
 // OfTemplate keeps the Checkpoints taken under the template with hash h.
 func OfTemplate(cps []v1alpha1.Checkpoint, h string) []v1alpha1.Checkpoint {
-	var out []v1alpha1.Checkpoint
-	for _, c := range cps {
-		if c.Annotations[AnnotationTemplateHash] == h {
-			out = append(out, c)
-		}
-	}
-	return out
+	return filterCheckpoints(cps, func(c *v1alpha1.Checkpoint) bool { return c.Annotations[AnnotationTemplateHash] == h })
 }
 
 // PodRunsTemplate says whether a running pod was created from the

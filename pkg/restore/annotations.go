@@ -1,43 +1,32 @@
 package restore
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+// The keys live in pkg/apis (well_known_constants.go); these names are
+// what the restore, interpreter and member packages have always used.
 
 // Prefix starts every annotation stateshift writes on a workload.
-const Prefix = "stateshift.io/"
+const Prefix = v1alpha1.KeyPrefix
 
-// Annotations written on member workloads by stateshift's agent and read
-// back by the interpreter's InterpretStatus (they describe the newest
-// checkpoint taken there).
+// Annotations written on member workloads and read back by the
+// interpreter's InterpretStatus (the newest checkpoint taken there).
 const (
-	// AnnotationLatestCheckpoint is the name of the newest Checkpoint of the
-	// workload. At most 63 characters, so Karmada's StatefulFailoverInjection
-	// can copy it into a label (statePreservation jsonPath
-	// {.stateshift.latestCheckpoint}).
-	AnnotationLatestCheckpoint = Prefix + "latest-checkpoint"
-	// AnnotationLatestCheckpointImages is a JSON object container -> image by digest.
-	AnnotationLatestCheckpointImages = Prefix + "latest-checkpoint-images"
-	// AnnotationLatestCheckpointTime is when that checkpoint completed (RFC 3339).
-	AnnotationLatestCheckpointTime = Prefix + "latest-checkpoint-time"
+	AnnotationLatestCheckpoint       = v1alpha1.AnnotationLatestCheckpoint
+	AnnotationLatestCheckpointImages = v1alpha1.AnnotationLatestCheckpointImages
+	AnnotationLatestCheckpointTime   = v1alpha1.AnnotationLatestCheckpointTime
 )
 
 // Annotations written by Rewrite on the workload and on its pod template.
 const (
-	// AnnotationRestoredFrom is the Checkpoint the workload was restored from.
-	AnnotationRestoredFrom = Prefix + "restored-from"
-	// AnnotationOriginalImages is a JSON object container -> image the
-	// workload ran before the rewrite; Retain compares the desired manifest
-	// with it to tell "plan withdrawn" from "user changed the image".
-	AnnotationOriginalImages = Prefix + "original-images"
-	// AnnotationPodImages (pod template only) is a JSON object pod name ->
-	// container -> image, for multi-replica StatefulSets whose pods restore
-	// from different checkpoints; a member-side mutation applies it.
-	AnnotationPodImages = Prefix + "pod-images"
-	// AnnotationSourceImages (pod template only) is a JSON object container
-	// -> image the checkpointed container ran (Plan.SourceImages).
-	AnnotationSourceImages = Prefix + "source-images"
-	// AnnotationTemplateGeneration (pod template only) is the Karmada
-	// template generation the plan was armed for (Plan.TemplateGeneration).
-	AnnotationTemplateGeneration = Prefix + "template-generation"
+	AnnotationRestoredFrom       = v1alpha1.AnnotationRestoredFrom
+	AnnotationOriginalImages     = v1alpha1.AnnotationOriginalImages
+	AnnotationPodImages          = v1alpha1.AnnotationPodImages
+	AnnotationSourceImages       = v1alpha1.AnnotationSourceImages
+	AnnotationTemplateGeneration = v1alpha1.AnnotationTemplateGeneration
 )
 
 // AnnotationKarmadaGeneration is what Karmada writes on every member
@@ -47,20 +36,14 @@ const AnnotationKarmadaGeneration = "resourcetemplate.karmada.io/generation"
 
 // AnnotationRestoreCompleted (workload only, never the pod template: a
 // template change would roll the pods) names the checkpoint whose restore
-// finished on this member. Retain writes it when the plan is withdrawn from
-// a restored workload; the member's pod-restore webhook then starts a pod
-// that still claims that checkpoint (a StatefulSet pod re-created, a
-// Deployment scaled up) from the template's original image: restore once.
-const AnnotationRestoreCompleted = Prefix + "restore-completed"
+// finished on this member; the pod-restore webhook then starts a pod that
+// still claims it from the original image: restore once.
+const AnnotationRestoreCompleted = v1alpha1.AnnotationRestoreCompleted
 
 // Pod annotations written by the member's pod-restore webhook.
 const (
-	// AnnotationColdStart says why a pod created from a restored template
-	// starts from its original image instead of a checkpoint.
-	AnnotationColdStart = Prefix + "cold-start"
-	// AnnotationRestoredImages (pod only) is a JSON object container ->
-	// checkpoint image the pod restores from, when it differs per pod.
-	AnnotationRestoredImages = Prefix + "restored-images"
+	AnnotationColdStart      = v1alpha1.AnnotationColdStart
+	AnnotationRestoredImages = v1alpha1.AnnotationRestoredImages
 )
 
 // IsStateshiftAnnotation says whether key belongs to stateshift.

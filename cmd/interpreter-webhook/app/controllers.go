@@ -17,11 +17,12 @@ func Controllers(o *options.Options) []func(manager.Manager) error {
 	}
 	return []func(manager.Manager) error{func(m manager.Manager) error {
 		// Pods are found through Karmada's cluster proxy; registry
-		// credentials Secrets are read from the leader-election namespace
-		// (the controller's own, stateshift-system by default).
+		// credentials Secrets are read from --secret-namespace.
 		return migration.SetupWithManager(m, nil, migration.Options{
-			SecretNamespace: o.LeaderElectionNamespace,
-			WatchClusters:   true,
+			SecretNamespace:  o.SecretNamespace,
+			WatchClusters:    true,
+			ReconcileTimeout: o.ReconcileTimeout,
+			Controllers:      o.Controllers,
 		})
 	}}
 }

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/stateshift/stateshift/pkg/migration"
 )
 
 // Defaults, as in Karmada's own webhook where it has the same flag.
@@ -58,6 +61,16 @@ type Options struct {
 	// ShutdownTimeout bounds the graceful stop of in-flight requests.
 	ShutdownTimeout time.Duration
 
+	// Controllers turns the migration controllers on and off by name, as
+	// Karmada's --controllers ("*", "name", "-name").
+	Controllers []string
+	// SecretNamespace is where the controllers read the registry
+	// credentials Secrets the CheckpointPolicies name: the controller's own
+	// namespace, independent of where the leader-election Lease lives.
+	SecretNamespace string
+	// ReconcileTimeout bounds every Reconcile of the controllers.
+	ReconcileTimeout time.Duration
+
 	// RestConfig is resolved by Complete; nil means no API server.
 	RestConfig *rest.Config
 }
@@ -78,6 +91,9 @@ func New() *Options {
 		LeaderElectionNamespace: "stateshift-system",
 		LeaderElectionID:        "stateshift-interpreter-webhook",
 		ShutdownTimeout:         30 * time.Second,
+		Controllers:             []string{"*"},
+		SecretNamespace:         migration.DefaultSecretNamespace,
+		ReconcileTimeout:        migration.DefaultReconcileTimeout,
 	}
 }
 
@@ -99,6 +115,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader election Lease.")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress, `The address serving net/http/pprof for profiling (e.g. 127.0.0.1:6060); empty or "0" disables it.`)
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long to wait for in-flight requests on shutdown.")
+	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, fmt.Sprintf(
+		"Migration controllers to run: '*' runs all, 'foo' runs foo, '-foo' turns foo off. All: %s.", strings.Join(migration.ControllerNames(), ", ")))
+	fs.StringVar(&o.SecretNamespace, "secret-namespace", o.SecretNamespace, "Namespace of the registry credentials Secrets the CheckpointPolicies name (the controllers' own namespace).")
+	fs.DurationVar(&o.ReconcileTimeout, "reconcile-timeout", o.ReconcileTimeout, "Upper bound of every reconcile of the migration controllers.")
 }
 
 // Validate checks the flags on their own.
@@ -122,6 +142,15 @@ func (o *Options) Validate() error {
 	}
 	if o.ShutdownTimeout < 0 {
 		return fmt.Errorf("--shutdown-timeout must not be negative")
+	}
+	if err := migration.ValidateControllers(o.Controllers); err != nil {
+		return err
+	}
+	if o.SecretNamespace == "" {
+		return fmt.Errorf("--secret-namespace must be set")
+	}
+	if o.ReconcileTimeout <= 0 {
+		return fmt.Errorf("--reconcile-timeout must be positive")
 	}
 	if o.LeaderElect && (o.LeaderElectionNamespace == "" || o.LeaderElectionID == "") {
 		return fmt.Errorf("--leader-elect needs --leader-election-namespace and --leader-election-id")

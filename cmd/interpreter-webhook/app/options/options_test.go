@@ -23,6 +23,11 @@ func TestFlagsAndValidate(t *testing.T) {
 		{[]string{"--kube-api-qps=0"}, "--kube-api-qps"},
 		{[]string{"--leader-elect", "--leader-election-id="}, "--leader-election-id"},
 		{[]string{"--shutdown-timeout=-1s"}, "--shutdown-timeout"},
+		{[]string{"--controllers=*,-restoreplan"}, ""},
+		{[]string{"--controllers=checkpoints,migrations"}, ""},
+		{[]string{"--controllers=*,-restorplan"}, "unknown controller"},
+		{[]string{"--secret-namespace="}, "--secret-namespace"},
+		{[]string{"--reconcile-timeout=0s"}, "--reconcile-timeout"},
 		{[]string{"--bind-address=127.0.0.1", "--secure-port=9443", "--tls-min-version=1.2", "--cert-dir=/certs"}, ""},
 	}
 	for _, tc := range cases {

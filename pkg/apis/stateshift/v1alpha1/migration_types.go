@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -47,6 +49,8 @@ const (
 	ConditionRestored = "Restored"
 	// ConditionFellBack: no restore was possible (reason says why).
 	ConditionFellBack = "FellBack"
+	// ConditionDeadlineExceeded: a phase outlived spec.phaseTimeout.
+	ConditionDeadlineExceeded = "DeadlineExceeded"
 )
 
 // WorkloadReference names a workload template in the Migration's namespace.
@@ -73,6 +77,24 @@ type MigrationSpec struct {
 	// +kubebuilder:default=Manual
 	// +optional
 	Trigger MigrationTrigger `json:"trigger,omitempty"`
+	// PhaseTimeout bounds every phase (Checkpointing, Armed, Restoring);
+	// default 10m. On expiry the scheduling hold is lifted and the policy's
+	// fallback applies (condition DeadlineExceeded, an Event, a metric).
+	// +optional
+	PhaseTimeout *metav1.Duration `json:"phaseTimeout,omitempty"`
+}
+
+// DefaultPhaseTimeout is MigrationSpec.PhaseTimeout's default: a fresh
+// checkpoint takes seconds to a few minutes for large memory; a restore
+// as long as an image pull and a start.
+const DefaultPhaseTimeout = 10 * time.Minute
+
+// PhaseTimeoutOrDefault is PhaseTimeout with its default.
+func (s *MigrationSpec) PhaseTimeoutOrDefault() time.Duration {
+	if s.PhaseTimeout == nil || s.PhaseTimeout.Duration <= 0 {
+		return DefaultPhaseTimeout
+	}
+	return s.PhaseTimeout.Duration
 }
 
 // MigrationCheckpoint is a checkpoint a move restores from.
@@ -114,6 +136,9 @@ type MigrationStatus struct {
 	Checkpoints []MigrationCheckpoint `json:"checkpoints,omitempty"`
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// PhaseTime is when the current phase began (its deadline counts from it).
+	// +optional
+	PhaseTime *metav1.Time `json:"phaseTime,omitempty"`
 	// +optional
 	ArmedTime *metav1.Time `json:"armedTime,omitempty"`
 	// +optional

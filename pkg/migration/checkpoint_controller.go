@@ -1,0 +1,249 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+// CheckpointReconciler is the only writer of Checkpoints and of the
+// CheckpointPolicy status: for each workload a policy selects it takes the
+// scheduled checkpoints, the fresh ones a Migration waits for, and applies
+// retention; the status reports what it observes (the armed plan included,
+// which the restoreplan controller writes).
+type CheckpointReconciler struct{ *Controller }
+
+func setupCheckpoints(mgr manager.Manager, c *Controller) error {
+	if err := setupCheckpointImages(mgr, c); err != nil {
+		return err
+	}
+	return c.policyController(mgr, "stateshift-checkpoints").Complete(CheckpointReconciler{c})
+}
+
+// MinInterval is the shortest schedule the controller runs, whatever the
+// CRD let through.
+const MinInterval = 5 * time.Second
+
+func interval(p *v1alpha1.CheckpointPolicy) time.Duration {
+	return max(p.Spec.Schedule.Interval.Duration, MinInterval)
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p, workloads, err := r.policyWorkloads(ctx, req)
+	if p == nil || err != nil {
+		return ctrl.Result{}, err
+	}
+	status := v1alpha1.CheckpointPolicyStatus{ObservedGeneration: p.Generation, Conditions: p.Status.Conditions}
+	next := interval(p)
+	var errs []error
+	for _, w := range workloads {
+		pw, wait, err := r.protect(ctx, p, w)
+		if err != nil {
+			errs = append(errs, err)
+			pw.Message = err.Error()
+		}
+		next = min(next, max(wait, time.Second))
+		status.Workloads = append(status.Workloads, pw)
+	}
+	if err := r.writeStatus(ctx, p, status, errs); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// writeStatus counts the workloads, sets Ready and writes the status.
+func (r CheckpointReconciler) writeStatus(ctx context.Context, p *v1alpha1.CheckpointPolicy, status v1alpha1.CheckpointPolicyStatus, errs []error) error {
+	for _, pw := range status.Workloads {
+		status.ProtectedWorkloads++
+		if pw.Armed {
+			status.ArmedWorkloads++
+		}
+	}
+	armedWorkloads.WithLabelValues(p.Namespace, p.Name).Set(float64(status.ArmedWorkloads))
+	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Protecting", ObservedGeneration: p.Generation,
+		Message: fmt.Sprintf("%d workloads protected, %d armed", status.ProtectedWorkloads, status.ArmedWorkloads)}
+	if len(errs) > 0 {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Error", errs[0].Error()
+		klog.FromContext(ctx).Error(errs[0], "protect", "policy", klog.KObj(p), "errors", len(errs))
+	}
+	meta.SetStatusCondition(&status.Conditions, cond)
+	p.Status = status
+	return client.IgnoreNotFound(r.Client.Status().Update(ctx, p))
+}
+
+// protect runs one round for one workload and says when to look again.
+func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload) (v1alpha1.ProtectedWorkload, time.Duration, error) {
+	pw := v1alpha1.ProtectedWorkload{APIVersion: "apps/v1", Kind: w.kind(), Name: w.name()}
+	rb, err := r.binding(ctx, w)
+	if apierrors.IsNotFound(err) {
+		pw.Message = "no ResourceBinding yet: the workload is not propagated"
+		return pw, 0, nil
+	}
+	if err != nil {
+		return pw, 0, err
+	}
+	active, err := r.activeMigration(ctx, w)
+	if err != nil {
+		return pw, 0, err
+	}
+	all, err := r.listWorkloadCheckpoints(ctx, w)
+	if err != nil {
+		return pw, 0, err
+	}
+	pw.Clusters = BoundClusters(rb)
+	if len(pw.Clusters) == 0 {
+		// Mid-move: an eviction takes the source out of the binding before
+		// the scheduler adds the destination. The Checkpoints say where it ran.
+		pw.Clusters = LeftClusters(nil, all, time.Time{})
+	}
+	running, err := r.runningPods(ctx, w, pw.Clusters)
+	if err != nil {
+		return pw, 0, err
+	}
+	cps, err := r.retain(ctx, p, w, active, all, runningKeys(running))
+	if err != nil {
+		return pw, 0, err
+	}
+	if err := r.freshForMigration(ctx, p, w, active); err != nil {
+		return pw, 0, err
+	}
+	wait, err := r.scheduled(ctx, p, w, running, cps, &pw)
+	if err != nil {
+		return pw, wait, err
+	}
+	return pw, wait, r.reportPlan(ctx, w, cps, active, &pw)
+}
+
+// scheduled takes a checkpoint of every running pod of the current
+// template whose last one is an interval old, and lists the pods with
+// their latest verified checkpoint (keyed by cluster and pod).
+func (r CheckpointReconciler) scheduled(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, running map[string][]corev1.Pod, cps []v1alpha1.Checkpoint, pw *v1alpha1.ProtectedWorkload) (time.Duration, error) {
+	current := OfTemplate(cps, TemplateHash(w.u))
+	wait := interval(p)
+	for _, cluster := range sortedKeys(running) {
+		for _, pod := range running[cluster] {
+			mine := ofPod(onCluster(current, cluster), pod.Name)
+			pw.Pods = append(pw.Pods, podRef(cluster, pod.Name, LatestVerified(mine)))
+			if !PodRunsTemplate(&pod, w.u) {
+				continue // an old pod of a rollout: its state is not the new template's
+			}
+			if due := Due(mine, interval(p), r.now()); due > 0 {
+				wait = min(wait, due)
+				continue
+			}
+			if _, err := r.createCheckpoint(ctx, p, w, cluster, pod.Name, ""); err != nil {
+				return wait, err
+			}
+		}
+	}
+	return wait, nil
+}
+
+func podRef(cluster, pod string, l *v1alpha1.Checkpoint) v1alpha1.PodCheckpointRef {
+	ref := v1alpha1.PodCheckpointRef{Pod: pod, Cluster: cluster}
+	if l != nil {
+		ref.Checkpoint, ref.Images, ref.CompletionTime = l.Name, images(l), l.Status.CompletionTime
+	}
+	return ref
+}
+
+// freshForMigration creates the fresh Checkpoints a planned Migration
+// (Checkpointing, not held) waits for: one per running pod on its sources.
+func (r CheckpointReconciler) freshForMigration(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, m *v1alpha1.Migration) error {
+	if m == nil || m.Status.Phase != v1alpha1.MigrationCheckpointing || isHeld(m) {
+		return nil
+	}
+	existing, err := r.migrationCheckpoints(ctx, m)
+	if err != nil || len(existing) > 0 {
+		return err
+	}
+	n := 0
+	for _, cluster := range m.Status.SourceClusters {
+		pods, err := r.Pods.Pods(ctx, cluster, w.ns(), w.selector)
+		if err != nil {
+			return err
+		}
+		for _, pod := range runningPods(pods) {
+			if _, err := r.createCheckpoint(ctx, p, w, cluster, pod.Name, m.Name); err != nil {
+				return err
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		r.Recorder.Eventf(m, "Warning", "NoPodToCheckpoint", "no running pod of %s on %v to checkpoint", w.label(), m.Status.SourceClusters)
+	}
+	return nil
+}
+
+// reportPlan fills the status's view of the armed plan (written by the
+// restoreplan controller) and says why it is not armed.
+func (r CheckpointReconciler) reportPlan(ctx context.Context, w *workload, cps []v1alpha1.Checkpoint, active *v1alpha1.Migration, pw *v1alpha1.ProtectedWorkload) error {
+	op, err := r.armedPolicy(ctx, w)
+	if err != nil {
+		return err
+	}
+	if op != nil {
+		pw.Armed, pw.ArmedCheckpoint = true, op.Annotations[restoreKey]
+	}
+	current := LatestVerified(OfTemplate(cps, TemplateHash(w.u)))
+	switch {
+	case active != nil:
+		pw.Message = fmt.Sprintf("Migration %s is %s: the restore plan stays as it armed it until the move ends", active.Name, active.Status.Phase)
+	case op != nil:
+	case current == nil && LatestVerified(cps) != nil:
+		pw.Message = "the pod template changed since the last verified checkpoint: " +
+			"waiting for a checkpoint of the new template (a move now starts cold rather than restore the old version)"
+	case current == nil:
+		pw.Message = "no verified checkpoint yet: a move now would start cold"
+	default:
+		pw.Message = "no cluster runs the workload healthy yet: not armed (the plan would rewrite the source)"
+	}
+	return nil
+}
+
+// runningPods lists the workload's running pods on each cluster.
+func (c *Controller) runningPods(ctx context.Context, w *workload, clusters []string) (map[string][]corev1.Pod, error) {
+	out := map[string][]corev1.Pod{}
+	for _, cluster := range clusters {
+		pods, err := c.Pods.Pods(ctx, cluster, w.ns(), w.selector)
+		if err != nil {
+			return nil, err
+		}
+		out[cluster] = runningPods(pods)
+	}
+	return out, nil
+}
+
+// runningKeys are the "<cluster>/<pod>" keys of running pods.
+func runningKeys(running map[string][]corev1.Pod) map[string]bool {
+	out := map[string]bool{}
+	for cluster, pods := range running {
+		for _, pod := range pods {
+			out[cluster+"/"+pod.Name] = true
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

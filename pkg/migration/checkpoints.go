@@ -1,0 +1,173 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+// listWorkloadCheckpoints lists the Checkpoints of a workload, uncached.
+func (c *Controller) listWorkloadCheckpoints(ctx context.Context, w *workload) ([]v1alpha1.Checkpoint, error) {
+	var l v1alpha1.CheckpointList
+	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label()}); err != nil {
+		return nil, fmt.Errorf("list checkpoints of %s: %w", w.label(), err)
+	}
+	// One being deleted (its images going) is no longer a checkpoint to use.
+	return filterCheckpoints(l.Items, func(c *v1alpha1.Checkpoint) bool { return c.DeletionTimestamp == nil }), nil
+}
+
+// latestByPod is the latest verified Checkpoint of each pod name among cps.
+func latestByPod(cps []v1alpha1.Checkpoint) map[string]*v1alpha1.Checkpoint {
+	byPod := map[string][]v1alpha1.Checkpoint{}
+	for _, cp := range cps {
+		byPod[cp.Spec.PodName] = append(byPod[cp.Spec.PodName], cp)
+	}
+	out := map[string]*v1alpha1.Checkpoint{}
+	for pod, list := range byPod {
+		if l := LatestVerified(list); l != nil {
+			out[pod] = l
+		}
+	}
+	return out
+}
+
+// migrationCheckpoints are the fresh Checkpoints taken for Migration m.
+func (c *Controller) migrationCheckpoints(ctx context.Context, m *v1alpha1.Migration) ([]v1alpha1.Checkpoint, error) {
+	var l v1alpha1.CheckpointList
+	if err := c.reader().List(ctx, &l, client.InNamespace(m.Namespace), client.MatchingLabels{LabelMigration: m.Name}); err != nil {
+		return nil, fmt.Errorf("list checkpoints of Migration %s: %w", m.Name, err)
+	}
+	return l.Items, nil
+}
+
+// createCheckpoint asks for a checkpoint of pod in cluster.
+func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, cluster, pod, migration string) (*v1alpha1.Checkpoint, error) {
+	if err := c.ensurePropagation(ctx, w.ns(), cluster); err != nil {
+		return nil, err
+	}
+	// Named from the checkpoint it follows: two reconciles of one round (a
+	// policy event and a binding event together) derive the same name, and
+	// the second Create finds the first's Checkpoint, unfinished, instead
+	// of a twin. A finished one of that name is an older checkpoint (the
+	// newest is ambiguous when two were created in the same second): the
+	// next name is derived from it.
+	prev, err := c.latestCheckpointName(ctx, w, pod)
+	if err != nil {
+		return nil, err
+	}
+	for range 5 {
+		cp := newCheckpoint(p, w, cluster, pod, migration, checkpointName(pod, cluster, migration, prev))
+		err := c.Client.Create(ctx, cp)
+		if err == nil {
+			checkpointsCreated.WithLabelValues(map[bool]string{true: "migration", false: "schedule"}[migration != ""]).Inc()
+			return cp, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("create checkpoint of pod %s/%s in %s: %w", w.ns(), pod, cluster, err)
+		}
+		existing := &v1alpha1.Checkpoint{}
+		if err := c.reader().Get(ctx, client.ObjectKeyFromObject(cp), existing); err != nil {
+			return nil, fmt.Errorf("checkpoint %s of pod %s/%s: %w", cp.Name, w.ns(), pod, err)
+		}
+		if !existing.IsFinished() && existing.DeletionTimestamp == nil {
+			return existing, nil
+		}
+		prev = existing.Name
+	}
+	return nil, fmt.Errorf("create checkpoint of pod %s/%s in %s: no free name after %s", w.ns(), pod, cluster, prev)
+}
+
+// newCheckpoint is the Checkpoint of pod in cluster the policy asks for.
+func newCheckpoint(p *v1alpha1.CheckpointPolicy, w *workload, cluster, pod, migration, name string) *v1alpha1.Checkpoint {
+	cp := &v1alpha1.Checkpoint{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: w.ns(),
+			Labels: map[string]string{
+				LabelWorkload: w.label(), LabelCluster: cluster, LabelPolicy: p.Name, LabelPod: pod,
+				LabelManagedBy: ManagedBy,
+			},
+			Annotations: map[string]string{AnnotationTemplateHash: TemplateHash(w.u), AnnotationTemplateImages: templateImagesJSON(w.u)},
+			// Owned by the policy: deleting it deletes its Checkpoints, and
+			// the finalizer their images first.
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "CheckpointPolicy", Name: p.Name, UID: p.UID}},
+			Finalizers:      []string{FinalizerImages},
+		},
+		Spec: v1alpha1.CheckpointSpec{
+			PodName:              pod,
+			Containers:           p.Spec.Containers,
+			Repository:           p.Spec.Repository,
+			CredentialsSecretRef: p.Spec.CredentialsSecretRef,
+			Builder:              p.Spec.Builder,
+			Compression:          p.Spec.Compression,
+		},
+	}
+	if migration != "" {
+		cp.Labels[LabelMigration] = migration
+	}
+	return cp
+}
+
+// latestCheckpointName is the newest Checkpoint of the pod, read uncached.
+func (c *Controller) latestCheckpointName(ctx context.Context, w *workload, pod string) (string, error) {
+	var l v1alpha1.CheckpointList
+	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label(), LabelPod: pod}); err != nil {
+		return "", err
+	}
+	last := newest(l.Items)
+	if last == nil {
+		return "", nil
+	}
+	return last.Name, nil
+}
+
+// ensurePropagation makes sure the namespace has the PropagationPolicy
+// that carries Checkpoints labelled for cluster to that cluster only.
+func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) error {
+	want := &policyv1alpha1.PropagationPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: propagationPolicyName(cluster), Namespace: ns, Labels: map[string]string{LabelManagedBy: ManagedBy}},
+		Spec: policyv1alpha1.PropagationSpec{
+			ResourceSelectors: []policyv1alpha1.ResourceSelector{{
+				APIVersion:    v1alpha1.GroupVersion.String(),
+				Kind:          v1alpha1.CheckpointKind,
+				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelCluster: cluster}},
+			}},
+			Placement: policyv1alpha1.Placement{
+				ClusterAffinity: &policyv1alpha1.ClusterAffinity{ClusterNames: []string{cluster}},
+				// A cordon's fresh checkpoint must reach the cordoned
+				// cluster: without this toleration Karmada's scheduler
+				// (TaintToleration filter) never places the Checkpoint
+				// there, and the Cordon Migration waits forever.
+				ClusterTolerations: []corev1.Toleration{{
+					Key: clusterv1alpha1.TaintClusterUnscheduler, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+				}},
+			},
+		},
+	}
+	got := &policyv1alpha1.PropagationPolicy{}
+	err := c.Client.Get(ctx, client.ObjectKeyFromObject(want), got)
+	if apierrors.IsNotFound(err) {
+		if err := c.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create PropagationPolicy %s/%s: %w", ns, want.Name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(got.Spec.Placement.ClusterTolerations) == 0 { // made by an earlier version
+		got.Spec.Placement.ClusterTolerations = want.Spec.Placement.ClusterTolerations
+		if err := c.Client.Update(ctx, got); err != nil {
+			return fmt.Errorf("update PropagationPolicy %s/%s: %w", ns, want.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+func isTerminal(p v1alpha1.MigrationPhase) bool {
+	return p == v1alpha1.MigrationRestored || p == v1alpha1.MigrationFellBack || p == v1alpha1.MigrationFailed
+}
+
+// workloadMigrations lists the Migrations of w, uncached (a Migration just
+// created must be seen at once, or a second one would be created).
+func (c *Controller) workloadMigrations(ctx context.Context, w *workload) ([]v1alpha1.Migration, error) {
+	var l v1alpha1.MigrationList
+	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns())); err != nil {
+		return nil, fmt.Errorf("list migrations of %s: %w", w.label(), err)
+	}
+	var out []v1alpha1.Migration
+	for _, m := range l.Items {
+		if m.Spec.WorkloadRef.Kind == w.kind() && m.Spec.WorkloadRef.Name == w.name() {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// unfinishedOf is the first Migration not in a terminal phase, or nil.
+func unfinishedOf(ms []v1alpha1.Migration) *v1alpha1.Migration {
+	for i := range ms {
+		if !isTerminal(ms[i].Status.Phase) {
+			return &ms[i]
+		}
+	}
+	return nil
+}
+
+// activeMigration finds an unfinished Migration of the workload.
+func (c *Controller) activeMigration(ctx context.Context, w *workload) (*v1alpha1.Migration, error) {
+	ms, err := c.workloadMigrations(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	return unfinishedOf(ms), nil
+}

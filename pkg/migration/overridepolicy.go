@@ -1,0 +1,150 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/restore"
+)
+
+// armedPolicy reads the workload's restore OverridePolicy; nil when none.
+func (c *Controller) armedPolicy(ctx context.Context, w *workload) (*policyv1alpha1.OverridePolicy, error) {
+	op := &policyv1alpha1.OverridePolicy{}
+	err := c.reader().Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyName(w.u)}, op)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return op, err
+}
+
+// excluded is the exclude list of an armed OverridePolicy.
+func excluded(op *policyv1alpha1.OverridePolicy) map[string]bool {
+	out := map[string]bool{}
+	if op == nil {
+		return out
+	}
+	for _, r := range op.Spec.OverrideRules {
+		if r.TargetCluster != nil {
+			for _, c := range r.TargetCluster.ExcludeClusters {
+				out[c] = true
+			}
+		}
+	}
+	return out
+}
+
+// arm creates or updates the workload's restore OverridePolicy; with no
+// plan (or nothing left to target) it withdraws it.
+func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, w *workload, plan *restore.Plan, exclude []string) error {
+	current, err := c.armedPolicy(ctx, w)
+	if err != nil {
+		return err
+	}
+	if plan == nil || len(exclude) == 0 {
+		return c.withdraw(ctx, current)
+	}
+	want, err := restore.OverridePolicy(w.u, *plan, exclude)
+	if err != nil {
+		return err
+	}
+	if owner != nil {
+		want.OwnerReferences = []metav1.OwnerReference{{
+			APIVersion: v1alpha1.GroupVersion.String(), Kind: "CheckpointPolicy", Name: owner.Name, UID: owner.UID,
+		}}
+	}
+	if current == nil {
+		if err := c.Client.Create(ctx, want); err != nil {
+			return fmt.Errorf("arm restore of %s/%s: %w", w.ns(), w.label(), err)
+		}
+		return nil
+	}
+	if newer, err := c.armedIsNewer(ctx, w, current, plan.Checkpoint); err != nil {
+		return err
+	} else if newer {
+		// Two reconcilers arm the same plan: a policy round that read the
+		// checkpoints before a Migration's fresh one was verified must not
+		// put the older checkpoint back (Karmada would roll the
+		// destination twice, first to the older state). Keep the armed
+		// checkpoint; only the exclusions follow the binding. The Update
+		// below carries current's resourceVersion, so a concurrent re-arm
+		// makes it conflict and this round is retried on fresh data.
+		want.Annotations = current.Annotations
+		want.Spec.OverrideRules = current.DeepCopy().Spec.OverrideRules
+		for i := range want.Spec.OverrideRules {
+			if want.Spec.OverrideRules[i].TargetCluster != nil {
+				want.Spec.OverrideRules[i].TargetCluster.ExcludeClusters = exclude
+			}
+		}
+	}
+	if same, err := equalPolicy(current, want); err != nil || same {
+		return err
+	}
+	current.Labels, current.Annotations, current.Spec = want.Labels, want.Annotations, want.Spec
+	if owner != nil {
+		current.OwnerReferences = want.OwnerReferences
+	}
+	if err := c.Client.Update(ctx, current); err != nil {
+		return fmt.Errorf("re-arm restore of %s/%s: %w", w.ns(), w.label(), err)
+	}
+	return nil
+}
+
+// armedIsNewer says whether the armed plan restores a verified checkpoint
+// of w that completed after candidate (so arming candidate would go back
+// in time).
+func (c *Controller) armedIsNewer(ctx context.Context, w *workload, current *policyv1alpha1.OverridePolicy, candidate string) (bool, error) {
+	armed := current.Annotations[restoreKey]
+	if armed == "" || armed == candidate {
+		return false, nil
+	}
+	get := func(name string) (*v1alpha1.Checkpoint, error) {
+		cp := &v1alpha1.Checkpoint{}
+		err := c.reader().Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: name}, cp)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return cp, err
+	}
+	a, err := get(armed)
+	if err != nil || a == nil || a.Labels[LabelWorkload] != w.label() || a.Status.Phase != v1alpha1.CheckpointSucceeded {
+		return false, err
+	}
+	b, err := get(candidate)
+	if err != nil || b == nil {
+		return false, err
+	}
+	return newer(a, b), nil
+}
+
+func (c *Controller) withdraw(ctx context.Context, op *policyv1alpha1.OverridePolicy) error {
+	if op == nil {
+		return nil
+	}
+	if err := c.Client.Delete(ctx, op); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("withdraw restore %s/%s: %w", op.Namespace, op.Name, err)
+	}
+	return nil
+}
+
+// equalPolicy says whether two restore OverridePolicies arm the same
+// checkpoint with the same spec. A spec that cannot be converted is an
+// error, not a difference or a match: two unconvertible specs would
+// otherwise compare equal (both nil) and a needed re-arm be skipped.
+func equalPolicy(a, b *policyv1alpha1.OverridePolicy) (bool, error) {
+	ra, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&a.Spec)
+	if err != nil {
+		return false, fmt.Errorf("compare OverridePolicy %s/%s: %w", a.Namespace, a.Name, err)
+	}
+	rb, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&b.Spec)
+	if err != nil {
+		return false, fmt.Errorf("compare OverridePolicy %s/%s: %w", b.Namespace, b.Name, err)
+	}
+	return equalJSON(ra, rb) && a.Annotations[restore.AnnotationRestoredFrom] == b.Annotations[restore.AnnotationRestoredFrom], nil
+}

@@ -1,0 +1,40 @@
+package migration
+
+import (
+	"context"
+
+	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	appsv1 "k8s.io/api/apps/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+// policyController starts a controller keyed by CheckpointPolicy that
+// looks again whenever something its workloads' decisions depend on
+// changes: their Checkpoints, Migrations, bindings and templates.
+func (c *Controller) policyController(mgr manager.Manager, name string) *builder.Builder {
+	inNamespace := handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)
+	return ctrl.NewControllerManagedBy(mgr).Named(name).WithOptions(c.bounded()).
+		For(&v1alpha1.CheckpointPolicy{}).
+		Watches(&v1alpha1.Checkpoint{}, handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint)).
+		Watches(&v1alpha1.Migration{}, inNamespace).
+		Watches(&workv1alpha2.ResourceBinding{}, inNamespace).
+		Watches(&appsv1.StatefulSet{}, inNamespace).
+		Watches(&appsv1.Deployment{}, inNamespace)
+}
+
+// policyWorkloads reads a CheckpointPolicy and the workloads it selects;
+// nil when the policy is gone or going (owner references clean up).
+func (c *Controller) policyWorkloads(ctx context.Context, req ctrl.Request) (*v1alpha1.CheckpointPolicy, []*workload, error) {
+	p := &v1alpha1.CheckpointPolicy{}
+	if err := c.Client.Get(ctx, req.NamespacedName, p); err != nil || p.DeletionTimestamp != nil {
+		return nil, nil, client.IgnoreNotFound(err)
+	}
+	workloads, err := c.selectedWorkloads(ctx, p)
+	return p, workloads, err
+}

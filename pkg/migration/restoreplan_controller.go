@@ -1,0 +1,127 @@
+package migration
+
+import (
+	"context"
+	"fmt"
+
+	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+// RestorePlanReconciler is the only writer of the restore OverridePolicy of
+// each protected workload. What it arms follows from what it observes:
+//
+//   - a running Migration that chose its checkpoints (phase Armed) gets a
+//     plan of exactly those, its sources excluded;
+//   - any other running Migration owns the plan as it stands (re-arming
+//     with a newer checkpoint would re-render the destination while it
+//     restores and roll its pods);
+//   - otherwise the latest verified checkpoint of each pod of the current
+//     template is armed for every cluster that does not run the workload.
+type RestorePlanReconciler struct{ *Controller }
+
+func setupRestorePlan(mgr manager.Manager, c *Controller) error {
+	return c.policyController(mgr, "stateshift-restoreplan").Complete(RestorePlanReconciler{c})
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r RestorePlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p, workloads, err := r.policyWorkloads(ctx, req)
+	if p == nil || err != nil {
+		return ctrl.Result{}, err
+	}
+	var errs []error
+	for _, w := range workloads {
+		if err := r.planWorkload(ctx, p, w); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return ctrl.Result{}, fmt.Errorf("restore plans of %s/%s: %v", p.Namespace, p.Name, errs)
+	}
+	return ctrl.Result{RequeueAfter: interval(p)}, nil
+}
+
+// planWorkload arms (or keeps, or withdraws) one workload's plan.
+func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload) error {
+	rb, err := r.binding(ctx, w)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	active, err := r.activeMigration(ctx, w)
+	if err != nil {
+		return err
+	}
+	if active != nil {
+		if active.Status.Phase != v1alpha1.MigrationArmed || len(active.Status.Checkpoints) == 0 {
+			return nil // the move owns the plan as it stands
+		}
+		latest, err := r.checkpointsByName(ctx, w.ns(), active.Status.Checkpoints)
+		if err != nil {
+			return err
+		}
+		return r.armPlan(ctx, p, w, rb, latest, active.Status.SourceClusters)
+	}
+	cps, err := r.listWorkloadCheckpoints(ctx, w)
+	if err != nil {
+		return err
+	}
+	return r.armPlan(ctx, p, w, rb, latestByPod(OfTemplate(cps, TemplateHash(w.u))), nil)
+}
+
+// armPlan builds the plan from latest and arms it for every cluster but
+// those running the workload, the sources and the clusters that cannot
+// restore; with nothing to arm, or nowhere to exclude, it withdraws it.
+func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding, latest map[string]*v1alpha1.Checkpoint, sources []string) error {
+	if len(latest) == 0 {
+		return r.arm(ctx, p, w, nil, nil)
+	}
+	plan, err := BuildPlan(w.kind(), latest)
+	if err != nil {
+		r.Recorder.Eventf(p, "Warning", "InvalidPlan", "cannot build the restore plan of %s: %v", w.label(), err)
+		return r.arm(ctx, p, w, nil, nil)
+	}
+	plan.TemplateGeneration = w.u.GetGeneration()
+	exclude, err := r.exclusions(ctx, w, rb)
+	if err != nil {
+		return err
+	}
+	for _, s := range sources { // the sources are never rewritten
+		exclude = appendUnique(exclude, s)
+	}
+	return r.arm(ctx, p, w, &plan, exclude)
+}
+
+// exclusions are the clusters the plan must not rewrite (ExcludeClusters).
+func (c *Controller) exclusions(ctx context.Context, w *workload, rb *workv1alpha2.ResourceBinding) ([]string, error) {
+	current, err := c.armedPolicy(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	unable, err := c.unableClusters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ExcludeClusters(BoundClusters(rb), SettledClusters(rb), excluded(current), unable), nil
+}
+
+// checkpointsByName reads the Checkpoints a Migration chose, by pod.
+func (c *Controller) checkpointsByName(ctx context.Context, ns string, chosen []v1alpha1.MigrationCheckpoint) (map[string]*v1alpha1.Checkpoint, error) {
+	out := map[string]*v1alpha1.Checkpoint{}
+	for _, mc := range chosen {
+		cp := &v1alpha1.Checkpoint{}
+		if err := c.reader().Get(ctx, types.NamespacedName{Namespace: ns, Name: mc.Name}, cp); err != nil {
+			return nil, fmt.Errorf("checkpoint %s of the move: %w", mc.Name, err)
+		}
+		out[mc.Pod] = cp
+	}
+	return out, nil
+}
