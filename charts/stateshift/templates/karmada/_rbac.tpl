@@ -32,7 +32,7 @@ rules:
     verbs: ["get", "update", "patch"]
   - apiGroups: ["stateshift.io"]
     resources: ["checkpoints"]
-    verbs: ["get", "list", "watch", "create", "delete"]
+    verbs: ["get", "list", "watch", "create", "delete", "patch"]
   - apiGroups: ["policy.karmada.io"]
     resources: ["propagationpolicies"]
     verbs: ["get", "list", "watch", "create", "update"]
@@ -45,6 +45,11 @@ rules:
   - apiGroups: ["cluster.karmada.io"]
     resources: ["clusters"]
     verbs: ["get", "list", "watch"]
+  # A destination whose pods fail to restore is labelled
+  # stateshift.io/restore=false (with the reason as an annotation).
+  - apiGroups: ["cluster.karmada.io"]
+    resources: ["clusters"]
+    verbs: ["patch"]
   - apiGroups: ["cluster.karmada.io"]
     resources: ["clusters/proxy"]
     verbs: ["get"]
