@@ -95,10 +95,11 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 	if err != nil {
 		return pw, 0, err
 	}
-	active, err := r.activeMigration(ctx, w)
+	ms, err := r.workloadMigrations(ctx, w)
 	if err != nil {
 		return pw, 0, err
 	}
+	active := unfinishedOf(ms)
 	all, err := r.listWorkloadCheckpoints(ctx, w)
 	if err != nil {
 		return pw, 0, err
@@ -113,7 +114,7 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 	if err != nil {
 		return pw, 0, err
 	}
-	cps, err := r.retain(ctx, p, w, active, all, runningKeys(running))
+	cps, err := r.retain(ctx, p, w, []*v1alpha1.Migration{active, lastRestoredOf(ms)}, all, runningKeys(running))
 	if err != nil {
 		return pw, 0, err
 	}

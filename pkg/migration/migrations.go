@@ -39,6 +39,24 @@ func unfinishedOf(ms []v1alpha1.Migration) *v1alpha1.Migration {
 	return nil
 }
 
+// lastRestoredOf is the Migration that restored the workload most
+// recently, or nil.
+func lastRestoredOf(ms []v1alpha1.Migration) *v1alpha1.Migration {
+	var last *v1alpha1.Migration
+	at := func(m *v1alpha1.Migration) int64 {
+		if m.Status.CompletionTime != nil {
+			return m.Status.CompletionTime.UnixNano()
+		}
+		return m.CreationTimestamp.UnixNano()
+	}
+	for i := range ms {
+		if ms[i].Status.Phase == v1alpha1.MigrationRestored && (last == nil || at(&ms[i]) > at(last)) {
+			last = &ms[i]
+		}
+	}
+	return last
+}
+
 // activeMigration finds an unfinished Migration of the workload.
 func (c *Controller) activeMigration(ctx context.Context, w *workload) (*v1alpha1.Migration, error) {
 	ms, err := c.workloadMigrations(ctx, w)

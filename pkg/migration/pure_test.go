@@ -461,3 +461,36 @@ func TestJudgePodsAndColdPlannedPods(t *testing.T) {
 		}
 	}
 }
+
+// The last Migration that restored a workload keeps its checkpoints in use:
+// its restored pods were made from those images, and the first scheduled
+// checkpoint on the destination must not prune them at once.
+func TestLastRestoredMigrationKeepsItsCheckpoints(t *testing.T) {
+	at := func(s int64) *metav1.Time { tm := metav1.Unix(s, 0); return &tm }
+	mig := func(name string, phase v1alpha1.MigrationPhase, done *metav1.Time, cps ...string) v1alpha1.Migration {
+		m := v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		m.Status.Phase, m.Status.CompletionTime = phase, done
+		for _, c := range cps {
+			m.Status.Checkpoints = append(m.Status.Checkpoints, v1alpha1.MigrationCheckpoint{Name: c})
+		}
+		return m
+	}
+	ms := []v1alpha1.Migration{
+		mig("old", v1alpha1.MigrationRestored, at(100), "cp-old"),
+		mig("new", v1alpha1.MigrationRestored, at(200), "cp-new-0", "cp-new-1"),
+		mig("cold", v1alpha1.MigrationFellBack, at(300), "cp-cold"),
+		mig("running", v1alpha1.MigrationRestoring, nil, "cp-running"),
+	}
+	last := lastRestoredOf(ms)
+	if last == nil || last.Name != "new" {
+		t.Fatalf("lastRestoredOf = %v, want new", last)
+	}
+	got := migrationCheckpoints(unfinishedOf(ms), last, nil)
+	want := map[string]bool{"cp-new-0": true, "cp-new-1": true, "cp-running": true}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("in use %v, want %v", got, want)
+	}
+	if lastRestoredOf(ms[2:3]) != nil {
+		t.Error("a FellBack Migration restored nothing")
+	}
+}

@@ -202,11 +202,13 @@ func byClusterAndPod(cps []v1alpha1.Checkpoint) map[string][]v1alpha1.Checkpoint
 // returns those kept. Per cluster and pod the keep newest verified ones
 // stay; of a pod that no longer runs there (a Deployment's pods get new
 // names on every rollout and move) none stays but those in use. Never
-// pruned: the Checkpoints a running Migration uses and those whose images
-// the armed plan restores (with keep=1 the image being restored would
+// pruned: the Checkpoints of the given Migrations (the running one, and
+// the last that restored the workload: its restored pods were made from
+// those images, and an operator inspects them) and those whose images the
+// armed plan restores (with keep=1 the image being restored would
 // otherwise go).
-func (c *Controller) retain(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, active *v1alpha1.Migration, all []v1alpha1.Checkpoint, running map[string]bool) ([]v1alpha1.Checkpoint, error) {
-	inUse, err := c.inUse(ctx, w, active, all)
+func (c *Controller) retain(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, migrations []*v1alpha1.Migration, all []v1alpha1.Checkpoint, running map[string]bool) ([]v1alpha1.Checkpoint, error) {
+	inUse, err := c.inUse(ctx, w, migrations, all)
 	if err != nil {
 		return nil, err
 	}
@@ -249,15 +251,11 @@ func PruneGone(cps []v1alpha1.Checkpoint, inUse map[string]bool) (kept, deleted 
 	return kept, deleted
 }
 
-// inUse names the Checkpoints retention must keep: those of the running
-// Migration and those whose images the armed restore plan names.
-func (c *Controller) inUse(ctx context.Context, w *workload, active *v1alpha1.Migration, all []v1alpha1.Checkpoint) (map[string]bool, error) {
-	out := map[string]bool{}
-	if active != nil {
-		for _, cp := range active.Status.Checkpoints {
-			out[cp.Name] = true
-		}
-	}
+// inUse names the Checkpoints retention must keep: those of the given
+// Migrations (nil ones are skipped) and those whose images the armed
+// restore plan names.
+func (c *Controller) inUse(ctx context.Context, w *workload, migrations []*v1alpha1.Migration, all []v1alpha1.Checkpoint) (map[string]bool, error) {
+	out := migrationCheckpoints(migrations...)
 	op, err := c.armedPolicy(ctx, w)
 	if err != nil || op == nil {
 		return out, err
@@ -275,6 +273,20 @@ func (c *Controller) inUse(ctx context.Context, w *workload, active *v1alpha1.Mi
 		}
 	}
 	return out, nil
+}
+
+// migrationCheckpoints names the Checkpoints the Migrations restore from.
+func migrationCheckpoints(ms ...*v1alpha1.Migration) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range ms {
+		if m == nil {
+			continue
+		}
+		for _, cp := range m.Status.Checkpoints {
+			out[cp.Name] = true
+		}
+	}
+	return out
 }
 
 // prune deletes Checkpoints past retention and returns those it could not
