@@ -67,6 +67,31 @@ func TestRetainKeepsRestore(t *testing.T) {
 			restore.AnnotationLatestCheckpoint: "db-0-ckpt-2", restore.AnnotationRestoreCompleted: plan.Checkpoint,
 		}))
 
+		// A restore the runtime refused never came up (no ready replica,
+		// never recorded complete): withdrawing its plan brings the
+		// workload back to its own images, cold.
+		refused := restored.DeepCopy()
+		_ = unstructured.SetNestedField(refused.Object, int64(0), "status", "readyReplicas")
+		req = retainRequest(t, template, refused)
+		got = patched(t, req, call(t, req))
+		gotContainers, _, _ := unstructured.NestedSlice(got.Object, "spec", "template", "spec", "containers")
+		if img := gotContainers[0].(map[string]interface{})["image"]; img == ckptImage {
+			t.Errorf("%s: a refused restore was kept (image %v)", obj.GetKind(), img)
+		}
+		if _, ok := got.GetAnnotations()[restore.AnnotationRestoreCompleted]; ok {
+			t.Errorf("%s: a refused restore was recorded complete", obj.GetKind())
+		}
+		// Once recorded complete, a restore stays kept even when a replica
+		// is lost later (restore once: new pods start cold, the running
+		// restored ones are not rolled).
+		completed := withAnnotations(refused, map[string]string{restore.AnnotationRestoreCompleted: plan.Checkpoint})
+		req = retainRequest(t, template, completed)
+		got = patched(t, req, call(t, req))
+		gotContainers, _, _ = unstructured.NestedSlice(got.Object, "spec", "template", "spec", "containers")
+		if img := gotContainers[0].(map[string]interface{})["image"]; img != ckptImage {
+			t.Errorf("%s: a completed restore was rolled back (image %v)", obj.GetKind(), img)
+		}
+
 		// The user changes the image: their change wins.
 		changed := template.DeepCopy()
 		containers, _, _ := unstructured.NestedSlice(changed.Object, "spec", "template", "spec", "containers")

@@ -132,6 +132,12 @@ func KeepRestored(desired, observed *unstructured.Unstructured) (bool, error) {
 	if planned(desired) {
 		return false, nil // a plan is armed: its rewrite is the desired state
 	}
+	if !restoreCameUp(observed) {
+		// A restore the runtime refused (CreateContainerError on a node
+		// that cannot restore) is not kept: withdrawing its plan must bring
+		// the workload back to its own images, cold.
+		return false, nil
+	}
 	originals, err := OriginalImages(observed.GetAnnotations())
 	if err != nil || len(originals) == 0 {
 		// Without the record we cannot tell a withdrawn plan from a user's
@@ -151,6 +157,29 @@ func KeepRestored(desired, observed *unstructured.Unstructured) (bool, error) {
 	}
 	// Compare the rest of the template with the restore's own fields out.
 	return subset(stripRestore(desiredTemplate, originals), stripRestore(observedTemplate, originals)), nil
+}
+
+// restoreCameUp says whether the member's restored workload ever ran: its
+// restore was recorded complete by an earlier Retain (from then on a pod
+// lost later does not undo it), or every replica is ready now. The controller withdraws a plan from a
+// cluster only once its copy runs restored, or once its pods failed to
+// restore: only the first finds it ready.
+func restoreCameUp(observed *unstructured.Unstructured) bool {
+	ann := observed.GetAnnotations()
+	if done := ann[AnnotationRestoreCompleted]; done != "" && done == ann[AnnotationRestoredFrom] {
+		return true
+	}
+	replicas, found, err := unstructured.NestedInt64(observed.Object, "spec", "replicas")
+	if err != nil {
+		return false
+	}
+	if !found {
+		replicas = 1 // the API server's default
+	}
+	// The destination ran nothing of the workload before the restore, so
+	// whatever is ready is restored.
+	ready, _, _ := unstructured.NestedInt64(observed.Object, "status", "readyReplicas")
+	return ready >= replicas
 }
 
 // restoreKeys are the annotations of a restore (Rewrite's and Retain's;
