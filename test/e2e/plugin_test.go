@@ -1,0 +1,164 @@
+//go:build e2e
+
+package e2e
+
+// The kubectl plugin against the local Karmada, run the way an operator
+// runs it: the kubectl-stateshift binary on PATH, called as
+// `kubectl stateshift ...` with the Karmada kubeconfig. The tests read what
+// it prints, not only its exit code.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/stateshiftctl"
+	"github.com/stateshift/stateshift/test/e2e/framework"
+)
+
+var (
+	pluginOnce sync.Once
+	pluginDir  string
+	pluginErr  error
+)
+
+// kubectlStateshift runs `kubectl stateshift args...` against the Karmada
+// API and returns its standard output; standard error goes to the log.
+func kubectlStateshift(t *testing.T, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	pluginOnce.Do(func() {
+		pluginDir, pluginErr = os.MkdirTemp("", "stateshift-plugin-")
+		if pluginErr == nil {
+			build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "kubectl-stateshift"), "./cmd/kubectl-stateshift")
+			build.Dir = framework.Root()
+			if out, err := build.CombinedOutput(); err != nil {
+				pluginErr = fmt.Errorf("build kubectl-stateshift: %w: %s", err, out)
+			}
+		}
+	})
+	if pluginErr != nil {
+		t.Fatal(pluginErr)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, env.Kubectl, append([]string{"stateshift", "--kubeconfig", env.Kubeconfig("karmada")}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+pluginDir+":"+filepath.Dir(env.Kubectl)+":"+os.Getenv("PATH"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	t.Logf("kubectl stateshift %s\n%s%s", strings.Join(args, " "), out, stderr.String())
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl stateshift %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// TestPluginStatusCheckpointInspectMoveDescribe: a real process protected
+// on member1's real node; the plugin reports it Protected, takes a one-off
+// checkpoint, inspects that image (the real CRIU and kernel), moves the
+// workload to member2 following the phases, and describes the move.
+func TestPluginStatusCheckpointInspectMoveDescribe(t *testing.T) {
+	framework.Phase(t)
+	env.DumpLogsOnFailure(t, realLogs...)
+	ns := env.Namespace(t, "e2e-plugin")
+	before := memOnMember1(t, ns, v1alpha1.BuilderNative)
+
+	// status: protected on member1, a checkpoint younger than two intervals.
+	out, err := kubectlStateshift(t, time.Minute, "status", "-n", ns, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []stateshiftctl.WorkloadStatus
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("status -o json: %v: %s", err, out)
+	}
+	if len(rows) != 1 || rows[0].Name != "mem" || rows[0].Cluster != framework.Member1 || rows[0].State != "Protected" ||
+		rows[0].CheckpointAge == nil || *rows[0].CheckpointAge > 2*realInterval+30*time.Second {
+		t.Errorf("status before the move: %+v", rows)
+	}
+	table, err := kubectlStateshift(t, time.Minute, "status", "deploy/mem", "-n", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table, "deployment/mem") || !strings.Contains(table, "Protected") {
+		t.Errorf("status table:\n%s", table)
+	}
+
+	// checkpoint: one-off, in member1 through the cluster proxy.
+	pod, err := env.LivePod(t.Context(), framework.Member1, ns, "mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = kubectlStateshift(t, realTimeout, "checkpoint", pod.Name, "-n", ns, "--timeout", "3m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(out)
+	if len(fields) < 2 || !strings.Contains(fields[1], "@sha256:") {
+		t.Fatalf("checkpoint printed %q, want CONTAINER IMAGE SIZE", out)
+	}
+	image := fields[1]
+
+	// inspect: what that image holds, from the real node.
+	out, err = kubectlStateshift(t, time.Minute, "inspect", image, "--insecure", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report stateshiftctl.ImageReport
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("inspect -o json: %v: %s", err, out)
+	}
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	kernel := "Linux " + unix.ByteSliceToString(uts.Release[:])
+	if report.Namespace != ns || report.Pod != pod.Name || report.Container != pod.Spec.Containers[0].Name ||
+		report.CRIUVersion == "" || report.Kernel != kernel || report.Runtime != "runc" ||
+		report.MemoryBytes < realStateMiB<<20 || report.LayerBytes < report.MemoryBytes {
+		t.Errorf("inspect: %+v (kernel want %q)", report, kernel)
+	}
+
+	// move --wait: follows the phases and ends Restored.
+	out, err = kubectlStateshift(t, realTimeout+time.Minute, "move", "deployment/mem", "--to", framework.Member2, "-n", ns, "--wait", "--timeout", realTimeout.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"created: Deployment mem -> member2", "Restored:"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("move output lacks %q:\n%s", s, out)
+		}
+	}
+	migration := strings.Fields(strings.TrimPrefix(out, "migration "))[0]
+	migration = strings.TrimSuffix(strings.TrimPrefix(migration, ns+"/"), ":")
+	moved := restoredOnMember2(t, ns, "mem", migration)
+	framework.Eventually(t, time.Minute, "the same process, restored by CRI-O", sameProcess(framework.Member2, ns, moved, before, before.Counter))
+
+	// describe: the timeline of that move, in order.
+	out, err = kubectlStateshift(t, time.Minute, "describe", "migration", migration, "-n", ns, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d stateshiftctl.MigrationDescription
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("describe -o json: %v: %s", err, out)
+	}
+	at := map[string]int{}
+	for i, e := range d.Timeline {
+		if _, seen := at[e.What]; !seen {
+			at[e.What] = i
+		}
+	}
+	created, armed, restored := at["Created"], at["Armed"], at["Restored"]
+	if d.Phase != v1alpha1.MigrationRestored || d.To != framework.Member2 || armed == 0 || restored <= armed || created != 0 {
+		t.Errorf("describe: phase %s to %s, timeline %+v", d.Phase, d.To, d.Timeline)
+	}
+}
