@@ -13,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
@@ -112,7 +114,13 @@ func (r *checkpointRequest) run(ctx context.Context) (*v1alpha1.Checkpoint, erro
 func (r *checkpointRequest) memberClient(cluster string) (client.Client, error) {
 	cfg := rest.CopyConfig(r.config)
 	cfg.Host = strings.TrimSuffix(cfg.Host, "/") + "/apis/cluster.karmada.io/v1alpha1/clusters/" + url.PathEscape(cluster) + "/proxy"
-	return client.New(cfg, client.Options{Scheme: scheme})
+	// The kinds are known: no discovery through the proxy, which Karmada's
+	// cluster proxy does not serve as a member's API server does.
+	mapper := meta.NewDefaultRESTMapper(nil)
+	for _, gvk := range []schema.GroupVersionKind{corev1.SchemeGroupVersion.WithKind("Pod"), appsV1("ReplicaSet"), v1alpha1.GroupVersion.WithKind("Checkpoint")} {
+		mapper.Add(gvk, meta.RESTScopeNamespace)
+	}
+	return client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper})
 }
 
 // findPod looks for the pod in --cluster, or in every Ready member.
