@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -271,20 +270,16 @@ func checkpointFor(pod *corev1.Pod, p *v1alpha1.CheckpointPolicy, cluster string
 
 // followCheckpoint waits for the agent to finish, printing each phase.
 func followCheckpoint(ctx context.Context, c client.Client, cp *v1alpha1.Checkpoint, progress io.Writer) (*v1alpha1.Checkpoint, error) {
-	start, last := time.Now(), ""
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+	start := time.Now()
+	err := follow(ctx, progress, func(ctx context.Context) (string, bool, error) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(cp), cp); err != nil {
-			return false, fmt.Errorf("checkpoint %s/%s: %w", cp.Namespace, cp.Name, err)
+			return "", false, fmt.Errorf("checkpoint %s/%s: %w", cp.Namespace, cp.Name, err)
 		}
-		line := fmt.Sprintf("%s: %s", cp.Status.Phase, cp.Status.Message)
 		if cp.Status.Phase == "" {
-			line = "waiting for the agent on the pod's node"
+			return "waiting for the agent on the pod's node", false, nil
 		}
-		if line != last {
-			_, _ = fmt.Fprintf(progress, "[+%s] %s\n", time.Since(start).Round(100*time.Millisecond), line)
-			last = line
-		}
-		return cp.Status.Phase == v1alpha1.CheckpointSucceeded || cp.Status.Phase == v1alpha1.CheckpointFailed, nil
+		return fmt.Sprintf("%s: %s", cp.Status.Phase, cp.Status.Message),
+			cp.Status.Phase == v1alpha1.CheckpointSucceeded || cp.Status.Phase == v1alpha1.CheckpointFailed, nil
 	})
 	switch {
 	case err != nil && ctx.Err() != nil:

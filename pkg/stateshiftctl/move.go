@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -101,18 +100,12 @@ func finished(p v1alpha1.MigrationPhase) bool {
 // the Migration ends Restored.
 func FollowMigration(ctx context.Context, c client.Client, m *v1alpha1.Migration, progress io.Writer) (*v1alpha1.Migration, error) {
 	start := time.Now()
-	last := ""
 	key := client.ObjectKeyFromObject(m)
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+	err := follow(ctx, progress, func(ctx context.Context) (string, bool, error) {
 		if err := c.Get(ctx, key, m); err != nil {
-			return false, fmt.Errorf("migration %s: %w", key, err)
+			return "", false, fmt.Errorf("migration %s: %w", key, err)
 		}
-		line := fmt.Sprintf("%s: %s", orDash(string(m.Status.Phase)), m.Status.Message)
-		if line != last {
-			_, _ = fmt.Fprintf(progress, "[+%s] %s\n", time.Since(start).Round(100*time.Millisecond), line)
-			last = line
-		}
-		return finished(m.Status.Phase), nil
+		return fmt.Sprintf("%s: %s", orDash(string(m.Status.Phase)), m.Status.Message), finished(m.Status.Phase), nil
 	})
 	switch {
 	case err != nil && ctx.Err() != nil:

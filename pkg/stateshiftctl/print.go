@@ -1,12 +1,14 @@
 package stateshiftctl
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // mib prints a size as operators read it in `kubectl get`: MiB, or KiB
@@ -65,4 +67,22 @@ func printImageReport(w io.Writer, format string, r *ImageReport) error {
 		row("Files", fmt.Sprint(r.Files))
 	}
 	return t.Flush()
+}
+
+// follow polls each second until done says so or ctx ends, printing a
+// progress line (with the time since start) whenever line changes. It
+// returns ctx's error when the deadline came first.
+func follow(ctx context.Context, progress io.Writer, poll func(context.Context) (line string, done bool, err error)) error {
+	start, last := time.Now(), ""
+	return wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		line, done, err := poll(ctx)
+		if err != nil {
+			return false, err
+		}
+		if line != last {
+			_, _ = fmt.Fprintf(progress, "[+%s] %s\n", time.Since(start).Round(100*time.Millisecond), line)
+			last = line
+		}
+		return done, nil
+	})
 }
