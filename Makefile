@@ -57,6 +57,9 @@ fuzz: ## Run the fuzz targets longer (FUZZ_TIME_LONG=5m each)
 bench: ## Run the benchmarks and print the BENCH lines
 	hack/bench.sh
 
+bench-scale: ## Run the scale benchmark alone (1,000 protected workloads, a failover storm; ~20 min; ARGS="-workloads 200" for a smaller run)
+	go run ./test/bench/scale $(ARGS)
+
 demo: ## Run stateshift locally on a fresh Debian machine and show a checkpoint and restore
 	hack/demo.sh
 
@@ -72,4 +75,4 @@ local-down: ## Stop what local-up started and remove its run folder
 images: ## Build the agent, webhook and kubectl images here with buildah from Debian packages (IMAGES_OUT=DIR also writes OCI archives)
 	hack/images.sh $(REGISTRY) $(VERSION)
 
-.PHONY: help deps build generate artifacts helm chart-lint chart-test verify test fuzz bench demo images apply-interpreter-config local-up local-down
+.PHONY: help deps build generate artifacts helm chart-lint chart-test verify test fuzz bench bench-scale demo images apply-interpreter-config local-up local-down

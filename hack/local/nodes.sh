@@ -50,6 +50,8 @@ start_nodes() {
   for m in "${MEMBERS[@]}"; do wait_node "${m}"; done
 }
 
+# NODESIM_PODS sets the simulated nodes' pod capacity (a kubelet's
+# maxPods, 110 by default); the scale benchmark runs a thousand pods.
 start_node() {
   local m="$1" node dir auth=()
   node="$(node_name "${m}")"
@@ -64,7 +66,7 @@ start_node() {
     --kubeconfig "${dir}/kubeconfig" --node-name "${node}" \
     --ip "${MEMBER_NODE_IP[${m}]}" --port "${NODE_PORT}" \
     --checkpoint-dir "${dir}/checkpoints" --data-dir "${dir}/data" \
-    --registry "${REGISTRY_HOST}" "${auth[@]}"
+    --registry "${REGISTRY_HOST}" --pods "${NODESIM_PODS:-110}" "${auth[@]}"
 }
 
 # wait_node MEMBER: waits for the Node to be Ready. A kubelet that exits

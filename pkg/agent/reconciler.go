@@ -109,7 +109,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("checkpoint-agent").
-		For(&v1alpha1.Checkpoint{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1alpha1.Checkpoint{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, r.notForOtherNode())).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.checkpointsOfPod)).
 		// The binary runs one agent; tests run several in one process, which
 		// controller-runtime's global name check would refuse.
@@ -118,6 +118,21 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 const podNameField = "spec.podName"
+
+// forOtherNode says whether the controller asked another node's agent for
+// this Checkpoint (label stateshift.io/node, the pod's node when it was
+// created). A person's Checkpoint has no such label: every agent looks.
+func forOtherNode(cp client.Object, node string) bool {
+	n := cp.GetLabels()[v1alpha1.LabelNode]
+	return n != "" && n != node
+}
+
+// notForOtherNode drops the watch events of Checkpoints meant for another
+// node: with n nodes each Checkpoint otherwise costs n reconciles. The
+// pod's own events still reach the agent of a node the pod moved to.
+func (r *Reconciler) notForOtherNode() predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool { return !forOtherNode(o, r.NodeName) })
+}
 
 // checkpointsOfPod maps a pod of this node to its unfinished Checkpoints.
 func (r *Reconciler) checkpointsOfPod(ctx context.Context, o client.Object) []reconcile.Request {
@@ -186,7 +201,9 @@ func (r *Reconciler) notOnThisNode(ctx context.Context, cp *v1alpha1.Checkpoint)
 	if cp.Status.Phase != "" && cp.Status.Phase != v1alpha1.CheckpointPending {
 		return ctrl.Result{}, nil
 	}
-	if cp.Status.NodeName != "" {
+	if cp.Status.NodeName != "" || forOtherNode(cp, r.NodeName) {
+		// Another node's agent says why it waits, without every agent of
+		// the cluster reading the pod from the API server.
 		return ctrl.Result{}, nil
 	}
 	pod := &corev1.Pod{}

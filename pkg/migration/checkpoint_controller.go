@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -80,6 +81,9 @@ func (r CheckpointReconciler) writeStatus(ctx context.Context, p *v1alpha1.Check
 		klog.FromContext(ctx).Error(errs[0], "protect", "policy", klog.KObj(p), "errors", len(errs))
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
+	if equality.Semantic.DeepEqual(p.Status, status) {
+		return nil // most rounds change one workload of many: no write
+	}
 	p.Status = status
 	return client.IgnoreNotFound(r.Client.Status().Update(ctx, p))
 }
@@ -145,7 +149,7 @@ func (r CheckpointReconciler) scheduled(ctx context.Context, p *v1alpha1.Checkpo
 				wait = min(wait, due)
 				continue
 			}
-			if _, err := r.createCheckpoint(ctx, p, w, cluster, pod.Name, ""); err != nil {
+			if _, err := r.createCheckpoint(ctx, p, w, cluster, &pod, ""); err != nil {
 				return wait, err
 			}
 		}
@@ -178,7 +182,7 @@ func (r CheckpointReconciler) freshForMigration(ctx context.Context, p *v1alpha1
 			return err
 		}
 		for _, pod := range runningPods(pods) {
-			if _, err := r.createCheckpoint(ctx, p, w, cluster, pod.Name, m.Name); err != nil {
+			if _, err := r.createCheckpoint(ctx, p, w, cluster, &pod, m.Name); err != nil {
 				return err
 			}
 			n++

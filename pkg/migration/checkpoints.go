@@ -49,7 +49,8 @@ func (c *Controller) migrationCheckpoints(ctx context.Context, m *v1alpha1.Migra
 }
 
 // createCheckpoint asks for a checkpoint of pod in cluster.
-func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, cluster, pod, migration string) (*v1alpha1.Checkpoint, error) {
+func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, cluster string, running *corev1.Pod, migration string) (*v1alpha1.Checkpoint, error) {
+	pod := running.Name
 	if err := c.ensurePropagation(ctx, w.ns(), cluster); err != nil {
 		return nil, err
 	}
@@ -65,6 +66,9 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 	}
 	for range 5 {
 		cp := newCheckpoint(p, w, cluster, pod, migration, checkpointName(pod, cluster, migration, prev))
+		if running.Spec.NodeName != "" {
+			cp.Labels[v1alpha1.LabelNode] = running.Spec.NodeName
+		}
 		err := c.Client.Create(ctx, cp)
 		if err == nil {
 			checkpointsCreated.WithLabelValues(map[bool]string{true: "migration", false: "schedule"}[migration != ""]).Inc()

@@ -159,8 +159,8 @@ func ValidateControllers(list []string) error {
 }
 
 // SetupWithManager registers the enabled controllers on a manager whose
-// client talks to the Karmada API server. pods may be nil: Karmada's
-// cluster proxy is used.
+// client talks to the Karmada API server. pods may be nil: pods are
+// watched through Karmada's cluster proxy (CachedPodLister).
 func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 	if err := ValidateControllers(o.Controllers); err != nil {
 		return err
@@ -172,9 +172,12 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 		}
 	}
 	if pods == nil {
-		l, err := NewProxyPodLister(mgr.GetConfig())
+		l, err := NewCachedPodLister(mgr.GetConfig())
 		if err != nil {
 			return err
+		}
+		if err := mgr.Add(l); err != nil {
+			return fmt.Errorf("pod cache: %w", err)
 		}
 		pods = l
 	}

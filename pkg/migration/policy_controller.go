@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
@@ -20,12 +21,13 @@ import (
 func (c *Controller) policyController(mgr manager.Manager, name string) *builder.Builder {
 	inNamespace := handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)
 	return ctrl.NewControllerManagedBy(mgr).Named(name).WithOptions(c.bounded()).
-		For(&v1alpha1.CheckpointPolicy{}).
-		Watches(&v1alpha1.Checkpoint{}, handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint)).
+		// The policy's own status writes change no decision.
+		For(&v1alpha1.CheckpointPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.Checkpoint{}, handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint), builder.WithPredicates(checkpointSettled)).
 		Watches(&v1alpha1.Migration{}, inNamespace).
-		Watches(&workv1alpha2.ResourceBinding{}, inNamespace).
-		Watches(&appsv1.StatefulSet{}, inNamespace).
-		Watches(&appsv1.Deployment{}, inNamespace)
+		Watches(&workv1alpha2.ResourceBinding{}, inNamespace, builder.WithPredicates(bindingChanged)).
+		Watches(&appsv1.StatefulSet{}, inNamespace, builder.WithPredicates(templateChanged)).
+		Watches(&appsv1.Deployment{}, inNamespace, builder.WithPredicates(templateChanged))
 }
 
 // policyWorkloads reads a CheckpointPolicy and the workloads it selects;

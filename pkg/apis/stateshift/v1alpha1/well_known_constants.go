@@ -18,6 +18,10 @@ const (
 	LabelPolicy = KeyPrefix + "policy"
 	// LabelPod is the pod's name.
 	LabelPod = KeyPrefix + "pod"
+	// LabelNode is the node the pod ran on when the controller asked for
+	// its checkpoint: only that node's agent looks at the Checkpoint (a
+	// pod that moved since is found by the agent of its new node).
+	LabelNode = KeyPrefix + "node"
 	// LabelMigration names the Migration that asked for a fresh checkpoint.
 	LabelMigration = KeyPrefix + "migration"
 	// LabelRestore on a Karmada Cluster set to "false" says the member

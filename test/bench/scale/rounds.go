@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/test/e2e/framework"
+)
+
+// ageSample is how often the steady state samples the checkpoint ages.
+const ageSample = 10 * time.Second
+
+type scaleResult struct {
+	round, maxAge, rssMiB, cpuCores, requestsPerWorkload float64
+}
+
+// measureRounds protects every workload and measures the first round and
+// one interval of steady state after it.
+func (b *bench) measureRounds(ctx context.Context) (scaleResult, error) {
+	var r scaleResult
+	ctrl, err := newProcess(b.env.RunDir, "interpreter-webhook")
+	if err != nil {
+		return r, err
+	}
+	start := time.Now()
+	var policies []client.Object
+	for i := 0; i < b.c.namespaces; i++ {
+		policies = append(policies, b.policy(b.namespace(i)))
+	}
+	if err := b.createAll(ctx, policies); err != nil {
+		return r, err
+	}
+	var roundEnd time.Time
+	err = poll(ctx, b.c.interval+10*time.Minute, 5*time.Second, "every workload has a verified checkpoint", func(ctx context.Context) (bool, string, error) {
+		latest, err := b.latestVerified(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		for _, t := range latest {
+			if t.After(roundEnd) {
+				roundEnd = t
+			}
+		}
+		return len(latest) == len(b.names), fmt.Sprintf("%d of %d verified", len(latest), len(b.names)), nil
+	})
+	if err != nil {
+		return r, err
+	}
+	r.round = roundEnd.Sub(start).Seconds()
+	fmt.Fprintf(os.Stderr, "round 1: %d verified checkpoints in %.1fs\n", len(b.names), r.round)
+	if err := b.steadyState(ctx, ctrl, start, &r); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// steadyState runs one interval after the first round: the quiet time
+// before the second round gives the controller's CPU, the whole interval
+// its requests per workload, every sample the largest checkpoint age.
+func (b *bench) steadyState(ctx context.Context, ctrl *process, start time.Time, r *scaleResult) error {
+	from := time.Now()
+	reqs0, err := controllerRequests(ctx)
+	if err != nil {
+		return err
+	}
+	cpu0, err := ctrl.cpuSeconds()
+	if err != nil {
+		return err
+	}
+	quietEnd := start.Add(b.c.interval)
+	cpuDone := false
+	for end := from.Add(b.c.interval); time.Now().Before(end); {
+		if !cpuDone && !time.Now().Before(quietEnd) {
+			r.cpuCores, err = ctrl.cpuSince(cpu0, from)
+			if err != nil {
+				return err
+			}
+			cpuDone = true
+		}
+		age, err := b.maxAge(ctx)
+		if err != nil {
+			return err
+		}
+		r.maxAge = max(r.maxAge, age)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(ageSample):
+		}
+	}
+	reqs1, err := controllerRequests(ctx)
+	if err != nil {
+		return err
+	}
+	r.requestsPerWorkload = (reqs1 - reqs0) / float64(len(b.names))
+	all, err := ctrl.cpuSince(cpu0, from)
+	if err != nil {
+		return err
+	}
+	if !cpuDone || quietEnd.Sub(from) < 30*time.Second {
+		// The first round took (almost) the whole interval: no quiet
+		// time; the mean over the interval is the honest figure.
+		r.cpuCores = all
+	}
+	fmt.Fprintf(os.Stderr, "steady state: cpu %.3f cores between rounds, %.3f over the interval; %.0f requests\n", r.cpuCores, all, reqs1-reqs0)
+	r.rssMiB, err = ctrl.peakRSSMiB()
+	return err
+}
+
+// latestVerified maps each workload ("<namespace>/<name>") to the
+// completion time of its latest verified checkpoint.
+func (b *bench) latestVerified(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	for i := 0; i < b.c.namespaces; i++ {
+		ns := b.namespace(i)
+		var l v1alpha1.CheckpointList
+		if err := b.env.Karmada.List(ctx, &l, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
+		for _, cp := range l.Items {
+			if cp.Status.Phase != v1alpha1.CheckpointSucceeded || cp.Status.CompletionTime == nil {
+				continue
+			}
+			key := ns + "/" + strings.TrimPrefix(cp.Labels[v1alpha1.LabelWorkload], "statefulset.")
+			if t := cp.Status.CompletionTime.Time; t.After(out[key]) {
+				out[key] = t
+			}
+		}
+	}
+	return out, nil
+}
+
+// maxAge is the largest age of a workload's latest verified checkpoint
+// (a workload without one counts from the start of the benchmark's round).
+func (b *bench) maxAge(ctx context.Context) (float64, error) {
+	latest, err := b.latestVerified(ctx)
+	if err != nil {
+		return 0, err
+	}
+	oldest := 0.0
+	for _, n := range b.names {
+		t, ok := latest[n]
+		if !ok {
+			return 0, fmt.Errorf("workload %s has no verified checkpoint any more", n)
+		}
+		oldest = max(oldest, time.Since(t).Seconds())
+	}
+	return oldest, nil
+}
+
+// controllerRequests sums client-go's rest_client_requests_total of the
+// controller's process: its Karmada API and cluster-proxy requests.
+func controllerRequests(ctx context.Context) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, framework.InterpreterMetricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape %s: %w", framework.InterpreterMetricsURL, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	total, found := 0.0, false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "rest_client_requests_total{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric line %q: %w", line, err)
+		}
+		total, found = total+v, true
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("%s has no rest_client_requests_total", framework.InterpreterMetricsURL)
+	}
+	return total, nil
+}
+
+// process reads a local-up process's CPU time and peak RSS from /proc.
+type process struct{ pid int }
+
+func newProcess(runDir, name string) (*process, error) {
+	b, err := os.ReadFile(filepath.Join(runDir, "pids", name+".pid"))
+	if err != nil {
+		return nil, fmt.Errorf("%s is not running: %w", name, err)
+	}
+	// local-up writes "<pid> <command>".
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("%s's pid file is empty", name)
+	}
+	pid, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return nil, fmt.Errorf("pid of %s: %w", name, err)
+	}
+	return &process{pid: pid}, nil
+}
+
+// cpuSeconds is the process's user and system CPU time.
+func (p *process) cpuSeconds() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command's closing parenthesis; utime and stime are
+	// the 14th and 15th fields of the whole line.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", p.pid, len(f))
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", p.pid, f[11], f[12])
+	}
+	return (ut + st) / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, 100 on Linux.
+const clockTicks = 100
+
+func (p *process) cpuSince(cpu0 float64, from time.Time) (float64, error) {
+	cpu, err := p.cpuSeconds()
+	if err != nil {
+		return 0, err
+	}
+	return (cpu - cpu0) / time.Since(from).Seconds(), nil
+}
+
+// peakRSSMiB is the process's high-water resident set (VmHWM).
+func (p *process) peakRSSMiB() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", p.pid)
+}
