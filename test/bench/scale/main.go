@@ -7,22 +7,25 @@
 // member2 is cordoned, allowed on both), the rest on member2 only.
 //
 // Three phases:
+//
 //   - round: from the policies' creation until every workload has a
 //     verified checkpoint (round_s, and the round's rate checkpoints_per_s);
+//
 //   - steady state: one more full interval; every 10 s the largest age of
 //     a workload's latest verified checkpoint (max_checkpoint_age_s); the
 //     controller's peak RSS and its mean CPU between the rounds; its
 //     Karmada API and cluster-proxy requests (client-go's
 //     rest_client_requests_total) during this interval, per workload
 //     (requests_per_workload_round);
+//
 //   - storm: member1 is lost (its API server and node killed, a NoExecute
 //     taint), and the clock runs until each of its workloads runs restored
 //     on member2 (all_restored_s, p50_restored_s); lost_window_max_s is the
 //     largest gap, in seconds of the simulated counter, between a
 //     workload's state at the loss and the state it was restored to.
 //
-//	BENCH scale workloads=1000 members=2 round_s=<x> checkpoints_per_s=<x> max_checkpoint_age_s=<x> controller_rss_mib=<x> controller_cpu_cores=<x> requests_per_workload_round=<x>
-//	BENCH failover-storm workloads=100 all_restored_s=<x> p50_restored_s=<x> lost_window_max_s=<x>
+//     BENCH scale workloads=1000 members=2 round_s=<x> checkpoints_per_s=<x> max_checkpoint_age_s=<x> controller_rss_mib=<x> controller_cpu_cores=<x> requests_per_workload_round=<x>
+//     BENCH failover-storm workloads=100 all_restored_s=<x> p50_restored_s=<x> lost_window_max_s=<x>
 //
 // The controller runs inside the interpreter webhook's process in the local
 // environment, so its RSS and CPU include the webhook's answers to Karmada.
