@@ -14,10 +14,16 @@ import (
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
 
-// listWorkloadCheckpoints lists the Checkpoints of a workload, uncached.
+// listWorkloadCheckpoints lists the Checkpoints of a workload from the
+// cache. Every policy controller reads them for every workload on every
+// reconcile: uncached, that was a list request per workload per event.
+// A cache a moment behind is safe: a Checkpoint's name follows from the
+// one before it, so a create the cache has not seen yet fails with
+// AlreadyExists and finds it (createCheckpoint), and each Checkpoint
+// that settles requeues its policy.
 func (c *Controller) listWorkloadCheckpoints(ctx context.Context, w *workload) ([]v1alpha1.Checkpoint, error) {
 	var l v1alpha1.CheckpointList
-	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label()}); err != nil {
+	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label()}); err != nil {
 		return nil, fmt.Errorf("list checkpoints of %s: %w", w.label(), err)
 	}
 	// One being deleted (its images going) is no longer a checkpoint to use.

@@ -13,11 +13,13 @@ func isTerminal(p v1alpha1.MigrationPhase) bool {
 	return p == v1alpha1.MigrationRestored || p == v1alpha1.MigrationFellBack || p == v1alpha1.MigrationFailed
 }
 
-// workloadMigrations lists the Migrations of w, uncached (a Migration just
-// created must be seen at once, or a second one would be created).
+// workloadMigrations lists the Migrations of w from the cache. A Migration
+// just created and not in the cache yet is not created twice: the move
+// detector names a Migration after the move and the Migration before it,
+// so the second Create fails with AlreadyExists.
 func (c *Controller) workloadMigrations(ctx context.Context, w *workload) ([]v1alpha1.Migration, error) {
 	var l v1alpha1.MigrationList
-	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns())); err != nil {
+	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns())); err != nil {
 		return nil, fmt.Errorf("list migrations of %s: %w", w.label(), err)
 	}
 	var out []v1alpha1.Migration

@@ -14,10 +14,12 @@ import (
 	"github.com/stateshift/stateshift/pkg/restore"
 )
 
-// armedPolicy reads the workload's restore OverridePolicy; nil when none.
+// armedPolicy reads the workload's restore OverridePolicy from the cache;
+// nil when none. Its writer updates with the resourceVersion it read, so
+// a stale read ends in a conflict and a retry, never a lost write.
 func (c *Controller) armedPolicy(ctx context.Context, w *workload) (*policyv1alpha1.OverridePolicy, error) {
 	op := &policyv1alpha1.OverridePolicy{}
-	err := c.reader().Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyName(w.u)}, op)
+	err := c.Client.Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyName(w.u)}, op)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
