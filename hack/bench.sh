@@ -22,6 +22,10 @@ fi
 if [[ -d test/bench/realmigration ]]; then
   run go run ./test/bench/realmigration
 fi
+# The scale benchmark: 1,000 protected workloads, a steady interval and a
+# failover storm on simulated nodes (~20 minutes; make bench-scale runs it
+# alone). It starts its own environment with room for the pods.
+run go run ./test/bench/scale
 run go test -run '^$' -bench . -benchmem ./pkg/interpreter/... ./pkg/restore/...
 # The controller soak: 50 scheduled rounds with rollouts and moves against a
 # real API server and registry; prints BENCH controller-soak.
