@@ -23,6 +23,8 @@ func Controllers(o *options.Options) []func(manager.Manager) error {
 			WatchClusters:    true,
 			ReconcileTimeout: o.ReconcileTimeout,
 			Controllers:      o.Controllers,
+
+			RequireRepositoryAllowlist: o.RequireRepositoryAllowlist,
 		})
 	}}
 }
