@@ -96,14 +96,14 @@ func TestSecurityControllerRefusesRepositoryNotAllowed(t *testing.T) {
 		p := &v1alpha1.CheckpointPolicy{}
 		must(t, h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p))
 		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
-		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "RepositoryNotAllowed: repository registry.example.com/ckpt/db is not allowed for namespace "+h.ns), fmt.Sprint(c)
+		return c != nil && c.Status == metav1.ConditionFalse && strings.Contains(c.Message, "RepositoryNotAllowed: repository "+h.reg.Host+"/ckpt/db is not allowed for namespace "+h.ns), fmt.Sprint(c)
 	})
 	var l v1alpha1.CheckpointList
 	must(t, h.c.List(h.ctx, &l, client.InNamespace(h.ns)))
 	if len(l.Items) != 0 {
 		t.Fatalf("checkpoints were created for a repository the namespace may not use: %d", len(l.Items))
 	}
-	annotate(t, h.c, h.ns, "registry.example.com/ckpt")
+	annotate(t, h.c, h.ns, h.reg.Host+"/ckpt")
 	h.eventually("a checkpoint once allowed", 20*time.Second, func() (bool, string) {
 		must(t, h.c.List(h.ctx, &l, client.InNamespace(h.ns)))
 		return len(l.Items) > 0, ""
