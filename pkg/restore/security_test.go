@@ -72,7 +72,7 @@ func TestSecurityRetainDoesNotPinMemberDrift(t *testing.T) {
 	for name, observed := range map[string]*unstructured.Unstructured{
 		"a swapped image by tag": forge(t, member(t, template), record("db-0-ckpt-1"), map[string]string{AnnotationRestoredFrom: "db-0-ckpt-1"},
 			"evil.example.com/miner:latest"),
-		"an invalid checkpoint name": forge(t, member(t, template), record("../../x"), map[string]string{AnnotationRestoredFrom: "../../x"}, ckptApp),
+		"an invalid checkpoint name":           forge(t, member(t, template), record("../../x"), map[string]string{AnnotationRestoredFrom: "../../x"}, ckptApp),
 		"a template naming another checkpoint": forge(t, member(t, template), record("db-0-ckpt-1"), map[string]string{AnnotationRestoredFrom: "db-0-ckpt-2"}, ckptApp),
 	} {
 		got := retain(t, karmadaRetained(template, observed), observed)
