@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,6 +37,14 @@ const manifestReadTimeout = 5 * time.Second
 // errUntrusted marks a refusal (the image is not the Checkpoint's), as
 // opposed to a registry that could not be read (retried).
 var errUntrusted = errors.New("untrusted checkpoint image")
+
+// errUnverifiable marks a registry that refuses the policy's credentials
+// (401, 403): the origin cannot be read. Arming goes ahead with a Warning
+// (the member's pod-restore webhook checks the namespace with its own
+// credentials, and a person's move checks first that the destination can
+// pull, falling back with ImageNotPullable); deleting waits, as the delete
+// would be refused too.
+var errUnverifiable = errors.New("checkpoint image origin unverifiable")
 
 // trustedImages remembers images whose origin was checked: a manifest by
 // digest never changes, so a positive answer holds for ever. Bounded: a
@@ -89,7 +99,13 @@ func readOrigin(ctx context.Context, image string, o ImageOrigin, kc authn.Keych
 	ctx, cancel := context.WithTimeout(ctx, manifestReadTimeout)
 	defer cancel()
 	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc))
-	if err != nil {
+	var te *transport.Error
+	switch {
+	case isNotFound(err):
+		return fmt.Errorf("%w: %s: no such manifest: %w", errUntrusted, image, err)
+	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
+		return fmt.Errorf("%w: the policy's credentials may not read %s: %w", errUnverifiable, image, err)
+	case err != nil:
 		return fmt.Errorf("read the manifest of %s: %w", image, err)
 	}
 	m, err := checkpointimage.CheckManifest(desc.MediaType, desc.Manifest, o.Container)
@@ -133,6 +149,9 @@ func (c *Controller) trustedCheckpoints(ctx context.Context, p *v1alpha1.Checkpo
 			msg := fmt.Sprintf("not restored: %v", err)
 			c.Recorder.Eventf(p, corev1.EventTypeWarning, "UntrustedCheckpoint", "%s", msg)
 			c.Recorder.Eventf(cp, corev1.EventTypeWarning, "UntrustedCheckpoint", "%s", msg)
+		case errors.Is(err, errUnverifiable):
+			c.Recorder.Eventf(p, corev1.EventTypeWarning, "CheckpointUnverified", "armed without reading its origin: %v", err)
+			out[pod] = cp
 		case err != nil:
 			return nil, err
 		default:
