@@ -18,6 +18,7 @@ import (
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/migration"
+	"github.com/stateshift/stateshift/test/registry"
 	"github.com/stateshift/stateshift/test/testenv"
 )
 
@@ -196,4 +197,26 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSecurityControllerHonoursSecretNamespaces: a registry Secret bound to
+// other namespaces (stateshift.io/allowed-namespaces) is not used by the
+// controller for a policy of this namespace (reading manifests, deleting
+// images): a tenant naming another tenant's Secret gets a refusal, not
+// that tenant's robot account.
+func TestSecurityControllerHonoursSecretNamespaces(t *testing.T) {
+	h := startWith(t, harnessOptions{registry: []registry.Option{registry.WithAuth("tenant-b", "b-only")}})
+	h.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "stateshift-system"}})
+	secret := h.registrySecret("stateshift-system", "tenant-b-creds")
+	secret.Annotations = map[string]string{"stateshift.io/allowed-namespaces": "tenant-b"}
+	h.create(secret)
+	h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) {
+		p.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "tenant-b-creds"}
+	})
+	h.eventually("a scheduled checkpoint", 20*time.Second, func() (bool, string) {
+		return len(h.agent(true)) > 0, ""
+	})
+	h.eventSaying("CredentialsUnavailable", "registry credentials stateshift-system/tenant-b-creds",
+		"may not be used by namespace "+h.ns)
 }
