@@ -60,6 +60,9 @@ func (r CheckpointImagesReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 }
 
 func (c *Controller) deleteImages(ctx context.Context, cp *v1alpha1.Checkpoint, kc authn.Keychain) error {
+	if ok, err := c.mayDeleteImages(ctx, cp, kc); !ok { // image_trust.go
+		return err
+	}
 	for _, cc := range cp.Status.Containers {
 		if err := c.DeleteImage(ctx, cc.Image, kc); err != nil {
 			return fmt.Errorf("checkpoint %s: %w", cp.Name, err)

@@ -57,6 +57,9 @@ func (c *Controller) migrationCheckpoints(ctx context.Context, m *v1alpha1.Migra
 // createCheckpoint asks for a checkpoint of pod in cluster.
 func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, cluster string, running *corev1.Pod, migration string) (*v1alpha1.Checkpoint, error) {
 	pod := running.Name
+	if err := c.checkRepository(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := c.ensurePropagation(ctx, w.ns(), cluster); err != nil {
 		return nil, err
 	}
@@ -148,7 +151,7 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 			ResourceSelectors: []policyv1alpha1.ResourceSelector{{
 				APIVersion:    v1alpha1.GroupVersion.String(),
 				Kind:          v1alpha1.CheckpointKind,
-				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelCluster: cluster}},
+				LabelSelector: &metav1.LabelSelector{MatchLabels: ownCheckpoints(cluster)},
 			}},
 			Placement: policyv1alpha1.Placement{
 				ClusterAffinity: &policyv1alpha1.ClusterAffinity{ClusterNames: []string{cluster}},
@@ -173,8 +176,9 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 	if err != nil {
 		return err
 	}
-	if len(got.Spec.Placement.ClusterTolerations) == 0 { // made by an earlier version
+	if stalePropagation(got, want) { // made by an earlier version
 		got.Spec.Placement.ClusterTolerations = want.Spec.Placement.ClusterTolerations
+		got.Spec.ResourceSelectors = want.Spec.ResourceSelectors
 		if err := c.Client.Update(ctx, got); err != nil {
 			return fmt.Errorf("update PropagationPolicy %s/%s: %w", ns, want.Name, err)
 		}

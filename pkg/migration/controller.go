@@ -40,6 +40,10 @@ type Options struct {
 	// --controllers: "*" is every controller, "-name" turns one off, "name"
 	// turns one on. Empty means "*".
 	Controllers []string
+	// RequireRepositoryAllowlist refuses policies in namespaces without
+	// AnnotationAllowedRepositories (otherwise such a namespace may use
+	// any repository).
+	RequireRepositoryAllowlist bool
 }
 
 // DefaultReconcileTimeout is Options.ReconcileTimeout's default: far longer

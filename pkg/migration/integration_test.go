@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
@@ -323,7 +322,7 @@ func (h *harness) agent(succeed bool) []string {
 		now := metav1.Now()
 		cp.Status.StartTime, cp.Status.CompletionTime = &now, &now
 		if succeed {
-			img, err := random.Image(256, 1)
+			img, err := checkpointImage(cp.Namespace, cp.Spec.PodName, "app") // security_images_test.go
 			if err != nil {
 				h.t.Fatal(err)
 			}
@@ -352,7 +351,7 @@ func (h *harness) policy(mutate func(*v1alpha1.CheckpointPolicy)) {
 		ObjectMeta: metav1.ObjectMeta{Name: "protect", Namespace: h.ns},
 		Spec: v1alpha1.CheckpointPolicySpec{
 			ResourceSelectors: []v1alpha1.WorkloadSelector{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"}},
-			Repository:        "registry.example.com/ckpt/db",
+			Repository:        h.reg.Host + "/ckpt/db", // where h.agent pushes
 			Schedule:          v1alpha1.CheckpointSchedule{Interval: metav1.Duration{Duration: 5 * time.Second}},
 			Retention:         v1alpha1.Retention{Keep: 1},
 		},

@@ -56,6 +56,9 @@ func (r MigrationReconciler) startPlanned(ctx context.Context, mv *move) (ctrl.R
 			return ctrl.Result{}, r.fail(m, "AlreadyThere", fmt.Sprintf("%s already runs on %s", mv.w.label(), dest))
 		}
 		m.Status.DestinationCluster = dest
+		if refused, res, err := r.refuseOutsidePlacement(ctx, mv); refused { // placement.go
+			return res, err
+		}
 		why, err := r.unableDestination(ctx, dest)
 		if err != nil {
 			return ctrl.Result{}, err

@@ -164,7 +164,7 @@ func Destination(rb *workv1alpha2.ResourceBinding, cluster string) DestinationSt
 			if json.Unmarshal(s.Status.Raw, &reflected) == nil {
 				var ms restore.MigrationStatus
 				if raw, ok := reflected[restore.StatusField]; ok && json.Unmarshal(raw, &ms) == nil {
-					st.RestoredFrom = ms.RestoredFrom
+					st.RestoredFrom = ValidCheckpointName(ms.RestoredFrom)
 				}
 			}
 		}

@@ -81,6 +81,10 @@ func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.Che
 // those running the workload, the sources and the clusters that cannot
 // restore; with nothing to arm, or nowhere to exclude, it withdraws it.
 func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding, latest map[string]*v1alpha1.Checkpoint, sources []string) error {
+	latest, err := r.trustedCheckpoints(ctx, p, latest) // image_trust.go
+	if err != nil {
+		return err
+	}
 	if len(latest) == 0 {
 		return r.arm(ctx, p, w, nil, nil)
 	}

@@ -165,6 +165,9 @@ func (c *Controller) keychainOf(ctx context.Context, ref *v1alpha1.SecretReferen
 		return nil
 	}
 	cfg, err := registryauth.Parse(s)
+	if err == nil {
+		err = registryauth.AllowsNamespace(s, about.GetNamespace(), false) // bound to its namespaces
+	}
 	if err != nil {
 		c.Recorder.Eventf(about, corev1.EventTypeWarning, "CredentialsUnavailable", "registry credentials %s: %v", key, err)
 		return nil

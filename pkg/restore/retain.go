@@ -3,6 +3,7 @@ package restore
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -10,8 +11,11 @@ import (
 // Retain adjusts desired (the manifest Karmada is about to write on a
 // member) with what must survive from observed (the member's object):
 //
-//   - stateshift.io/ annotations the member has and desired lacks: the
-//     agent writes them on the member, Karmada's template never has them;
+//   - the agent's stateshift.io/ annotations (memberKeys) the member has
+//     and desired lacks: the agent writes them on the member, Karmada's
+//     template never has them. Any other stateshift.io/ key the member
+//     shows and the template does not manage is dropped (dropMemberKeys):
+//     a member user must not pin state stateshift reads (issue 12);
 //   - a restored workload's checkpoint images, pull policy and pod-template
 //     annotations, when desired is exactly the pre-restore workload (the
 //     restore plan was withdrawn and the user changed nothing): otherwise
@@ -35,7 +39,7 @@ func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstruc
 		annotations = map[string]string{}
 	}
 	for k, v := range observed.GetAnnotations() {
-		if !IsStateshiftAnnotation(k) || (isRestoreKey(k) && !keep) {
+		if !IsStateshiftAnnotation(k) || (isRestoreKey(k) && !keep) || (!isRestoreKey(k) && !memberKeys[k]) {
 			continue
 		}
 		if _, ok := annotations[k]; !ok || isRestoreKey(k) {
@@ -58,6 +62,7 @@ func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstruc
 			delete(annotations, k)
 		}
 	}
+	dropMemberKeys(annotations, desired)
 	if len(annotations) > 0 {
 		out.SetAnnotations(annotations)
 	}
@@ -95,7 +100,7 @@ func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstruc
 		desiredAnnotations = map[string]string{}
 	}
 	for k, v := range observedAnnotations {
-		if IsStateshiftAnnotation(k) {
+		if isRestoreKey(k) { // Rewrite's keys only: nothing a member user added
 			desiredAnnotations[k] = v
 		}
 	}
@@ -143,6 +148,9 @@ func KeepRestored(desired, observed *unstructured.Unstructured) (bool, error) {
 		// Without the record we cannot tell a withdrawn plan from a user's
 		// change: let desired win.
 		return false, nil
+	}
+	if !validRestore(observed, observedTemplate, originals) {
+		return false, nil // not stateshift's own restore: desired wins
 	}
 	desiredContainers, _, _ := unstructured.NestedSlice(desiredTemplate, "spec", "containers")
 	observedContainers, _, _ := unstructured.NestedSlice(observedTemplate, "spec", "containers")
@@ -316,3 +324,69 @@ func number(v interface{}) (float64, bool) {
 	}
 	return 0, false
 }
+
+// memberKeys are the stateshift.io/ annotations stateshift's agent writes
+// on a member workload (read back by InterpretStatus, validated there).
+var memberKeys = map[string]bool{AnnotationLatestCheckpoint: true, AnnotationLatestCheckpointImages: true, AnnotationLatestCheckpointTime: true}
+
+// annotationManagedByKarmada is the annotation Karmada writes on every
+// manifest it renders, listing the template's annotation keys
+// (workv1alpha2.ManagedAnnotation).
+const annotationManagedByKarmada = "resourcetemplate.karmada.io/managed-annotations"
+
+// dropMemberKeys removes from annotations the stateshift.io/ keys that
+// only the member has: Karmada copies every annotation of the member into
+// desired before Retain (util.RetainAnnotations), so a key a member user
+// adds (e.g. a forged restore record) would otherwise stay for good. Kept:
+// the keys the template manages (Karmada's list on desired), the agent's
+// (memberKeys) and the restore's, which Retain itself decided on above.
+// Without Karmada's list nothing is dropped: the template's keys cannot be
+// told apart.
+func dropMemberKeys(annotations map[string]string, desired *unstructured.Unstructured) {
+	list, ok := desired.GetAnnotations()[annotationManagedByKarmada]
+	if !ok {
+		return
+	}
+	managed := map[string]bool{}
+	for _, k := range strings.Split(list, ",") {
+		managed[k] = true
+	}
+	for k := range annotations {
+		if IsStateshiftAnnotation(k) && !managed[k] && !memberKeys[k] && !isRestoreKey(k) {
+			delete(annotations, k)
+		}
+	}
+}
+
+// validRestore says whether observed carries stateshift's own restore, as
+// Rewrite writes it, before Retain keeps it: the checkpoint's name is a
+// valid one, the pod template names the same checkpoint, and every
+// restored container runs an image by digest (a checkpoint image; a
+// member user's swap to a tag, with a forged record, is not kept).
+//
+// restored-from stays on a kept template for as long as the workload runs
+// from its checkpoint images: removing it would change the template (a
+// rolling restart) and let a new pod start the checkpoint image without
+// the pod-restore webhook, restoring the same process again. It goes when
+// desired wins (the plan withdrawn and the template changed), below.
+func validRestore(observed *unstructured.Unstructured, template map[string]interface{}, originals map[string]string) bool {
+	from := observed.GetAnnotations()[AnnotationRestoredFrom]
+	if (Plan{Checkpoint: from, Containers: map[string]string{"": ckptPlaceholder}}).Validate() != nil {
+		return false
+	}
+	templateAnnotations, _, _ := unstructured.NestedStringMap(template, "metadata", "annotations")
+	if templateAnnotations[AnnotationRestoredFrom] != from {
+		return false
+	}
+	containers, _, _ := unstructured.NestedSlice(template, "spec", "containers")
+	for name := range originals {
+		image, _ := containerByName(containers, name)["image"].(string)
+		if CheckDigestImage(image) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// ckptPlaceholder lets Plan.Validate check a checkpoint name alone.
+const ckptPlaceholder = "example.invalid/checkpoint@sha256:0000000000000000000000000000000000000000000000000000000000000000"

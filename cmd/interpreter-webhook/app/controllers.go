@@ -9,8 +9,10 @@ import (
 
 // Controllers are the control-plane reconcilers the command adds to the
 // manager when it talks to a Karmada API server: the migration controller
-// (CheckpointPolicy, Migration, cordon detection). Without an API server
-// the webhook runs alone.
+// (CheckpointPolicy, Migration, cordon detection) and the admission
+// webhook that keeps a person's Migration inside its workload's placement
+// (migration.PlacementWebhookPath). Without an API server the webhook runs
+// alone.
 func Controllers(o *options.Options) []func(manager.Manager) error {
 	if o.RestConfig == nil {
 		return nil
@@ -18,11 +20,19 @@ func Controllers(o *options.Options) []func(manager.Manager) error {
 	return []func(manager.Manager) error{func(m manager.Manager) error {
 		// Pods are found through Karmada's cluster proxy; registry
 		// credentials Secrets are read from --secret-namespace.
-		return migration.SetupWithManager(m, nil, migration.Options{
+		err := migration.SetupWithManager(m, nil, migration.Options{
 			SecretNamespace:  o.SecretNamespace,
 			WatchClusters:    true,
 			ReconcileTimeout: o.ReconcileTimeout,
 			Controllers:      o.Controllers,
+
+			RequireRepositoryAllowlist: o.RequireRepositoryAllowlist,
 		})
+		if err != nil {
+			return err
+		}
+		// SetupWithManager added Karmada's kinds to the scheme.
+		m.GetWebhookServer().Register(migration.PlacementWebhookPath, migration.NewPlacementWebhook(m.GetAPIReader(), m.GetScheme()))
+		return nil
 	}}
 }

@@ -53,6 +53,11 @@ rules:
   - apiGroups: ["cluster.karmada.io"]
     resources: ["clusters/proxy"]
     verbs: ["get"]
+  # A namespace's allowed checkpoint repositories (annotation
+  # stateshift.io/allowed-repositories), read before each Checkpoint.
+  - apiGroups: [""]
+    resources: ["namespaces"]
+    verbs: ["get"]
   - apiGroups: [""]
     resources: ["events"]
     verbs: ["create", "patch"]

@@ -70,6 +70,9 @@ type Options struct {
 	SecretNamespace string
 	// ReconcileTimeout bounds every Reconcile of the controllers.
 	ReconcileTimeout time.Duration
+	// RequireRepositoryAllowlist refuses CheckpointPolicies in namespaces
+	// without the stateshift.io/allowed-repositories annotation.
+	RequireRepositoryAllowlist bool
 
 	// RestConfig is resolved by Complete; nil means no API server.
 	RestConfig *rest.Config
@@ -119,6 +122,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Migration controllers to run: '*' runs all, 'foo' runs foo, '-foo' turns foo off. All: %s.", strings.Join(migration.ControllerNames(), ", ")))
 	fs.StringVar(&o.SecretNamespace, "secret-namespace", o.SecretNamespace, "Namespace of the registry credentials Secrets the CheckpointPolicies name (the controllers' own namespace).")
 	fs.DurationVar(&o.ReconcileTimeout, "reconcile-timeout", o.ReconcileTimeout, "Upper bound of every reconcile of the migration controllers.")
+	fs.BoolVar(&o.RequireRepositoryAllowlist, "require-repository-allowlist", o.RequireRepositoryAllowlist,
+		"Take no checkpoint for a CheckpointPolicy whose namespace lacks the annotation stateshift.io/allowed-repositories (without it such a namespace may use any repository).")
 }
 
 // Validate checks the flags on their own.
