@@ -51,7 +51,9 @@ func TestProtectedCondition(t *testing.T) {
 		{"a retry in progress after the failure", &fresh, []v1alpha1.Checkpoint{ok, failed, running}, nil, v1alpha1.ProtectedReasonFailing, "db-2"},
 		{"a success after the failure", &fresh, []v1alpha1.Checkpoint{failed, checkpointOf("db-4", "m1", "db-0", v1alpha1.CheckpointSucceeded, now, "")}, nil, v1alpha1.ProtectedReasonProtected, ""},
 		{"the round failed", &fresh, nil, errors.New("registry down"), v1alpha1.ProtectedReasonFailing, "registry down"},
-		{"not propagated", with(func(pw *v1alpha1.ProtectedWorkload) { pw.Clusters, pw.Pods, pw.Message = nil, nil, "no ResourceBinding yet" }), nil, nil, v1alpha1.ProtectedReasonNotPropagated, "no ResourceBinding"},
+		{"not propagated", with(func(pw *v1alpha1.ProtectedWorkload) {
+			pw.Clusters, pw.Pods, pw.Message = nil, nil, "no ResourceBinding yet"
+		}), nil, nil, v1alpha1.ProtectedReasonNotPropagated, "no ResourceBinding"},
 		{"a pod without checkpoint", with(func(pw *v1alpha1.ProtectedWorkload) {
 			pw.Pods = append(pw.Pods, v1alpha1.PodCheckpointRef{Pod: "db-1", Cluster: "m1"})
 		}), []v1alpha1.Checkpoint{ok}, nil, v1alpha1.ProtectedReasonNoCheckpoint, "pod db-1 on m1"},
@@ -122,7 +124,7 @@ func TestStateCollector(t *testing.T) {
 		Spec: v1alpha1.CheckpointPolicySpec{Schedule: v1alpha1.CheckpointSchedule{Interval: metav1.Duration{Duration: 30 * time.Second}}}}
 	p.Status.ArmedWorkloads = 1
 	p.Status.Workloads = []v1alpha1.ProtectedWorkload{{Kind: "StatefulSet", Name: "db", Armed: true,
-		Pods: []v1alpha1.PodCheckpointRef{{Pod: "db-0", Cluster: "m1", CompletionTime: &done}, {Pod: "db-0", Cluster: "m2"}},
+		Pods:       []v1alpha1.PodCheckpointRef{{Pod: "db-0", Cluster: "m1", CompletionTime: &done}, {Pod: "db-0", Cluster: "m2"}},
 		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionProtected, Status: metav1.ConditionFalse, Reason: "NoCheckpoint"}}}}
 	start := metav1.NewTime(now.Add(-5 * time.Minute))
 	m := &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: "move", Namespace: "shop"},
