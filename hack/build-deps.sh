@@ -12,7 +12,7 @@
 # The helm CLI (the chart's lint, template and install) is built from the Go
 # module proxy as a tool, outside stateshift's go.mod.
 #
-# Usage: hack/build-deps.sh [kube|karmada|tools|helm|criu|crio|node|all]   (default: all)
+# Usage: hack/build-deps.sh [kube|karmada|tools|helm|promtool|criu|crio|node|all]   (default: all)
 # node = criu + crio; all runs the C build of CRIU beside the Go builds.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -183,11 +183,32 @@ build_crio() {
   log "cri-o: done ($("${CRIO_BIN}/crio" --version 2>/dev/null | head -n 1))"
 }
 
+# promtool (the chart's PrometheusRule tests: `promtool test rules` over
+# series scraped from a running stateshift), installed from the module proxy
+# like helm, outside stateshift's go.mod.
+build_promtool() {
+  local bin="${TOOLS_BIN}/promtool-${PROMTOOL_VERSION}"
+  if [[ -x "${bin}" ]]; then
+    log "promtool ${PROMTOOL_VERSION}: cached"; return
+  fi
+  log "promtool ${PROMTOOL_VERSION}: installing into ${TOOLS_BIN} (cold: ~10 min on two cores)"
+  mkdir -p "${TOOLS_BIN}/.tmp-promtool"
+  # remove_all_sd: no service discovery (the cloud SDKs, the bulk of the
+  # build); check rules and test rules need none.
+  GOBIN="${TOOLS_BIN}/.tmp-promtool" CGO_ENABLED=0 go install -trimpath -tags remove_all_sd -ldflags "-s -w" \
+    "github.com/prometheus/prometheus/cmd/promtool@${PROMTOOL_VERSION}"
+  mv "${TOOLS_BIN}/.tmp-promtool/promtool" "${bin}"
+  rmdir "${TOOLS_BIN}/.tmp-promtool"
+  "${bin}" --version > /dev/null || die "promtool: the built binary does not run"
+  log "promtool: done"
+}
+
 case "${what}" in
   kube) build_kube ;;
   karmada) build_karmada ;;
   tools) build_tools ;;
   helm) build_helm ;;
+  promtool) build_promtool ;;
   criu) build_criu ;;
   crio) build_crio ;;
   node) build_criu; build_crio ;;
@@ -200,5 +221,5 @@ case "${what}" in
     build_tools; build_helm; build_kube; build_karmada; build_crio
     wait "${criu_pid}" || { cat "${STATESHIFT_CACHE}/criu-build.log" >&2; die "criu build failed"; }
     cat "${STATESHIFT_CACHE}/criu-build.log" >&2 ;;
-  *) die "unknown target ${what} (kube|karmada|tools|helm|criu|crio|node|all)" ;;
+  *) die "unknown target ${what} (kube|karmada|tools|helm|promtool|criu|crio|node|all)" ;;
 esac

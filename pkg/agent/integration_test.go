@@ -223,6 +223,7 @@ func metricsRecorded(t *testing.T) {
 		"stateshift_agent_archive_bytes_total,builder=native",
 		"stateshift_agent_failures_total,reason=KubeletRuntimeError",
 		"stateshift_agent_failures_total,reason=CredentialsInvalid",
+		"stateshift_agent_push_failures_total,reason=CredentialsInvalid",
 		"stateshift_agent_checkpoints_total,phase=Succeeded",
 		"stateshift_agent_checkpoints_total,phase=Failed",
 	} {

@@ -3,6 +3,8 @@ package agent
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/stateshift/stateshift/pkg/version"
 )
 
 // Stage names used in metrics and timings.
@@ -11,6 +13,13 @@ const (
 	stageImage      = "image"      // build and push
 	stageVerify     = "verify"     // read back by digest
 )
+
+// pushFailureReasons are the failure reasons that mean the image did not
+// reach the registry verified: the data-loss window grows while they last.
+var pushFailureReasons = []string{
+	reasonPush, reasonPushTimeout, reasonVerify, reasonVerifyTimeout,
+	reasonCredentials, reasonCredentialsNotAllowed,
+}
 
 var (
 	stageDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -26,6 +35,11 @@ var (
 		Name: "stateshift_agent_failures_total",
 		Help: "Failed checkpoint attempts, by reason.",
 	}, []string{"reason"})
+	pushFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stateshift_agent_push_failures_total",
+		Help: "Checkpoint attempts whose images did not reach the registry verified, by reason " +
+			"(PushFailed, PushTimeout, VerifyFailed, VerifyTimeout, CredentialsInvalid, CredentialsNotAllowed).",
+	}, []string{"reason"})
 	checkpoints = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "stateshift_agent_checkpoints_total",
 		Help: "Checkpoints finished, by phase (Succeeded or Failed).",
@@ -33,5 +47,23 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(stageDuration, archiveBytes, failures, checkpoints)
+	// Every push reason starts at 0 so that rate() and increase() see the
+	// first failure (a series born at 1 has no increase).
+	for _, r := range pushFailureReasons {
+		pushFailures.WithLabelValues(r)
+		failures.WithLabelValues(r)
+	}
+	metrics.Registry.MustRegister(stageDuration, archiveBytes, failures, pushFailures, checkpoints,
+		version.BuildInfo("checkpoint-agent"))
+}
+
+// observeFailure counts a failed attempt by reason, and as a push failure
+// when the registry side failed.
+func observeFailure(reason string) {
+	failures.WithLabelValues(reason).Inc()
+	for _, r := range pushFailureReasons {
+		if r == reason {
+			pushFailures.WithLabelValues(reason).Inc()
+		}
+	}
 }

@@ -377,7 +377,7 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 	checkpointTook := r.now().Sub(start)
 	stageDuration.WithLabelValues(stageCheckpoint, bld.Name()).Observe(checkpointTook.Seconds())
 	cp.Status.Timings.Checkpoint = &metav1.Duration{Duration: checkpointTook}
-	cp.Status.ArchiveBytes = total
+	cp.Status.ArchiveBytes, cp.Status.ArchiveSize = total, v1alpha1.FormatSize(total)
 	cp.Status.Phase = v1alpha1.CheckpointPushing
 	cp.Status.Message = fmt.Sprintf("attempt %d: %d archive(s), %d bytes; building and pushing with %s", cp.Status.Attempts, len(*archives), total, bld.Name())
 	r.condition(cp, v1alpha1.ConditionCheckpointed, metav1.ConditionTrue, "Checkpointed", cp.Status.Message)
@@ -621,7 +621,7 @@ func imageTag(pod, container, uid string) string {
 // cannot go away by itself or attempts are used up.
 func (r *Reconciler) failed(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, err error) (ctrl.Result, error) {
 	f := asFailure(err)
-	failures.WithLabelValues(f.reason).Inc()
+	observeFailure(f.reason)
 	if f.permanent || cp.Status.Attempts >= r.MaxAttempts {
 		if !f.permanent {
 			f = &failure{reason: f.reason, permanent: true, err: fmt.Errorf("gave up after %d attempts: %w", cp.Status.Attempts, f.err)}

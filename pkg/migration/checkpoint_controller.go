@@ -55,6 +55,7 @@ func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if err != nil {
 			errs = append(errs, err)
 			pw.Message = err.Error()
+			markProtected(p, &pw, nil, r.now(), err)
 		}
 		next = min(next, max(wait, time.Second))
 		status.Workloads = append(status.Workloads, pw)
@@ -73,7 +74,7 @@ func (r CheckpointReconciler) writeStatus(ctx context.Context, p *v1alpha1.Check
 			status.ArmedWorkloads++
 		}
 	}
-	armedWorkloads.WithLabelValues(p.Namespace, p.Name).Set(float64(status.ArmedWorkloads))
+	summarize(&status)
 	cond := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Protecting", ObservedGeneration: p.Generation,
 		Message: fmt.Sprintf("%d workloads protected, %d armed", status.ProtectedWorkloads, status.ArmedWorkloads)}
 	if len(errs) > 0 {
@@ -94,6 +95,7 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 	rb, err := r.binding(ctx, w)
 	if apierrors.IsNotFound(err) {
 		pw.Message = "no ResourceBinding yet: the workload is not propagated"
+		markProtected(p, &pw, nil, r.now(), nil)
 		return pw, 0, nil
 	}
 	if err != nil {
@@ -129,7 +131,11 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 	if err != nil {
 		return pw, wait, err
 	}
-	return pw, wait, r.reportPlan(ctx, w, cps, active, &pw)
+	if err := r.reportPlan(ctx, w, cps, active, &pw); err != nil {
+		return pw, wait, err
+	}
+	markProtected(p, &pw, OfTemplate(cps, TemplateHash(w.u)), r.now(), nil)
+	return pw, wait, nil
 }
 
 // scheduled takes a checkpoint of every running pod of the current

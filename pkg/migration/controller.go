@@ -198,6 +198,8 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 		CheckPull:   CheckImagePullable,
 		Options:     o,
 	}
+	// The gauges of observed state read the manager's cache.
+	observedState.source.Store(&stateSource{reader: mgr.GetCache(), elected: mgr.Elected(), now: c.now})
 	for _, name := range ControllerNames() {
 		if !IsControllerEnabled(name, o.Controllers) {
 			continue

@@ -308,7 +308,7 @@ func (r MigrationReconciler) cordonOver(ctx context.Context, mv *move) (ended bo
 // onRestoreImpossible, whose Hold would suspend scheduling for a move that
 // does not exist), and here no destination started at all. A phase of its
 // own (e.g. Cancelled) would be more precise but changes the API enum, the
-// printed columns and the outcome values of stateshift_migration_total.
+// printed columns and the outcome values of stateshift_migrations_total.
 // The Event is Normal for an uncordon (a person called the move off) and a
 // Warning otherwise: the cordoned copy is (or can only be) dropped without
 // being restored anywhere.

@@ -3,11 +3,14 @@ package migration
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/version"
 )
 
 var (
 	migrations = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "stateshift", Subsystem: "migration", Name: "total",
+		Name: "stateshift_migrations_total",
 		Help: "Migrations that finished, by trigger and outcome (Restored, FellBack, Failed).",
 	}, []string{"trigger", "outcome"})
 	phaseSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -27,14 +30,25 @@ var (
 		Namespace: "stateshift", Subsystem: "migration", Name: "deadline_exceeded_total",
 		Help: "Migration phases that outlived spec.phaseTimeout, by trigger and phase.",
 	}, []string{"trigger", "phase"})
-	armedWorkloads = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: "stateshift", Subsystem: "controller", Name: "armed_workloads",
-		Help: "Protected workloads whose restore is armed, per CheckpointPolicy.",
-	}, []string{"namespace", "policy"})
 )
 
+// migrationOutcomes are the values of stateshift_migrations_total's outcome.
+var migrationOutcomes = []string{"Restored", "FellBack", "Failed"}
+
 func init() {
-	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, deadlinesExceeded, armedWorkloads)
+	// Every outcome of every trigger starts at 0, so that increase() sees
+	// the first FellBack (a series born at 1 has no increase).
+	for _, t := range []v1alpha1.MigrationTrigger{v1alpha1.TriggerManual, v1alpha1.TriggerCordon, v1alpha1.TriggerFailover,
+		v1alpha1.TriggerRebalance, v1alpha1.TriggerEviction, v1alpha1.TriggerPlacementChange} {
+		for _, o := range migrationOutcomes {
+			migrations.WithLabelValues(string(t), o)
+		}
+	}
+	for _, r := range []string{"ok", "error"} {
+		checkpointsPruned.WithLabelValues(r)
+	}
+	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, deadlinesExceeded,
+		observedState, version.BuildInfo("interpreter-webhook"))
 }
 
 // observeFinished records a finished Migration's outcome and durations.

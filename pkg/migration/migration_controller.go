@@ -86,6 +86,7 @@ func (r MigrationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		r.Recorder.Eventf(m, corev1.EventTypeWarning, "MigrationError", "%v", err)
 	}
 	m.Status.ObservedGeneration = m.Generation
+	setReady(m)
 	if !equalStatus(before, &m.Status) {
 		if uerr := r.Client.Status().Update(ctx, m); uerr != nil {
 			return ctrl.Result{}, uerr

@@ -51,18 +51,18 @@ func SetPhase(s *v1alpha1.MigrationStatus, phase v1alpha1.MigrationPhase, now ti
 	switch phase {
 	case v1alpha1.MigrationArmed:
 		s.ArmedTime = &t
-		s.Durations.Checkpoint = &metav1.Duration{Duration: now.Sub(s.StartTime.Time)}
+		s.Durations.Checkpoint = &metav1.Duration{Duration: now.Sub(s.StartTime.Time).Round(time.Millisecond)}
 	case v1alpha1.MigrationRestored:
 		s.RestoredTime = &t
 		from := s.StartTime.Time
 		if s.ArmedTime != nil {
 			from = s.ArmedTime.Time
 		}
-		s.Durations.Restore = &metav1.Duration{Duration: now.Sub(from)}
+		s.Durations.Restore = &metav1.Duration{Duration: now.Sub(from).Round(time.Millisecond)}
 	}
 	if phase == v1alpha1.MigrationRestored || phase == v1alpha1.MigrationFellBack || phase == v1alpha1.MigrationFailed {
 		s.CompletionTime = &t
-		s.Durations.Total = &metav1.Duration{Duration: now.Sub(s.StartTime.Time)}
+		s.Durations.Total = &metav1.Duration{Duration: now.Sub(s.StartTime.Time).Round(time.Millisecond)}
 	}
 	return nil
 }

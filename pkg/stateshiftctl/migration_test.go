@@ -237,6 +237,10 @@ func TestStatusTellsArmedAgeAndLastMove(t *testing.T) {
 		{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cache", Clusters: []string{"member2"}, Armed: true,
 			Pods: []v1alpha1.PodCheckpointRef{{Pod: "cache-0", Cluster: "member2", Checkpoint: "cache-0-a", CompletionTime: ago(10 * time.Minute)}}},
 		{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "queue", Clusters: []string{"member1"}, Armed: false, Message: "template changed: waiting for a checkpoint of the new template"},
+		{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "jobs", Clusters: []string{"member2"}, Armed: true,
+			Pods: []v1alpha1.PodCheckpointRef{{Pod: "jobs-0", Cluster: "member2", Checkpoint: "jobs-0-a", CompletionTime: ago(10 * time.Second)}},
+			Conditions: []metav1.Condition{{Type: v1alpha1.ConditionProtected, Status: metav1.ConditionFalse, Reason: v1alpha1.ProtectedReasonFailing,
+				Message: "the latest checkpoint jobs-0-b of pod jobs-0 on member2 failed: registry refused", LastTransitionTime: *ago(0)}}},
 	}
 	must(t, env.Client.Status().Update(ctx, p))
 	must(t, env.Client.Create(ctx, &v1alpha1.Migration{
@@ -263,8 +267,11 @@ func TestStatusTellsArmedAgeAndLastMove(t *testing.T) {
 	if r := got["queue@member1"]; r.State != "Unarmed" || !strings.Contains(r.Reason, "template changed") {
 		t.Errorf("queue: %+v", r)
 	}
-	if len(rows) != 3 {
-		t.Errorf("%d rows, want 3: %+v", len(rows), rows)
+	if r := got["jobs@member2"]; r.State != "Failing" || !strings.Contains(r.Reason, "registry refused") {
+		t.Errorf("jobs: %+v", r)
+	}
+	if len(rows) != 4 {
+		t.Errorf("%d rows, want 4: %+v", len(rows), rows)
 	}
 
 	table, err := run(t, nil, "--kubeconfig", kubeconfig, "-n", ns, "status", "sts/db", "-o", "wide")

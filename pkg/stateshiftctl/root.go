@@ -40,6 +40,7 @@ cluster proxy where it needs them.`,
 		newMoveCommand(s, flags),
 		newStatusCommand(s, flags),
 		newCheckpointCommand(s, flags),
+		newDoctorCommand(s, flags),
 	)
 	return cmd
 }

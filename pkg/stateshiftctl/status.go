@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -16,9 +17,9 @@ import (
 )
 
 // staleAfterIntervals is how many schedule intervals a checkpoint may age
-// before `status` calls the workload stale: one interval is the promise, a
-// second covers a slow or retried attempt.
-const staleAfterIntervals = 2
+// before `status` calls the workload stale: the controller's Protected
+// condition and the chart's alert use the same.
+const staleAfterIntervals = v1alpha1.StaleIntervals
 
 // WorkloadStatus is one protected workload on one cluster: what a failover
 // from that cluster would restore, and how old it is.
@@ -29,7 +30,8 @@ type WorkloadStatus struct {
 	Name      string `json:"name"`
 	Cluster   string `json:"cluster"`
 	Armed     bool   `json:"armed"`
-	// State is Protected, Stale, Unarmed or NoCheckpoint; Reason says why.
+	// State is Protected, Failing, Stale, Unarmed or NoCheckpoint; Reason
+	// says why.
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
 	// Pods and their latest verified checkpoints on this cluster.
@@ -171,7 +173,10 @@ func workloadRow(p *v1alpha1.CheckpointPolicy, w v1alpha1.ProtectedWorkload, clu
 		a := now.Sub(*oldest)
 		row.CheckpointAge = &a
 	}
+	failing := meta.FindStatusCondition(w.Conditions, v1alpha1.ConditionProtected)
 	switch {
+	case failing != nil && failing.Reason == v1alpha1.ProtectedReasonFailing:
+		row.State, row.Reason = "Failing", failing.Message
 	case !w.Armed:
 		row.State, row.Reason = "Unarmed", orDash(w.Message)
 	case row.CheckpointAge == nil:

@@ -12,7 +12,6 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -90,7 +89,7 @@ func runPodRestore(ctx context.Context, o *options.Options, p *podRestoreOptions
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme(),
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics:                metricsServer(o),
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: p.BindAddress, Port: p.SecurePort, CertDir: p.CertDir,

@@ -81,6 +81,7 @@ var targets = []target{{
 		{"DaemonSet", "", "daemonset.yaml"},
 		{"ServiceAccount", "stateshift-checkpoint-agent", "rbac.yaml"},
 		{"ClusterRole", "stateshift-checkpoint-agent", "rbac.yaml"},
+		{"ClusterRole", "stateshift-metrics-reader", "rbac.yaml"},
 		{"ClusterRoleBinding", "stateshift-checkpoint-agent", "rbac.yaml"},
 		{"Role", "stateshift-checkpoint-agent", "rbac.yaml"},
 		{"RoleBinding", "stateshift-checkpoint-agent", "rbac.yaml"},
@@ -105,7 +106,9 @@ var targets = []target{{
 		"daemonset.yaml": "The checkpoint agent, one per node of every member cluster (kubectl apply in each\n" +
 			"member, or let the chart's ClusterPropagationPolicy deliver it).",
 		"rbac.yaml": "Least privilege for the agent: create on nodes/checkpoint, its node's pods, Checkpoints\n" +
-			"and their status, Events, and get on the registry Secrets named in resourceNames only.",
+			"and their status, Events, and get on the registry Secrets named in resourceNames only;\n" +
+			"TokenReviews and SubjectAccessReviews to check who scrapes its metrics, and the\n" +
+			"ClusterRole stateshift-metrics-reader to bind a scraper to.",
 		"pod-restore-rbac.yaml": "Least privilege for the pod-restore webhook: it reads the metadata of the workload\n" +
 			"creating a restored pod and writes nothing.",
 		"pod-restore.yaml": "The pod-restore webhook (checkpoint-agent pod-restore-webhook): gives each pod of a\n" +

@@ -82,7 +82,14 @@ spec:
             - --push-timeout=30m
             - --verify-timeout=2m
             - --max-concurrent={{ $a.maxConcurrent }}
-            - --metrics-bind-address=127.0.0.1:9465
+            {{- if eq $a.metrics.mode "secure" }}
+            # HTTPS for callers allowed `get /metrics` (TokenReview and
+            # SubjectAccessReview by the member's API server).
+            - --metrics-bind-address=:{{ $a.metrics.port }}
+            - --metrics-secure
+            {{- else }}
+            - --metrics-bind-address=127.0.0.1:{{ $a.metrics.port }}
+            {{- end }}
             - --health-probe-bind-address=:9466
             {{- with $a.extraArgs }}
             {{- toYaml . | nindent 12 }}
@@ -94,6 +101,9 @@ spec:
               valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
           ports:
             - {name: healthz, containerPort: 9466}
+            {{- if eq $a.metrics.mode "secure" }}
+            - {name: metrics, containerPort: {{ $a.metrics.port }}}
+            {{- end }}
           livenessProbe:
             httpGet: {path: /healthz, port: healthz}
             periodSeconds: 20
@@ -324,5 +334,9 @@ webhooks:
       {{- else }}
       # caBundle: filled by hack/apply-interpreter-config.sh
       {{- end }}
+{{- with trim (include "stateshift.karmada.memberMonitoring" .) }}
+---
+{{ . }}
+{{- end }}
 {{- end }}
 {{- end -}}

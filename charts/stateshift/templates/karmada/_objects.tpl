@@ -102,7 +102,10 @@ metadata:
     {{- include "stateshift.karmadaLabels" . | nindent 4 }}
 spec:
   resourceSelectors:
-    {{- range $kind := list "apiextensions.k8s.io/v1 CustomResourceDefinition" "v1 ServiceAccount" "v1 Service" "v1 Secret" "rbac.authorization.k8s.io/v1 ClusterRole" "rbac.authorization.k8s.io/v1 ClusterRoleBinding" "rbac.authorization.k8s.io/v1 Role" "rbac.authorization.k8s.io/v1 RoleBinding" "apps/v1 DaemonSet" "apps/v1 Deployment" "policy/v1 PodDisruptionBudget" "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration" }}
+    {{- $kinds := list "apiextensions.k8s.io/v1 CustomResourceDefinition" "v1 ServiceAccount" "v1 Service" "v1 Secret" "rbac.authorization.k8s.io/v1 ClusterRole" "rbac.authorization.k8s.io/v1 ClusterRoleBinding" "rbac.authorization.k8s.io/v1 Role" "rbac.authorization.k8s.io/v1 RoleBinding" "apps/v1 DaemonSet" "apps/v1 Deployment" "policy/v1 PodDisruptionBudget" "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration" }}
+    {{- if .Values.monitoring.podMonitors.enabled }}{{ $kinds = append $kinds "monitoring.coreos.com/v1 PodMonitor" }}{{ end }}
+    {{- if .Values.monitoring.prometheusRule.enabled }}{{ $kinds = append $kinds "monitoring.coreos.com/v1 PrometheusRule" }}{{ end }}
+    {{- range $kind := $kinds }}
     {{- $f := splitList " " $kind }}
     - apiVersion: {{ index $f 0 }}
       kind: {{ index $f 1 }}

@@ -209,7 +209,30 @@ rules:
     resources: ["mutatingwebhookconfigurations"]
     resourceNames: ["stateshift-pod-restore"]
     verbs: ["get"]
+  {{- if eq .Values.members.agent.metrics.mode "secure" }}
+  # --metrics-secure: who is asking for /metrics, and may they.
+  - apiGroups: ["authentication.k8s.io"]
+    resources: ["tokenreviews"]
+    verbs: ["create"]
+  - apiGroups: ["authorization.k8s.io"]
+    resources: ["subjectaccessreviews"]
+    verbs: ["create"]
+  {{- end }}
 ---
+{{- if eq .Values.members.agent.metrics.mode "secure" }}
+# Bind a scraper's identity to this role to let it read the agents'
+# metrics (and nothing else).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: stateshift-metrics-reader
+  labels:
+    {{- include "stateshift.memberLabels" . | nindent 4 }}
+rules:
+  - nonResourceURLs: ["/metrics"]
+    verbs: ["get"]
+---
+{{- end }}
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata:

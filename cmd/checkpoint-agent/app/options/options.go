@@ -49,6 +49,8 @@ type Options struct {
 	VerifyTimeout  time.Duration
 
 	MetricsBindAddress     string
+	MetricsSecure          bool
+	MetricsCertDir         string
 	HealthProbeBindAddress string
 }
 
@@ -106,7 +108,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.KubeletTimeout, "kubelet-timeout", o.KubeletTimeout, "Timeout given to the kubelet for one container when a Checkpoint sets no timeoutSeconds; the HTTP call ends 30s after it.")
 	fs.DurationVar(&o.PushTimeout, "push-timeout", o.PushTimeout, "Deadline of building and pushing one image (registry writes, buildah push).")
 	fs.DurationVar(&o.VerifyTimeout, "verify-timeout", o.VerifyTimeout, "Deadline of reading one pushed image back by digest.")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of /metrics (plain HTTP: loopback by default; scrape through a sidecar or expose it deliberately); 0 disables.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of /metrics (plain HTTP on loopback by default; with --metrics-secure any address); 0 disables.")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "Serve /metrics over HTTPS to callers whose bearer token the API server authenticates (TokenReview) and authorizes for get on the non-resource URL /metrics (SubjectAccessReview).")
+	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", o.MetricsCertDir, "Folder with tls.crt and tls.key for --metrics-secure; empty: a self-signed certificate made at start (scrapers then skip verification).")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz.")
 }
 
@@ -144,6 +148,9 @@ func (o *Options) Validate() error {
 	}
 	if o.BackoffBase <= 0 || o.BackoffMax < o.BackoffBase {
 		errs = append(errs, errors.New("--retry-backoff must be > 0 and <= --retry-backoff-max"))
+	}
+	if o.MetricsCertDir != "" && !o.MetricsSecure {
+		errs = append(errs, errors.New("--metrics-cert-dir needs --metrics-secure"))
 	}
 	return errors.Join(errs...)
 }

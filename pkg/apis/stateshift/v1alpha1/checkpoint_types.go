@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"fmt"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -146,6 +148,9 @@ type CheckpointStatus struct {
 	// ArchiveBytes is the sum of the archives' sizes.
 	// +optional
 	ArchiveBytes int64 `json:"archiveBytes,omitempty"`
+	// ArchiveSize is ArchiveBytes for people, e.g. "12.4 MiB" (FormatSize).
+	// +optional
+	ArchiveSize string `json:"archiveSize,omitempty"`
 	// Attempts made so far (retries are bounded).
 	// +optional
 	Attempts int32 `json:"attempts,omitempty"`
@@ -181,8 +186,11 @@ type CheckpointStatus struct {
 // +kubebuilder:resource:shortName=ckpt,categories=stateshift
 // +kubebuilder:printcolumn:name="Pod",type=string,JSONPath=`.spec.podName`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
-// +kubebuilder:printcolumn:name="Images",type=string,JSONPath=`.status.containers[*].image`
-// +kubebuilder:printcolumn:name="Size",type=integer,format=int64,JSONPath=`.status.archiveBytes`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.archiveSize`
+// +kubebuilder:printcolumn:name="Took",type=string,JSONPath=`.status.timings.total`
+// +kubebuilder:printcolumn:name="Completed",type=date,JSONPath=`.status.completionTime`
+// +kubebuilder:printcolumn:name="Images",type=string,JSONPath=`.status.containers[*].image`,priority=1
+// +kubebuilder:printcolumn:name="Bytes",type=integer,format=int64,JSONPath=`.status.archiveBytes`,priority=1
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.nodeName`,priority=1
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -209,4 +217,19 @@ func init() {
 // IsFinished says whether the Checkpoint reached a terminal phase.
 func (c *Checkpoint) IsFinished() bool {
 	return c.Status.Phase == CheckpointSucceeded || c.Status.Phase == CheckpointFailed
+}
+
+// FormatSize writes a byte count for people in binary units, e.g. 512 B,
+// 12.4 MiB, 1.5 GiB (ArchiveSize).
+func FormatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }

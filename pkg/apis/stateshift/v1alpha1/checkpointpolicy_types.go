@@ -143,7 +143,47 @@ type ProtectedWorkload struct {
 	// Message says why the workload is not armed, if it is not.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// LatestCheckpointTime is the oldest of its running pods' latest
+	// verified checkpoints: an unplanned failover now loses what the
+	// workload did since then (the data-loss window). Empty while a pod has
+	// none.
+	// +optional
+	LatestCheckpointTime *metav1.Time `json:"latestCheckpointTime,omitempty"`
+	// Conditions: Protected (False, with a reason, when a failover now would
+	// lose more than about StaleIntervals schedule intervals or start cold).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
+
+// ConditionProtected says whether a protected workload's restore is armed
+// with a recent verified checkpoint (see the Protected* reasons).
+const ConditionProtected = "Protected"
+
+// Reasons of the Protected condition.
+const (
+	// ProtectedReasonProtected: armed, every pod checkpointed recently.
+	ProtectedReasonProtected = "Protected"
+	// ProtectedReasonNotPropagated: Karmada has not placed the workload yet.
+	ProtectedReasonNotPropagated = "NotPropagated"
+	// ProtectedReasonNoCheckpoint: a running pod has no verified checkpoint
+	// of the current template: a move now starts cold.
+	ProtectedReasonNoCheckpoint = "NoCheckpoint"
+	// ProtectedReasonStale: the latest verified checkpoint of a pod is
+	// older than StaleIntervals schedule intervals.
+	ProtectedReasonStale = "Stale"
+	// ProtectedReasonDisarmed: no restore plan is armed (the message says why).
+	ProtectedReasonDisarmed = "Disarmed"
+	// ProtectedReasonFailing: the latest checkpoint attempt of a pod
+	// failed, or the controller cannot do its round for the workload.
+	ProtectedReasonFailing = "Failing"
+)
+
+// StaleIntervals is how many schedule intervals old the latest verified
+// checkpoint may be before the workload is not Protected (reason Stale).
+// Checkpoints take time and retry: one missed interval is normal.
+const StaleIntervals = 3
 
 // CheckpointPolicyStatus is what the controller does for the policy.
 type CheckpointPolicyStatus struct {
@@ -158,6 +198,14 @@ type CheckpointPolicyStatus struct {
 	ProtectedWorkloads int32 `json:"protectedWorkloads,omitempty"`
 	// +optional
 	ArmedWorkloads int32 `json:"armedWorkloads,omitempty"`
+	// UnprotectedWorkloads counts the workloads whose Protected condition is
+	// not True.
+	// +optional
+	UnprotectedWorkloads int32 `json:"unprotectedWorkloads"`
+	// OldestCheckpointTime is the oldest LatestCheckpointTime of the
+	// workloads: the policy's widest data-loss window.
+	// +optional
+	OldestCheckpointTime *metav1.Time `json:"oldestCheckpointTime,omitempty"`
 	// Conditions: Ready.
 	// +optional
 	// +listType=map
@@ -175,6 +223,9 @@ type CheckpointPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Keep",type=integer,JSONPath=`.spec.retention.keep`
 // +kubebuilder:printcolumn:name="Workloads",type=integer,JSONPath=`.status.protectedWorkloads`
 // +kubebuilder:printcolumn:name="Armed",type=integer,JSONPath=`.status.armedWorkloads`
+// +kubebuilder:printcolumn:name="Unprotected",type=integer,JSONPath=`.status.unprotectedWorkloads`
+// +kubebuilder:printcolumn:name="Oldest Checkpoint",type=date,JSONPath=`.status.oldestCheckpointTime`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Repository",type=string,JSONPath=`.spec.repository`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CheckpointPolicy struct {

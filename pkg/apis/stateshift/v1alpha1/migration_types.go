@@ -160,7 +160,10 @@ type MigrationStatus struct {
 
 // Migration is one move of one workload between member clusters, made by a
 // person (spec.destinationCluster) or recorded by the controller for a move
-// it detected.
+// it detected. Its Ready condition is True once the move Restored the
+// workload, and False with the phase as its reason before that and after a
+// FellBack or Failed move: `kubectl wait --for=condition=Ready` waits for a
+// restored move.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mig,categories=stateshift
@@ -171,6 +174,7 @@ type MigrationStatus struct {
 // +kubebuilder:printcolumn:name="From",type=string,JSONPath=`.status.sourceClusters[*]`
 // +kubebuilder:printcolumn:name="To",type=string,JSONPath=`.status.destinationCluster`
 // +kubebuilder:printcolumn:name="Checkpoint",type=string,JSONPath=`.status.checkpoints[*].name`,priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Took",type=string,JSONPath=`.status.durations.total`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

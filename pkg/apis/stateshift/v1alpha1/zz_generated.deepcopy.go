@@ -177,6 +177,10 @@ func (in *CheckpointPolicyStatus) DeepCopyInto(out *CheckpointPolicyStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.OldestCheckpointTime != nil {
+		in, out := &in.OldestCheckpointTime, &out.OldestCheckpointTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))
@@ -546,6 +550,17 @@ func (in *ProtectedWorkload) DeepCopyInto(out *ProtectedWorkload) {
 	if in.Pods != nil {
 		in, out := &in.Pods, &out.Pods
 		*out = make([]PodCheckpointRef, len(*in))
+		for i := range *in {
+			(*in)[i].DeepCopyInto(&(*out)[i])
+		}
+	}
+	if in.LatestCheckpointTime != nil {
+		in, out := &in.LatestCheckpointTime, &out.LatestCheckpointTime
+		*out = (*in).DeepCopy()
+	}
+	if in.Conditions != nil {
+		in, out := &in.Conditions, &out.Conditions
+		*out = make([]v1.Condition, len(*in))
 		for i := range *in {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
