@@ -218,7 +218,7 @@ case "${what}" in
     mkdir -p "${STATESHIFT_CACHE}"
     build_criu > "${STATESHIFT_CACHE}/criu-build.log" 2>&1 &
     criu_pid=$!
-    build_tools; build_helm; build_kube; build_karmada; build_crio
+    build_tools; build_helm; build_promtool; build_kube; build_karmada; build_crio
     wait "${criu_pid}" || { cat "${STATESHIFT_CACHE}/criu-build.log" >&2; die "criu build failed"; }
     cat "${STATESHIFT_CACHE}/criu-build.log" >&2 ;;
   *) die "unknown target ${what} (kube|karmada|tools|helm|promtool|criu|crio|node|all)" ;;
