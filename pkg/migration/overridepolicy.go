@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/restore"
@@ -62,10 +63,16 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 		}}
 	}
 	if current == nil {
-		if err := c.Client.Create(ctx, want); err != nil {
-			return fmt.Errorf("arm restore of %s/%s: %w", w.ns(), w.label(), err)
+		err := c.Client.Create(ctx, want)
+		if !apierrors.IsAlreadyExists(err) {
+			return wrapArm(w, err)
 		}
-		return nil
+		// The cache has not seen an earlier create yet: go on from what the
+		// API server has.
+		current = &policyv1alpha1.OverridePolicy{}
+		if err := c.reader().Get(ctx, client.ObjectKeyFromObject(want), current); err != nil {
+			return wrapArm(w, err)
+		}
 	}
 	if newer, err := c.armedIsNewer(ctx, w, current, plan.Checkpoint); err != nil {
 		return err
@@ -149,4 +156,11 @@ func equalPolicy(a, b *policyv1alpha1.OverridePolicy) (bool, error) {
 		return false, fmt.Errorf("compare OverridePolicy %s/%s: %w", b.Namespace, b.Name, err)
 	}
 	return equalJSON(ra, rb) && a.Annotations[restore.AnnotationRestoredFrom] == b.Annotations[restore.AnnotationRestoredFrom], nil
+}
+
+func wrapArm(w *workload, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("arm restore of %s/%s: %w", w.ns(), w.label(), err)
 }
