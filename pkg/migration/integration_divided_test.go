@@ -241,3 +241,24 @@ func TestDividedFailoverDetectedIntoReceiver(t *testing.T) {
 	h.member2RunsRestored(cp)
 	h.restoredAndWithdrawn(name)
 }
+
+// TestDeletedWorkloadCheckpointsPruned (defect 6): Checkpoints are owned
+// by their policy, so deleting the workload left them and their images for
+// as long as the policy lived. Now they go with the workload.
+func TestDeletedWorkloadCheckpointsPruned(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	sts := h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval.Duration = time.Hour })
+	h.eventually("a verified checkpoint", 20*time.Second, func() (bool, string) { return len(h.agent(true)) > 0, "" })
+	if err := h.c.Delete(h.ctx, sts); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the deleted workload's checkpoints gone", 30*time.Second, func() (bool, string) {
+		var l v1alpha1.CheckpointList
+		if err := h.c.List(h.ctx, &l, client.InNamespace(h.ns)); err != nil {
+			return false, err.Error()
+		}
+		return len(l.Items) == 0, fmt.Sprintf("%d checkpoints left", len(l.Items))
+	})
+}
