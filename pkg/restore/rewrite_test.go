@@ -22,6 +22,17 @@ type rewriteCase struct {
 	err  string
 }
 
+// appRestored is statefulSet() rewritten by a plan restoring its app
+// container from db-0-ckpt-1.
+func appRestored(s *appsv1.StatefulSet) {
+	s.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
+	s.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
+	s.Spec.Template.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
+	s.Spec.Template.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
+	s.Spec.Template.Spec.Containers[0].Image = ckptApp
+	s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+}
+
 func rewriteCases() []rewriteCase {
 	appOnly := Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}}
 	both := Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp, "sidecar": ckptSidecar}}
@@ -32,12 +43,7 @@ func rewriteCases() []rewriteCase {
 			plan: appOnly,
 			want: func(t testing.TB) *unstructured.Unstructured {
 				s := statefulSet()
-				s.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
-				s.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
-				s.Spec.Template.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
-				s.Spec.Template.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
-				s.Spec.Template.Spec.Containers[0].Image = ckptApp
-				s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+				appRestored(s)
 				return toU(t, s)
 			},
 		},
@@ -55,12 +61,7 @@ func rewriteCases() []rewriteCase {
 			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, KeepPods: 1},
 			want: func(t testing.TB) *unstructured.Unstructured {
 				s := statefulSet()
-				s.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
-				s.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
-				s.Spec.Template.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
-				s.Spec.Template.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
-				s.Spec.Template.Spec.Containers[0].Image = ckptApp
-				s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+				appRestored(s)
 				s.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
 					RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{MaxUnavailable: &intstr.IntOrString{IntVal: 2}, Partition: ptr(int32(1))}}
 				return toU(t, s)
