@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -81,10 +80,8 @@ type Reconciler struct {
 
 	now func() time.Time
 
-	// podLocks serializes the Checkpoints of one pod: the kubelet names an
-	// archive by pod, container and second, so two checkpoints of one
-	// container in the same second would share (and delete) one file.
-	podLocks sync.Map // namespace/pod -> *sync.Mutex
+	// podLocks serializes the Checkpoints of one pod (see podlocks.go).
+	podLocks podLocks
 }
 
 // SetupWithManager registers the reconciler.
@@ -180,9 +177,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	log.V(2).Info("executing", "pod", pod.Name, "attempt", cp.Status.Attempts+1)
-	mu, _ := r.podLocks.LoadOrStore(req.Namespace+"/"+pod.Name, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	defer r.podLocks.lock(req.Namespace + "/" + pod.Name)()
 	// Another Checkpoint of this pod may have run while we waited: re-read.
 	if err := r.Client.Get(ctx, req.NamespacedName, cp); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

@@ -21,9 +21,9 @@ var reflectStatusInterpreters = map[schema.GroupVersionKind]reflectStatusInterpr
 }
 
 // reflectWorkloadStatus is Karmada's reflected status plus, under
-// restore.StatusField, the migration state read from the member object's
-// annotations, so it reaches rb.status.aggregatedStatus[] (and a
-// statePreservation jsonPath such as {.stateshift.latestCheckpoint}).
+// restore.StatusField, the restore the member object carries
+// ({.stateshift.restoredFrom}), so it reaches rb.status.aggregatedStatus[]
+// where the migrations controller reads it.
 func reflectWorkloadStatus(obj *unstructured.Unstructured) (*runtime.RawExtension, error) {
 	raw, err := karmada.ReflectStatus(obj)
 	if err != nil {

@@ -48,7 +48,10 @@ func TestInterpretStatusIsKarmadasWithoutMigration(t *testing.T) {
 	}
 }
 
-// With them, exactly a stateshift block is added to Karmada's status.
+// With them, exactly a stateshift block is added to Karmada's status: the
+// restore the member workload carries. latestCheckpoint* is not reflected
+// (issue 11 defect 9): nothing writes those annotations, so a status that
+// read them would claim a state that is never there.
 func TestInterpretStatusAddsMigrationState(t *testing.T) {
 	images := `{"app":"` + ckptImage + `"}`
 	for _, obj := range workloads(t) {
@@ -64,12 +67,7 @@ func TestInterpretStatusAddsMigrationState(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := decodeStatus(t, native.Raw)
-		want["stateshift"] = map[string]interface{}{
-			"latestCheckpoint":       "db-0-ckpt-7",
-			"latestCheckpointImages": map[string]interface{}{"app": ckptImage},
-			"latestCheckpointTime":   "2026-11-26T07:00:00Z",
-			"restoredFrom":           "db-0-ckpt-6",
-		}
+		want["stateshift"] = map[string]interface{}{"restoredFrom": "db-0-ckpt-6"}
 		if got := decodeStatus(t, resp.RawStatus.Raw); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: status %s, want %v", obj.GetKind(), resp.RawStatus.Raw, want)
 		}
@@ -86,8 +84,8 @@ func TestInterpretStatusWithoutStatus(t *testing.T) {
 		t.Fatalf("status %s, want none (as Karmada)", resp.RawStatus.Raw)
 	}
 	resp = call(t, request(t, configv1alpha1.InterpreterOperationInterpretStatus,
-		withAnnotations(obj, map[string]string{restore.AnnotationLatestCheckpoint: "c1"})))
-	if got := string(resp.RawStatus.Raw); got != `{"stateshift":{"latestCheckpoint":"c1"}}` {
+		withAnnotations(obj, map[string]string{restore.AnnotationRestoredFrom: "c1"})))
+	if got := string(resp.RawStatus.Raw); got != `{"stateshift":{"restoredFrom":"c1"}}` {
 		t.Fatalf("status %s", got)
 	}
 }

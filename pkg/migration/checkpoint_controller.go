@@ -60,6 +60,9 @@ func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		next = min(next, max(wait, time.Second))
 		status.Workloads = append(status.Workloads, pw)
 	}
+	if err := r.pruneDeletedWorkloads(ctx, p); err != nil {
+		errs = append(errs, err)
+	}
 	if err := r.writeStatus(ctx, p, status, errs); err != nil {
 		return ctrl.Result{}, err
 	}

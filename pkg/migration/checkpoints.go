@@ -30,21 +30,6 @@ func (c *Controller) listWorkloadCheckpoints(ctx context.Context, w *workload) (
 	return filterCheckpoints(l.Items, func(c *v1alpha1.Checkpoint) bool { return c.DeletionTimestamp == nil }), nil
 }
 
-// latestByPod is the latest verified Checkpoint of each pod name among cps.
-func latestByPod(cps []v1alpha1.Checkpoint) map[string]*v1alpha1.Checkpoint {
-	byPod := map[string][]v1alpha1.Checkpoint{}
-	for _, cp := range cps {
-		byPod[cp.Spec.PodName] = append(byPod[cp.Spec.PodName], cp)
-	}
-	out := map[string]*v1alpha1.Checkpoint{}
-	for pod, list := range byPod {
-		if l := LatestVerified(list); l != nil {
-			out[pod] = l
-		}
-	}
-	return out
-}
-
 // migrationCheckpoints are the fresh Checkpoints taken for Migration m.
 func (c *Controller) migrationCheckpoints(ctx context.Context, m *v1alpha1.Migration) ([]v1alpha1.Checkpoint, error) {
 	var l v1alpha1.CheckpointList

@@ -123,6 +123,9 @@ type CordonState struct {
 	Sources []string
 	// Bound are the clusters the binding places the workload on now.
 	Bound []string
+	// Arrived are the clusters the move went to (Arrivals): new ones, and
+	// ones that ran some replicas and were given more.
+	Arrived []string
 	// Scheduled: Karmada's scheduler has placed the binding's current spec
 	// (status.schedulerObservedGeneration == generation; it is set on
 	// success only). An eviction removes the source from spec.clusters
@@ -135,13 +138,18 @@ type CordonState struct {
 	// when the clusters could not be read (then nothing is concluded).
 	Elsewhere      []string
 	ElsewhereKnown bool
+	// Receivable are the bound clusters other than the sources that can
+	// take the cordoned replicas beside their own (a Divided StatefulSet:
+	// see Receivers).
+	Receivable []string
 }
 
 // CordonEnd says why a Cordon Migration is over although Karmada placed the
-// workload on no new cluster, or "" while its move can still happen. A new
-// cluster in the binding always wins: that is the move, and it is restored.
+// workload on no new cluster, or "" while its move can still happen. A
+// cluster the move went to always wins (a new one, or one given more
+// replicas while it ran others): that is the move, and it is restored.
 func CordonEnd(s CordonState) (reason, message string) {
-	if len(added(s.Sources, s.Bound)) > 0 {
+	if len(s.Arrived) > 0 {
 		return "", ""
 	}
 	var left []string
@@ -164,7 +172,7 @@ func CordonEnd(s CordonState) (reason, message string) {
 	case s.Lifted:
 		return ReasonCordonLifted, fmt.Sprintf("%s was uncordoned before Karmada moved the workload: no move, nothing to restore",
 			strings.Join(s.Cordoned, ","))
-	case s.ElsewhereKnown && len(s.Elsewhere) == 0:
+	case s.ElsewhereKnown && len(s.Elsewhere) == 0 && len(s.Receivable) == 0:
 		return ReasonNoDestination, fmt.Sprintf("no cluster outside the binding (%s) can take the workload (every other cluster is excluded by its placement, tainted or being deleted): a reschedule can only drop %s, nothing to restore",
 			strings.Join(s.Bound, ","), strings.Join(s.Cordoned, ","))
 	}
@@ -236,8 +244,16 @@ func affinityMatches(a *policyv1alpha1.ClusterAffinity, cl *clusterv1alpha1.Clus
 }
 
 // cordonState reads what CordonEnd decides on for a Cordon Migration.
-func (c *Controller) cordonState(ctx context.Context, m *v1alpha1.Migration, rb *workv1alpha2.ResourceBinding) (CordonState, error) {
+func (c *Controller) cordonState(ctx context.Context, w *workload, m *v1alpha1.Migration, rb *workv1alpha2.ResourceBinding) (CordonState, error) {
 	s := CordonState{Sources: m.Status.SourceClusters, Bound: BoundClusters(rb), Scheduled: rb.Status.SchedulerObservedGeneration == rb.Generation}
+	arrived, err := c.arrivals(ctx, w, m, rb)
+	if err != nil {
+		return s, err
+	}
+	s.Arrived = arrived
+	if w.kind() == "StatefulSet" && dividesReplicas(rb.Spec.Placement) {
+		s.Receivable = added(s.Sources, s.Bound)
+	}
 	if cl := m.Labels[LabelCluster]; cl != "" {
 		s.Cordoned = []string{cl}
 	} else {
@@ -275,13 +291,19 @@ func (c *Controller) cordonState(ctx context.Context, m *v1alpha1.Migration, rb 
 	return s, nil
 }
 
+// dividesReplicas says whether a placement divides the replicas among its
+// clusters (an evicted cluster's replicas go to the others).
+func dividesReplicas(p *policyv1alpha1.Placement) bool {
+	return p != nil && p.ReplicaScheduling != nil && p.ReplicaScheduling.ReplicaSchedulingType == policyv1alpha1.ReplicaSchedulingTypeDivided
+}
+
 // cordonOver ends a Cordon Migration whose move can no longer happen (see
 // CordonEnd); ended is false while it still can.
 func (r MigrationReconciler) cordonOver(ctx context.Context, mv *move) (ended bool, err error) {
 	if mv.m.Spec.Trigger != v1alpha1.TriggerCordon {
 		return false, nil
 	}
-	s, err := r.cordonState(ctx, mv.m, mv.rb)
+	s, err := r.cordonState(ctx, mv.w, mv.m, mv.rb)
 	if err != nil {
 		return false, err
 	}

@@ -131,17 +131,18 @@ func checkCheckpointImages(ctx context.Context, cp *v1alpha1.Checkpoint, reposit
 	return nil
 }
 
-// trustedCheckpoints keeps the Checkpoints of latest (by pod) whose images
+// trustedCheckpoints keeps the Checkpoints of latest (by pod, or by
+// cluster and pod) whose images
 // are the workload's own; each refused one gets an UntrustedCheckpoint
 // Event (on the policy and on the Checkpoint) and is left out of the plan.
 // A registry that cannot be read is an error: the plan stays as it is and
 // the round is retried.
-func (c *Controller) trustedCheckpoints(ctx context.Context, p *v1alpha1.CheckpointPolicy, latest map[string]*v1alpha1.Checkpoint) (map[string]*v1alpha1.Checkpoint, error) {
+func trustedCheckpoints[K comparable](ctx context.Context, c *Controller, p *v1alpha1.CheckpointPolicy, latest map[K]*v1alpha1.Checkpoint) (map[K]*v1alpha1.Checkpoint, error) {
 	if len(latest) == 0 {
 		return latest, nil
 	}
 	kc := c.keychain(ctx, p)
-	out := make(map[string]*v1alpha1.Checkpoint, len(latest))
+	out := make(map[K]*v1alpha1.Checkpoint, len(latest))
 	for pod, cp := range latest {
 		err := checkCheckpointImages(ctx, cp, p.Spec.Repository, kc)
 		switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,7 +37,7 @@ func (r MigrationReconciler) checkpointing(ctx context.Context, mv *move) (ctrl.
 	if len(cps) == 0 || InProgress(cps) {
 		return ctrl.Result{RequeueAfter: poll}, nil
 	}
-	chosen, failed, err := r.chooseCheckpoints(ctx, mv.w, cps)
+	chosen, failed, err := r.chooseCheckpoints(ctx, mv.w, cps, m.Status.SourceClusters)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -55,14 +56,15 @@ func (r MigrationReconciler) checkpointing(ctx context.Context, mv *move) (ctrl.
 }
 
 // chooseCheckpoints picks what the move restores: the fresh Checkpoints
-// when all succeeded, else the latest verified ones of the workload
-// (failed lists the fresh ones that did not succeed).
-func (r MigrationReconciler) chooseCheckpoints(ctx context.Context, w *workload, fresh []v1alpha1.Checkpoint) (map[string]*v1alpha1.Checkpoint, []string, error) {
-	chosen := map[string]*v1alpha1.Checkpoint{}
+// when all succeeded, else the latest verified ones of the workload's pods
+// on the sources (failed lists the fresh ones that did not succeed). Pods
+// are told apart by cluster: another cluster's db-0 is not the source's.
+func (r MigrationReconciler) chooseCheckpoints(ctx context.Context, w *workload, fresh []v1alpha1.Checkpoint, sources []string) (map[PodKey]*v1alpha1.Checkpoint, []string, error) {
+	chosen := map[PodKey]*v1alpha1.Checkpoint{}
 	var failed []string
 	for i := range fresh {
 		if fresh[i].Status.Phase == v1alpha1.CheckpointSucceeded && len(fresh[i].Status.Containers) > 0 {
-			chosen[fresh[i].Spec.PodName] = &fresh[i]
+			chosen[PodKey{Cluster: fresh[i].Labels[LabelCluster], Pod: fresh[i].Spec.PodName}] = &fresh[i]
 		} else {
 			failed = append(failed, fmt.Sprintf("%s (%s)", fresh[i].Name, fresh[i].Status.Message))
 		}
@@ -74,7 +76,18 @@ func (r MigrationReconciler) chooseCheckpoints(ctx context.Context, w *workload,
 	if err != nil {
 		return nil, failed, err
 	}
-	return latestByPod(all), failed, nil
+	return ofClusters(latestByClusterPod(all), sources), failed, nil
+}
+
+// ofClusters keeps the pods of clusters.
+func ofClusters(latest map[PodKey]*v1alpha1.Checkpoint, clusters []string) map[PodKey]*v1alpha1.Checkpoint {
+	out := map[PodKey]*v1alpha1.Checkpoint{}
+	for k, cp := range latest {
+		if contains(clusters, k.Cluster) {
+			out[k] = cp
+		}
+	}
+	return out
 }
 
 // armed waits until the restoreplan controller armed the Migration's
@@ -119,10 +132,14 @@ func (r MigrationReconciler) planArmed(ctx context.Context, mv *move) (bool, err
 }
 
 // awaitDestination moves to Restoring once Karmada placed the workload on
-// a cluster that did not run it.
+// a cluster that did not run it, or gave more replicas to one that ran
+// others (a receiver: the moved checkpoints are assigned to its new pods).
 func (r MigrationReconciler) awaitDestination(ctx context.Context, mv *move) (ctrl.Result, error) {
 	m := mv.m
-	dest := added(m.Status.SourceClusters, BoundClusters(mv.rb))
+	dest, err := r.arrivals(ctx, mv.w, m, mv.rb)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	if len(dest) == 0 {
 		// A Cordon Migration is over when its move can no longer happen.
 		if ended, err := r.cordonOver(ctx, mv); ended || err != nil {
@@ -136,8 +153,48 @@ func (r MigrationReconciler) awaitDestination(ctx context.Context, mv *move) (ct
 	if m.Status.DestinationCluster == "" {
 		m.Status.DestinationCluster = dest[0]
 	}
+	if err := r.assignReceiver(ctx, mv); err != nil {
+		return ctrl.Result{}, err
+	}
 	msg := fmt.Sprintf("Karmada placed the workload on %s; waiting for it to run restored", m.Status.DestinationCluster)
 	return ctrl.Result{RequeueAfter: poll}, r.set(m, v1alpha1.MigrationRestoring, msg)
+}
+
+// arrivals are the clusters m's move went to (see Arrivals).
+func (c *Controller) arrivals(ctx context.Context, w *workload, m *v1alpha1.Migration, rb *workv1alpha2.ResourceBinding) ([]string, error) {
+	cps, err := c.listWorkloadCheckpoints(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	before, err := c.before(ctx, w, m, cps)
+	if err != nil {
+		return nil, err
+	}
+	return Arrivals(w.kind(), w.name(), m.Status.SourceClusters, before, rb), nil
+}
+
+// assignReceiver gives the Migration's checkpoints the receiver's new pods
+// when its destination already ran others (else they keep their names).
+func (r MigrationReconciler) assignReceiver(ctx context.Context, mv *move) error {
+	cps, err := r.listWorkloadCheckpoints(ctx, mv.w)
+	if err != nil {
+		return err
+	}
+	recv, err := r.receiver(ctx, mv, cps)
+	if err != nil || recv == nil {
+		return err
+	}
+	mv.m.Status.Checkpoints = AssignInto(mv.m.Status.Checkpoints, *recv)
+	r.Recorder.Eventf(mv.m, corev1.EventTypeNormal, "ReceiverAssigned", "%s keeps its %d pods and restores the moved replicas into %v", recv.Cluster, recv.Kept, intoPods(mv.m.Status.Checkpoints))
+	return nil
+}
+
+func intoPods(cps []v1alpha1.MigrationCheckpoint) []string {
+	out := make([]string, 0, len(cps))
+	for _, mc := range cps {
+		out = append(out, mc.Cluster+"/"+mc.Pod+"->"+restoresInto(mc))
+	}
+	return out
 }
 
 // pullable checks, before a person's move, that the destination can pull

@@ -9,6 +9,7 @@ import (
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -150,7 +151,8 @@ func (r MigrationReconciler) observe(ctx context.Context, m *v1alpha1.Migration)
 
 func equalStatus(a, b *v1alpha1.MigrationStatus) bool {
 	return a.Phase == b.Phase && a.Message == b.Message && a.DestinationCluster == b.DestinationCluster &&
-		len(a.Conditions) == len(b.Conditions) && len(a.Checkpoints) == len(b.Checkpoints) && len(a.SourceClusters) == len(b.SourceClusters) &&
+		len(a.Conditions) == len(b.Conditions) && equality.Semantic.DeepEqual(a.Checkpoints, b.Checkpoints) &&
+		equality.Semantic.DeepEqual(a.SourceClusters, b.SourceClusters) && equality.Semantic.DeepEqual(a.StartReplicas, b.StartReplicas) &&
 		conditionsEqual(a.Conditions, b.Conditions)
 }
 

@@ -63,13 +63,23 @@ func (r MigrationReconciler) restoredFromPlan(ctx context.Context, mv *move, fro
 	if from != "" && contains(checkpointNames(m.Status.Checkpoints), from) {
 		return true, nil
 	}
+	if cluster, _ := receiverOf(m); from == "" && cluster != "" {
+		// A receiver ran healthy before the move: until Karmada renders
+		// its rule it reports no restore (its new pods start cold and are
+		// rolled onto the plan then). The phase deadline bounds the wait.
+		return false, nil
+	}
 	cp := &v1alpha1.Checkpoint{}
 	if from != "" && r.reader().Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: from}, cp) == nil &&
 		cp.Labels[LabelWorkload] == mv.w.label() && cp.Status.Phase == v1alpha1.CheckpointSucceeded {
 		if r.olderThanPlan(ctx, m, cp) {
 			return false, nil
 		}
-		m.Status.Checkpoints = PlanCheckpoints(map[string]*v1alpha1.Checkpoint{cp.Spec.PodName: cp})
+		recorded := PlanCheckpoints(map[PodKey]*v1alpha1.Checkpoint{{Cluster: cp.Labels[LabelCluster], Pod: cp.Spec.PodName}: cp})
+		if len(m.Status.Checkpoints) == 1 {
+			recorded[0].Into = m.Status.Checkpoints[0].Into
+		}
+		m.Status.Checkpoints = recorded
 		return true, nil
 	}
 	msg := fmt.Sprintf("%s runs healthy but did not restore from %v (restoredFrom=%q): it started cold", m.Status.DestinationCluster, checkpointNames(m.Status.Checkpoints), from)

@@ -19,10 +19,14 @@ func (r MigrationReconciler) start(ctx context.Context, mv *move) (ctrl.Result, 
 		// where the workload runs now.
 		m.Status.SourceClusters = MoveSources(m.Annotations[AnnotationMove])
 		if len(m.Status.SourceClusters) == 0 {
-			m.Status.SourceClusters = BoundClusters(mv.rb)
+			m.Status.SourceClusters = PlannedSources(m, BoundClusters(mv.rb))
+			m.Status.StartReplicas = BoundReplicas(mv.rb)
 		}
 	}
 	if len(m.Status.SourceClusters) == 0 {
+		if m.Spec.Trigger == v1alpha1.TriggerManual && contains(BoundClusters(mv.rb), m.Spec.DestinationCluster) {
+			return ctrl.Result{}, r.fail(m, "AlreadyThere", fmt.Sprintf("%s runs on %s only", mv.w.label(), m.Spec.DestinationCluster))
+		}
 		return ctrl.Result{}, r.fail(m, "NotScheduled", "the workload runs on no cluster: nothing to move")
 	}
 	switch m.Spec.Trigger {
@@ -31,6 +35,26 @@ func (r MigrationReconciler) start(ctx context.Context, mv *move) (ctrl.Result, 
 	default:
 		return r.startDetected(ctx, mv)
 	}
+}
+
+// PlannedSources are the clusters a planned move takes the workload from:
+// a cordon's cordoned cluster (when bound), a person's move every bound
+// cluster but the destination. The others keep their pods, and one that
+// receives replicas restores them into its new pods.
+func PlannedSources(m *v1alpha1.Migration, bound []string) []string {
+	switch cordoned := m.Labels[LabelCluster]; {
+	case m.Spec.Trigger == v1alpha1.TriggerCordon && contains(bound, cordoned):
+		return []string{cordoned}
+	case m.Spec.Trigger == v1alpha1.TriggerManual:
+		var out []string
+		for _, c := range bound {
+			if c != m.Spec.DestinationCluster {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	return bound
 }
 
 // unableDestination says why dest cannot restore, "" when it can.
@@ -52,9 +76,6 @@ func (r MigrationReconciler) startPlanned(ctx context.Context, mv *move) (ctrl.R
 	m := mv.m
 	if m.Spec.Trigger == v1alpha1.TriggerManual {
 		dest := m.Spec.DestinationCluster
-		if contains(m.Status.SourceClusters, dest) {
-			return ctrl.Result{}, r.fail(m, "AlreadyThere", fmt.Sprintf("%s already runs on %s", mv.w.label(), dest))
-		}
 		m.Status.DestinationCluster = dest
 		if refused, res, err := r.refuseOutsidePlacement(ctx, mv); refused { // placement.go
 			return res, err
@@ -101,7 +122,7 @@ func (r MigrationReconciler) startDetected(ctx context.Context, mv *move) (ctrl.
 	// Without the list the Migration would record only the plan's first
 	// checkpoint and judge the restore against it: retry instead (the
 	// error reaches the Migration as a MigrationError Event).
-	cps, err := r.armedCheckpoints(ctx, mv.w, op.Annotations[restoreKey])
+	cps, err := r.armedCheckpoints(ctx, mv, op.Annotations[restoreKey])
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -113,15 +134,44 @@ func (r MigrationReconciler) startDetected(ctx context.Context, mv *move) (ctrl.
 
 // armedCheckpoints lists the Checkpoints behind an armed plan: the latest
 // verified one of each pod of the current template (what the restoreplan
-// controller arms), or the plan's own when they are gone.
-func (r MigrationReconciler) armedCheckpoints(ctx context.Context, w *workload, armed string) ([]v1alpha1.MigrationCheckpoint, error) {
-	cps, err := r.listWorkloadCheckpoints(ctx, w)
+// controller arms), or the plan's own when they are gone. A move into a
+// cluster that already runs others restores only the sources' pods, each
+// into one of the receiver's new pods.
+func (r MigrationReconciler) armedCheckpoints(ctx context.Context, mv *move, armed string) ([]v1alpha1.MigrationCheckpoint, error) {
+	w, m := mv.w, mv.m
+	all, err := r.listWorkloadCheckpoints(ctx, w)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints of the armed plan: %w", err)
 	}
-	out := PlanCheckpoints(latestByPod(OfTemplate(cps, TemplateHash(w.u))))
+	latest := latestByClusterPod(OfTemplate(all, TemplateHash(w.u)))
+	recv, err := r.receiver(ctx, mv, all)
+	if err != nil {
+		return nil, err
+	}
+	if recv != nil {
+		return AssignInto(PlanCheckpoints(ofClusters(latest, m.Status.SourceClusters)), *recv), nil
+	}
+	out := PlanCheckpoints(latest)
 	if len(out) == 0 && armed != "" {
 		out = []v1alpha1.MigrationCheckpoint{{Name: armed}}
 	}
 	return out, nil
+}
+
+// receiver is the Migration's destination when it is a cluster that
+// received replicas while running others, else nil.
+func (c *Controller) receiver(ctx context.Context, mv *move, cps []v1alpha1.Checkpoint) (*Receiver, error) {
+	if mv.w.kind() != "StatefulSet" || mv.m.Status.DestinationCluster == "" {
+		return nil, nil
+	}
+	before, err := c.before(ctx, mv.w, mv.m, cps)
+	if err != nil {
+		return nil, err
+	}
+	for _, recv := range Receivers(mv.w.name(), before, BoundReplicas(mv.rb), mv.m.Status.SourceClusters) {
+		if recv.Cluster == mv.m.Status.DestinationCluster {
+			return &recv, nil
+		}
+	}
+	return nil, nil
 }

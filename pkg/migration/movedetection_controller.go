@@ -19,7 +19,8 @@ import (
 
 // MoveDetector is the only creator of Migrations (besides people): it
 // records a move Karmada made (a cluster the workload ran on since the
-// last move is no longer bound, and a cluster that did not run it is).
+// last move is no longer bound, and a cluster that did not run it is, or
+// one that ran some of its replicas was given more: see Arrivals).
 // Where the workload ran is read from its Checkpoints (each names the
 // cluster its pod ran on), not from anything the controller remembers, so
 // a move seen through an empty binding, or after a restart, is still seen.
@@ -68,7 +69,7 @@ func (r MoveDetector) detect(ctx context.Context, p *v1alpha1.CheckpointPolicy, 
 	}
 	last := newest(ms)
 	sources := LeftClusters(BoundClusters(rb), cps, lastMoveEnd(last))
-	dest := added(sources, BoundClusters(rb))
+	dest := Arrivals(w.kind(), w.name(), sources, PodCounts(RanPods(cps, lastMoveEnd(last), time.Time{})), rb)
 	if len(sources) == 0 || len(dest) == 0 {
 		return nil
 	}

@@ -43,9 +43,10 @@ func excluded(op *policyv1alpha1.OverridePolicy) map[string]bool {
 	return out
 }
 
-// arm creates or updates the workload's restore OverridePolicy; with no
-// plan (or nothing left to target) it withdraws it.
-func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, w *workload, plan *restore.Plan, exclude []string) error {
+// arm creates or updates the workload's restore OverridePolicy (plan for
+// every cluster but exclude, then the receiver rules); with no plan (or
+// nothing left to target) it withdraws it.
+func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, w *workload, plan *restore.Plan, exclude []string, receivers []policyv1alpha1.RuleWithCluster) error {
 	current, err := c.armedPolicy(ctx, w)
 	if err != nil {
 		return err
@@ -57,6 +58,7 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 	if err != nil {
 		return err
 	}
+	want.Spec.OverrideRules = append(want.Spec.OverrideRules, receivers...)
 	if owner != nil {
 		want.OwnerReferences = []metav1.OwnerReference{{
 			APIVersion: v1alpha1.GroupVersion.String(), Kind: "CheckpointPolicy", Name: owner.Name, UID: owner.UID,
@@ -84,13 +86,9 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 		// checkpoint; only the exclusions follow the binding. The Update
 		// below carries current's resourceVersion, so a concurrent re-arm
 		// makes it conflict and this round is retried on fresh data.
+		// The receiver rules (by cluster name) are this round's.
 		want.Annotations = current.Annotations
-		want.Spec.OverrideRules = current.DeepCopy().Spec.OverrideRules
-		for i := range want.Spec.OverrideRules {
-			if want.Spec.OverrideRules[i].TargetCluster != nil {
-				want.Spec.OverrideRules[i].TargetCluster.ExcludeClusters = exclude
-			}
-		}
+		want.Spec.OverrideRules = append([]policyv1alpha1.RuleWithCluster{generalRule(current, exclude)}, receivers...)
 	}
 	if same, err := equalPolicy(current, want); err != nil || same {
 		return err
@@ -103,6 +101,20 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 		return fmt.Errorf("re-arm restore of %s/%s: %w", w.ns(), w.label(), err)
 	}
 	return nil
+}
+
+// generalRule is the armed policy's rule for every cluster but the
+// excluded ones (its first), with exclude as its exclusions.
+func generalRule(op *policyv1alpha1.OverridePolicy, exclude []string) policyv1alpha1.RuleWithCluster {
+	var rule policyv1alpha1.RuleWithCluster
+	for _, r := range op.Spec.OverrideRules {
+		if r.TargetCluster != nil && len(r.TargetCluster.ClusterNames) == 0 {
+			rule = *r.DeepCopy()
+			break
+		}
+	}
+	rule.TargetCluster = &policyv1alpha1.ClusterAffinity{ExcludeClusters: exclude}
+	return rule
 }
 
 // armedIsNewer says whether the armed plan restores a verified checkpoint

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 
@@ -57,20 +58,70 @@ func images(c *v1alpha1.Checkpoint) map[string]string {
 	return m
 }
 
-// PlanCheckpoints lists the Checkpoints a plan uses (for a Migration).
-func PlanCheckpoints(latest map[string]*v1alpha1.Checkpoint) []v1alpha1.MigrationCheckpoint {
-	pods := make([]string, 0, len(latest))
-	for pod := range latest {
-		if latest[pod] != nil {
-			pods = append(pods, pod)
-		}
-	}
-	sort.Strings(pods)
-	out := make([]v1alpha1.MigrationCheckpoint, 0, len(pods))
-	for _, pod := range pods {
-		out = append(out, v1alpha1.MigrationCheckpoint{Name: latest[pod].Name, Pod: pod, Images: images(latest[pod])})
+// PlanCheckpoints lists the Checkpoints a plan uses (for a Migration), by
+// cluster, then pod ordinal.
+func PlanCheckpoints(latest map[PodKey]*v1alpha1.Checkpoint) []v1alpha1.MigrationCheckpoint {
+	out := make([]v1alpha1.MigrationCheckpoint, 0, len(latest))
+	for _, k := range sortedPodKeys(latest) {
+		cp := latest[k]
+		out = append(out, v1alpha1.MigrationCheckpoint{Name: cp.Name, Pod: k.Pod, Cluster: k.Cluster, Images: images(cp)})
 	}
 	return out
+}
+
+// GeneralTargets says which pod of a cluster that runs nothing of the
+// workload restores each checkpoint (the plan BuildPlan makes). A
+// workload that ran in one cluster restores pod by pod name. A
+// StatefulSet that ran in several (Divided: a db-0 in each) restores
+// them, by cluster and ordinal, into ordinals 0, 1, ...: no two pods
+// restore one pod's state, and no pod's state is dropped for another's
+// of the same name. A Deployment's pods all restore the newest one.
+func GeneralTargets(kind, name string, latest map[PodKey]*v1alpha1.Checkpoint) map[string]*v1alpha1.Checkpoint {
+	keys := sortedPodKeys(latest)
+	clusters := map[string]bool{}
+	for _, k := range keys {
+		clusters[k.Cluster] = true
+	}
+	out := make(map[string]*v1alpha1.Checkpoint, len(keys))
+	for i, k := range keys {
+		switch {
+		case kind == "StatefulSet" && len(clusters) > 1:
+			out[name+"-"+strconv.Itoa(i)] = latest[k]
+		case kind == "StatefulSet":
+			out[k.Pod] = latest[k]
+		default:
+			out[k.String()] = latest[k]
+		}
+	}
+	return out
+}
+
+// ReceiverTargets are the receiver's new pods and the checkpoints they
+// restore.
+func ReceiverTargets(assigned []v1alpha1.MigrationCheckpoint, byKey map[PodKey]*v1alpha1.Checkpoint) map[string]*v1alpha1.Checkpoint {
+	out := make(map[string]*v1alpha1.Checkpoint, len(assigned))
+	for _, mc := range assigned {
+		if cp := byKey[PodKey{Cluster: mc.Cluster, Pod: mc.Pod}]; cp != nil {
+			out[mc.Into] = cp
+		}
+	}
+	return out
+}
+
+func sortedPodKeys(latest map[PodKey]*v1alpha1.Checkpoint) []PodKey {
+	keys := make([]PodKey, 0, len(latest))
+	for k, cp := range latest {
+		if cp != nil {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Cluster != keys[j].Cluster {
+			return keys[i].Cluster < keys[j].Cluster
+		}
+		return podLess(keys[i].Pod, keys[j].Pod)
+	})
+	return keys
 }
 
 // ExcludeClusters is the exclude list of the restore OverridePolicy: every

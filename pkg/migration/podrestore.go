@@ -75,7 +75,8 @@ func restoreFailure(pod *corev1.Pod) string {
 }
 
 // ColdPlannedPods lists the planned pods that started cold ("pod started
-// cold (reason)"): a StatefulSet's checkpointed pods by name, a
+// cold (reason)"): a StatefulSet's pods that restore a checkpoint (by the
+// name they restore into), a
 // Deployment's every pod (all its replicas restore the plan's checkpoint).
 // pending says that a planned pod does not run yet, either way.
 func ColdPlannedPods(kind string, planned []v1alpha1.MigrationCheckpoint, j PodJudgement) (cold []string, pending bool) {
@@ -92,10 +93,11 @@ func ColdPlannedPods(kind string, planned []v1alpha1.MigrationCheckpoint, j PodJ
 		return cold, len(j.Restored) == 0 && len(cold) == 0
 	}
 	for _, mc := range planned {
-		switch _, isCold := j.Cold[mc.Pod]; {
-		case mc.Pod == "" || restored[mc.Pod]:
+		pod := restoresInto(mc)
+		switch _, isCold := j.Cold[pod]; {
+		case pod == "" || restored[pod]:
 		case isCold:
-			cold = append(cold, describe(mc.Pod))
+			cold = append(cold, describe(pod))
 		default:
 			pending = true
 		}

@@ -285,8 +285,9 @@ func TestCordonEnd(t *testing.T) {
 	}{
 		{"waiting: a cluster can take it", CordonState{Cordoned: m1, Sources: m12, Bound: m12, Elsewhere: []string{"m3"}, ElsewhereKnown: true}, ""},
 		{"clusters unknown: keep waiting", CordonState{Cordoned: m1, Sources: m12, Bound: m12}, ""},
-		{"moved to a new cluster: restored, not ended", CordonState{Cordoned: m1, Sources: m12, Bound: []string{"m2", "m3"}, ElsewhereKnown: true}, ""},
-		{"new cluster wins over an uncordon", CordonState{Cordoned: m1, Sources: m1, Bound: []string{"m2"}, Lifted: true, ElsewhereKnown: true}, ""},
+		{"moved to a new cluster: restored, not ended", CordonState{Cordoned: m1, Sources: m12, Bound: []string{"m2", "m3"}, Arrived: []string{"m3"}, ElsewhereKnown: true}, ""},
+		{"moved into a cluster running others: restored, not ended", CordonState{Cordoned: m1, Sources: m1, Bound: []string{"m2"}, Arrived: []string{"m2"}, Scheduled: true, ElsewhereKnown: true}, ""},
+		{"new cluster wins over an uncordon", CordonState{Cordoned: m1, Sources: m1, Bound: []string{"m2"}, Arrived: []string{"m2"}, Lifted: true, ElsewhereKnown: true}, ""},
 		{"duplicated everywhere: nowhere to go", CordonState{Cordoned: m1, Sources: m12, Bound: m12, ElsewhereKnown: true}, ReasonNoDestination},
 		{"source left, the rest ran it already", CordonState{Cordoned: m1, Sources: m12, Bound: []string{"m2"}, Scheduled: true, Elsewhere: []string{"m3"}, ElsewhereKnown: true}, ReasonNoNewCluster},
 		{"source evicted, not rescheduled yet: mid-move", CordonState{Cordoned: m1, Sources: m12, Bound: []string{"m2"}, Elsewhere: []string{"m3"}, ElsewhereKnown: true}, ""},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/restore"
 )
 
 // RestorePlanReconciler is the only writer of the restore OverridePolicy of
@@ -61,37 +63,88 @@ func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.Che
 		return err
 	}
 	if active != nil {
-		if active.Status.Phase != v1alpha1.MigrationArmed || len(active.Status.Checkpoints) == 0 {
+		if !ownsPlan(active) {
 			return nil // the move owns the plan as it stands
 		}
-		latest, err := r.checkpointsByName(ctx, w.ns(), active.Status.Checkpoints)
+		chosen, err := r.checkpointsByName(ctx, w.ns(), active.Status.Checkpoints)
 		if err != nil {
 			return err
 		}
-		return r.armPlan(ctx, p, w, rb, latest, active.Status.SourceClusters)
+		// The receiver's rule restores them too: the same origin check.
+		if chosen, err = trustedCheckpoints(ctx, r.Controller, p, chosen); err != nil {
+			return err
+		}
+		receiver, err := receiverRules(w, active, chosen)
+		if err != nil {
+			r.Recorder.Eventf(p, "Warning", "InvalidPlan", "cannot build the restore plan of %s for its receiving cluster: %v", w.label(), err)
+		}
+		return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), chosen), active.Status.SourceClusters, receiver)
 	}
 	cps, err := r.listWorkloadCheckpoints(ctx, w)
 	if err != nil {
 		return err
 	}
-	return r.armPlan(ctx, p, w, rb, latestByPod(OfTemplate(cps, TemplateHash(w.u))), nil)
+	latest := latestByClusterPod(OfTemplate(cps, TemplateHash(w.u)))
+	return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), latest), nil, nil)
 }
 
-// armPlan builds the plan from latest and arms it for every cluster but
-// those running the workload, the sources and the clusters that cannot
-// restore; with nothing to arm, or nowhere to exclude, it withdraws it.
-func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding, latest map[string]*v1alpha1.Checkpoint, sources []string) error {
-	latest, err := r.trustedCheckpoints(ctx, p, latest) // image_trust.go
+// ownsPlan says whether the running Migration m decides the plan: once it
+// chose its checkpoints (Armed), and while it restores replicas into a
+// cluster that already runs others (the receiver's rule follows the
+// binding). Any other running Migration keeps the plan as it stands
+// (re-arming with a newer checkpoint would re-render the destination while
+// it restores and roll its pods).
+func ownsPlan(m *v1alpha1.Migration) bool {
+	switch m.Status.Phase {
+	case v1alpha1.MigrationArmed:
+		return len(m.Status.Checkpoints) > 0
+	case v1alpha1.MigrationRestoring:
+		cluster, _ := receiverOf(m)
+		return cluster != ""
+	}
+	return false
+}
+
+// receiverRules is the override rule restoring the moved replicas into the
+// new pods of a cluster that already runs others, none when the move has
+// no such cluster.
+func receiverRules(w *workload, m *v1alpha1.Migration, chosen map[PodKey]*v1alpha1.Checkpoint) ([]policyv1alpha1.RuleWithCluster, error) {
+	cluster, assigned := receiverOf(m)
+	if cluster == "" {
+		return nil, nil
+	}
+	kept, err := keptPods(assigned)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := BuildPlan(w.kind(), ReceiverTargets(assigned, chosen))
+	if err != nil {
+		return nil, err
+	}
+	plan.KeepPods, plan.TemplateGeneration = kept, w.u.GetGeneration()
+	rule, err := restore.ReceiverRule(w.u, plan, cluster)
+	if err != nil {
+		return nil, err
+	}
+	return []policyv1alpha1.RuleWithCluster{rule}, nil
+}
+
+// armPlan builds the plan from latest (target pod -> checkpoint) and arms
+// it for every cluster but those running the workload, the sources and the
+// clusters that cannot restore, plus the receiver rules; with nothing to
+// arm, or nowhere to exclude, it withdraws it.
+func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding, latest map[string]*v1alpha1.Checkpoint, sources []string, receivers []policyv1alpha1.RuleWithCluster) error {
+	latest, err := trustedCheckpoints(ctx, r.Controller, p, latest) // image_trust.go
 	if err != nil {
 		return err
 	}
 	if len(latest) == 0 {
-		return r.arm(ctx, p, w, nil, nil)
+		return r.arm(ctx, p, w, nil, nil, nil)
 	}
 	plan, err := BuildPlan(w.kind(), latest)
 	if err != nil {
 		r.Recorder.Eventf(p, "Warning", "InvalidPlan", "cannot build the restore plan of %s: %v", w.label(), err)
-		return r.arm(ctx, p, w, nil, nil)
+		return r.arm(ctx, p, w, nil, nil, nil)
 	}
 	plan.TemplateGeneration = w.u.GetGeneration()
 	exclude, err := r.exclusions(ctx, w, rb)
@@ -101,7 +154,7 @@ func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.Checkpoi
 	for _, s := range sources { // the sources are never rewritten
 		exclude = appendUnique(exclude, s)
 	}
-	return r.arm(ctx, p, w, &plan, exclude)
+	return r.arm(ctx, p, w, &plan, exclude, receivers)
 }
 
 // exclusions are the clusters the plan must not rewrite (ExcludeClusters).
@@ -117,15 +170,16 @@ func (c *Controller) exclusions(ctx context.Context, w *workload, rb *workv1alph
 	return ExcludeClusters(BoundClusters(rb), SettledClusters(rb), excluded(current), unable), nil
 }
 
-// checkpointsByName reads the Checkpoints a Migration chose, by pod.
-func (c *Controller) checkpointsByName(ctx context.Context, ns string, chosen []v1alpha1.MigrationCheckpoint) (map[string]*v1alpha1.Checkpoint, error) {
-	out := map[string]*v1alpha1.Checkpoint{}
+// checkpointsByName reads the Checkpoints a Migration chose, by cluster
+// and pod.
+func (c *Controller) checkpointsByName(ctx context.Context, ns string, chosen []v1alpha1.MigrationCheckpoint) (map[PodKey]*v1alpha1.Checkpoint, error) {
+	out := map[PodKey]*v1alpha1.Checkpoint{}
 	for _, mc := range chosen {
 		cp := &v1alpha1.Checkpoint{}
 		if err := c.reader().Get(ctx, types.NamespacedName{Namespace: ns, Name: mc.Name}, cp); err != nil {
 			return nil, fmt.Errorf("checkpoint %s of the move: %w", mc.Name, err)
 		}
-		out[mc.Pod] = cp
+		out[PodKey{Cluster: mc.Cluster, Pod: mc.Pod}] = cp
 	}
 	return out, nil
 }

@@ -306,3 +306,31 @@ func (c *Controller) prune(ctx context.Context, p *v1alpha1.CheckpointPolicy, de
 	}
 	return left
 }
+
+// pruneDeletedWorkloads deletes the policy's Checkpoints whose workload
+// template is gone (or being deleted): they are owned by the policy, so a
+// deleted StatefulSet or Deployment would otherwise leave them, and their
+// images, for as long as the policy lives (issue 11 defect 6). A template
+// the policy merely no longer selects keeps them: a selector edit must not
+// delete state. The images go first (the finalizer), as in prune.
+func (c *Controller) pruneDeletedWorkloads(ctx context.Context, p *v1alpha1.CheckpointPolicy) error {
+	var l v1alpha1.CheckpointList
+	if err := c.reader().List(ctx, &l, client.InNamespace(p.Namespace), client.MatchingLabels{LabelPolicy: p.Name}); err != nil {
+		return fmt.Errorf("list checkpoints of policy %s: %w", p.Name, err)
+	}
+	templates, err := c.templates(ctx, p.Namespace, func(string, client.Object) (bool, error) { return true, nil })
+	if err != nil {
+		return err
+	}
+	exists := map[string]bool{}
+	for _, w := range templates {
+		exists[w.label()] = true
+	}
+	gone := filterCheckpoints(l.Items, func(cp *v1alpha1.Checkpoint) bool {
+		return cp.DeletionTimestamp == nil && !exists[cp.Labels[LabelWorkload]]
+	})
+	if left := c.prune(ctx, p, gone); len(left) > 0 {
+		return fmt.Errorf("%d checkpoints of deleted workloads not deleted (first %s of %s)", len(left), left[0].Name, left[0].Labels[LabelWorkload])
+	}
+	return nil
+}

@@ -12,8 +12,10 @@ import (
 // Prefix starts every annotation stateshift writes on a workload.
 const Prefix = v1alpha1.KeyPrefix
 
-// Annotations written on member workloads and read back by the
-// interpreter's InterpretStatus (the newest checkpoint taken there).
+// Keys of the newest checkpoint on a member workload. No component writes
+// them and InterpretStatus does not reflect them (issue 11 defect 9: the
+// newest checkpoint is known from the Checkpoints in the Karmada API);
+// Retain keeps them, as every stateshift.io/ key, where someone set them.
 const (
 	AnnotationLatestCheckpoint       = v1alpha1.AnnotationLatestCheckpoint
 	AnnotationLatestCheckpointImages = v1alpha1.AnnotationLatestCheckpointImages

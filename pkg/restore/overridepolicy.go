@@ -29,25 +29,9 @@ func OverridePolicy(obj *unstructured.Unstructured, p Plan, exclude []string) (*
 	if len(exclude) == 0 {
 		return nil, fmt.Errorf("restore %s/%s: no cluster to exclude: the policy would rewrite the source too", obj.GetNamespace(), obj.GetName())
 	}
-	ops, err := Patches(obj, p)
+	plaintext, err := overriders(obj, p)
 	if err != nil {
 		return nil, err
-	}
-	plaintext := make([]policyv1alpha1.PlaintextOverrider, 0, len(ops))
-	for _, op := range ops {
-		var value apiextensionsv1.JSON
-		if op.Value != nil {
-			raw, err := json.Marshal(op.Value)
-			if err != nil {
-				return nil, fmt.Errorf("restore %s/%s: %s: %w", obj.GetNamespace(), obj.GetName(), op, err)
-			}
-			value.Raw = raw
-		}
-		plaintext = append(plaintext, policyv1alpha1.PlaintextOverrider{
-			Path:     op.Path,
-			Operator: policyv1alpha1.OverriderOperator(op.Op),
-			Value:    value,
-		})
 	}
 	return &policyv1alpha1.OverridePolicy{
 		TypeMeta: metav1.TypeMeta{APIVersion: policyv1alpha1.SchemeGroupVersion.String(), Kind: "OverridePolicy"},
@@ -70,6 +54,50 @@ func OverridePolicy(obj *unstructured.Unstructured, p Plan, exclude []string) (*
 			}},
 		},
 	}, nil
+}
+
+// ReceiverRule is the override rule that carries plan p to cluster only:
+// a cluster that already runs the workload and receives replicas moved
+// from another (p.KeepPods says how many of its pods stay). The
+// OverridePolicy's first rule excludes it, as it excludes every cluster
+// running the workload.
+func ReceiverRule(obj *unstructured.Unstructured, p Plan, cluster string) (policyv1alpha1.RuleWithCluster, error) {
+	if cluster == "" {
+		return policyv1alpha1.RuleWithCluster{}, fmt.Errorf("restore %s/%s: receiver rule without a cluster", obj.GetNamespace(), obj.GetName())
+	}
+	plaintext, err := overriders(obj, p)
+	if err != nil {
+		return policyv1alpha1.RuleWithCluster{}, err
+	}
+	return policyv1alpha1.RuleWithCluster{
+		TargetCluster: &policyv1alpha1.ClusterAffinity{ClusterNames: []string{cluster}},
+		Overriders:    policyv1alpha1.Overriders{Plaintext: plaintext},
+	}, nil
+}
+
+// overriders are the plaintext overriders of Patches(obj, p).
+func overriders(obj *unstructured.Unstructured, p Plan) ([]policyv1alpha1.PlaintextOverrider, error) {
+	ops, err := Patches(obj, p)
+	if err != nil {
+		return nil, err
+	}
+	plaintext := make([]policyv1alpha1.PlaintextOverrider, 0, len(ops))
+	for _, op := range ops {
+		var value apiextensionsv1.JSON
+		if op.Value != nil {
+			raw, err := json.Marshal(op.Value)
+			if err != nil {
+				return nil, fmt.Errorf("restore %s/%s: %s: %w", obj.GetNamespace(), obj.GetName(), op, err)
+			}
+			value.Raw = raw
+		}
+		plaintext = append(plaintext, policyv1alpha1.PlaintextOverrider{
+			Path:     op.Path,
+			Operator: policyv1alpha1.OverriderOperator(op.Op),
+			Value:    value,
+		})
+	}
+	return plaintext, nil
 }
 
 // PolicyName is the OverridePolicy's name for a workload; the kind is part

@@ -36,6 +36,12 @@ type Plan struct {
 	// pod-restore webhook starts a pod cold when the two differ: the
 	// template changed after the plan was armed.
 	TemplateGeneration int64 `json:"templateGeneration,omitempty"`
+	// KeepPods optionally is, for a StatefulSet restored into a cluster
+	// that already runs it, how many of its pods (ordinals 0..KeepPods-1)
+	// stay as they are: the rewrite sets the rolling update's partition
+	// to it, so the template change rolls only the new pods, which
+	// restore the moved replicas, and never restarts the pods that stay.
+	KeepPods int32 `json:"keepPods,omitempty"`
 }
 
 // Validate checks the plan on its own (not against a workload).
@@ -56,6 +62,9 @@ func (p Plan) Validate() error {
 		if err := CheckDigestImage(p.Containers[c]); err != nil {
 			return fmt.Errorf("restore plan %s: container %q: %w", p.Checkpoint, c, err)
 		}
+	}
+	if p.KeepPods < 0 {
+		return fmt.Errorf("restore plan %s: keepPods %d is negative", p.Checkpoint, p.KeepPods)
 	}
 	if p.TemplateGeneration < 0 {
 		return fmt.Errorf("restore plan %s: template generation %d is negative", p.Checkpoint, p.TemplateGeneration)

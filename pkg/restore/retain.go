@@ -69,6 +69,9 @@ func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstruc
 	if !keep {
 		return out, nil
 	}
+	if err := KeepPartition(out, observed); err != nil {
+		return nil, err
+	}
 	path := podTemplatePaths[observed.GroupVersionKind()]
 	observedTemplate, _, _ := unstructured.NestedMap(observed.Object, path...)
 	desiredTemplate, _, _ := unstructured.NestedMap(out.Object, path...)

@@ -40,6 +40,9 @@ type rewrite struct {
 	podImages      string // empty: remove any
 	sourceImages   string // empty: remove any
 	generation     string // empty: remove any
+	// strategy is the StatefulSet updateStrategy that keeps the pods that
+	// stay (Plan.KeepPods); nil: unchanged.
+	strategy map[string]interface{}
 }
 
 // optional are the pod-template annotations a plan may or may not carry:
@@ -108,24 +111,32 @@ func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
 		return nil, err
 	}
 	rw.originalImages = string(raw)
+	return rw, rw.setOptional(obj, p)
+}
+
+// setOptional records what a plan may or may not carry: the per-pod and
+// source images, the template generation and the kept pods' strategy.
+func (rw *rewrite) setOptional(obj *unstructured.Unstructured, p Plan) error {
 	if len(p.Pods) > 0 {
 		raw, err := json.Marshal(p.Pods)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		rw.podImages = string(raw)
 	}
 	if len(p.SourceImages) > 0 {
 		raw, err := json.Marshal(p.SourceImages)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		rw.sourceImages = string(raw)
 	}
 	if p.TemplateGeneration > 0 {
 		rw.generation = strconv.FormatInt(p.TemplateGeneration, 10)
 	}
-	return rw, nil
+	var err error
+	rw.strategy, err = keptStrategy(obj, p.KeepPods)
+	return err
 }
 
 // Rewrite returns a copy of obj that restores the plan's containers from
@@ -175,6 +186,11 @@ func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured
 	}
 	if err := unstructured.SetNestedStringMap(out.Object, tmpl, templateAnnotationsPath...); err != nil {
 		return nil, err
+	}
+	if rw.strategy != nil {
+		if err := unstructured.SetNestedMap(out.Object, rw.strategy, "spec", "updateStrategy"); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

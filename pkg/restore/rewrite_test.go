@@ -7,9 +7,11 @@ import (
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 type rewriteCase struct {
@@ -18,6 +20,17 @@ type rewriteCase struct {
 	plan Plan
 	want func(t testing.TB) *unstructured.Unstructured // nil: error expected
 	err  string
+}
+
+// appRestored is statefulSet() rewritten by a plan restoring its app
+// container from db-0-ckpt-1.
+func appRestored(s *appsv1.StatefulSet) {
+	s.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
+	s.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
+	s.Spec.Template.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
+	s.Spec.Template.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
+	s.Spec.Template.Spec.Containers[0].Image = ckptApp
+	s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
 }
 
 func rewriteCases() []rewriteCase {
@@ -30,12 +43,27 @@ func rewriteCases() []rewriteCase {
 			plan: appOnly,
 			want: func(t testing.TB) *unstructured.Unstructured {
 				s := statefulSet()
-				s.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
-				s.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
-				s.Spec.Template.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
-				s.Spec.Template.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
-				s.Spec.Template.Spec.Containers[0].Image = ckptApp
-				s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+				appRestored(s)
+				return toU(t, s)
+			},
+		},
+		{
+			// A receiver (a cluster that already runs db-0 and gets db-1):
+			// the partition keeps db-0 off the restored template, a
+			// maxUnavailable the user set survives.
+			name: "statefulset restored into a cluster that keeps one pod",
+			in: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				s.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+					RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{MaxUnavailable: &intstr.IntOrString{IntVal: 2}}}
+				return toU(t, s)
+			},
+			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, KeepPods: 1},
+			want: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				appRestored(s)
+				s.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+					RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{MaxUnavailable: &intstr.IntOrString{IntVal: 2}, Partition: ptr(int32(1))}}
 				return toU(t, s)
 			},
 		},

@@ -1,10 +1,6 @@
 package restore
 
 import (
-	"encoding/json"
-	"sort"
-	"time"
-
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -12,15 +8,12 @@ import (
 // status (InterpretStatus output, rb.status.aggregatedStatus[].status).
 const StatusField = "stateshift"
 
-// MigrationStatus is what a member workload says about its checkpoints and
-// its restore, read from its stateshift.io/ annotations.
+// MigrationStatus is what a member workload says about its restore, read
+// from its stateshift.io/ annotations. It says nothing of the newest
+// checkpoint: no component writes that on member workloads (the
+// Checkpoints in the Karmada API are where it is known), so a reflected
+// latestCheckpoint would never be there (issue 11 defect 9).
 type MigrationStatus struct {
-	// LatestCheckpoint is the newest Checkpoint's name (a label-safe value).
-	LatestCheckpoint string `json:"latestCheckpoint,omitempty"`
-	// LatestCheckpointImages maps container -> checkpoint image by digest.
-	LatestCheckpointImages map[string]string `json:"latestCheckpointImages,omitempty"`
-	// LatestCheckpointTime is when it completed (RFC 3339).
-	LatestCheckpointTime string `json:"latestCheckpointTime,omitempty"`
 	// RestoredFrom is the Checkpoint this workload was restored from.
 	RestoredFrom string `json:"restoredFrom,omitempty"`
 	// Ignored lists annotations present but malformed: a bad annotation
@@ -31,54 +24,12 @@ type MigrationStatus struct {
 // StatusFromAnnotations reads the migration state; nil when the workload
 // carries none of the keys.
 func StatusFromAnnotations(annotations map[string]string) *MigrationStatus {
-	var s MigrationStatus
-	found := false
-	ignore := func(key string) { s.Ignored = append(s.Ignored, key) }
-	if v, ok := annotations[AnnotationLatestCheckpoint]; ok {
-		found = true
-		if len(validation.IsValidLabelValue(v)) == 0 && v != "" {
-			s.LatestCheckpoint = v
-		} else {
-			ignore(AnnotationLatestCheckpoint)
-		}
-	}
-	if v, ok := annotations[AnnotationLatestCheckpointImages]; ok {
-		found = true
-		var images map[string]string
-		if err := json.Unmarshal([]byte(v), &images); err == nil && validImages(images) {
-			s.LatestCheckpointImages = images
-		} else {
-			ignore(AnnotationLatestCheckpointImages)
-		}
-	}
-	if v, ok := annotations[AnnotationLatestCheckpointTime]; ok {
-		found = true
-		if _, err := time.Parse(time.RFC3339, v); err == nil {
-			s.LatestCheckpointTime = v
-		} else {
-			ignore(AnnotationLatestCheckpointTime)
-		}
-	}
-	if v, ok := annotations[AnnotationRestoredFrom]; ok {
-		found = true
-		if len(validation.IsDNS1123Subdomain(v)) == 0 {
-			s.RestoredFrom = v
-		} else {
-			ignore(AnnotationRestoredFrom)
-		}
-	}
-	if !found {
+	v, ok := annotations[AnnotationRestoredFrom]
+	if !ok {
 		return nil
 	}
-	sort.Strings(s.Ignored)
-	return &s
-}
-
-func validImages(images map[string]string) bool {
-	for _, image := range images {
-		if CheckDigestImage(image) != nil {
-			return false
-		}
+	if len(validation.IsDNS1123Subdomain(v)) != 0 {
+		return &MigrationStatus{Ignored: []string{AnnotationRestoredFrom}}
 	}
-	return true
+	return &MigrationStatus{RestoredFrom: v}
 }

@@ -103,6 +103,16 @@ type MigrationCheckpoint struct {
 	Name string `json:"name"`
 	// Pod it checkpointed.
 	Pod string `json:"pod"`
+	// Cluster the checkpointed pod ran on: pods of one name run in
+	// several clusters (a Divided StatefulSet runs a db-0 in each).
+	// +optional
+	Cluster string `json:"cluster,omitempty"`
+	// Into is the destination's pod that restores it when that is not the
+	// pod of the same name: a replica moved into a cluster that already
+	// runs others restores into the cluster's next new pod (member1's db-0
+	// into member2's db-1).
+	// +optional
+	Into string `json:"into,omitempty"`
 	// Images maps container -> checkpoint image by digest.
 	// +optional
 	Images map[string]string `json:"images,omitempty"`
@@ -128,6 +138,13 @@ type MigrationStatus struct {
 	// SourceClusters ran the workload before the move.
 	// +optional
 	SourceClusters []string `json:"sourceClusters,omitempty"`
+	// StartReplicas are the replicas each cluster ran when a planned move
+	// (Manual, Cordon) started: the bound clusters that are not sources
+	// keep their pods, and one given more replicas restores the moved ones
+	// into its new pods. A detected move (Karmada already moved the
+	// workload) reads where it ran from its Checkpoints instead.
+	// +optional
+	StartReplicas map[string]int32 `json:"startReplicas,omitempty"`
 	// DestinationCluster runs it after the move.
 	// +optional
 	DestinationCluster string `json:"destinationCluster,omitempty"`

@@ -466,6 +466,13 @@ func (in *MigrationStatus) DeepCopyInto(out *MigrationStatus) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.StartReplicas != nil {
+		in, out := &in.StartReplicas, &out.StartReplicas
+		*out = make(map[string]int32, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
+	}
 	if in.Checkpoints != nil {
 		in, out := &in.Checkpoints, &out.Checkpoints
 		*out = make([]MigrationCheckpoint, len(*in))
