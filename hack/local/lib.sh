@@ -87,8 +87,11 @@ start_proc() {
   printf '\n===== %s starting: %s\n' "$(date -u +%FT%TZ)" "$*" >> "${LOG_DIR}/${name}.log"
   # Not a process-group leader (no job control here), so setsid calls
   # setsid(2) and execs: $! is the program itself.
-  # 9>&-: the long-lived process must not inherit local-up's lock.
-  setsid "$@" >> "${LOG_DIR}/${name}.log" 2>&1 < /dev/null 9>&- &
+  # 3>&- ... 9>&-: the long-lived process must not inherit a lock, neither
+  # local-up's own (fd 9) nor one its caller holds (`flock FILE make ...`
+  # passes it as fd 3): a daemon holding it would keep the lock for as
+  # long as the environment runs.
+  setsid "$@" >> "${LOG_DIR}/${name}.log" 2>&1 < /dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   pid=$!
   echo "${pid} $(readlink -f "${bin}")" > "${PID_DIR}/${name}.pid"
   log "${name}: started (pid ${pid}, log ${LOG_DIR}/${name}.log)"
