@@ -296,7 +296,9 @@ func TestFaultWebhookRestartedDuringMove(t *testing.T) {
 	framework.Phase(t)
 	env.DumpLogsOnFailure(t, migrationLogs...)
 	ns := env.Namespace(t, "e2e-fault-webhook")
-	protectedOnMember1(t, ns, framework.Deployment(ns, "web", 1), 30*time.Second, "", []string{framework.Member1})
+	// Both members allowed (it lands on member1): a person's move must
+	// stay inside the placement.
+	protectedOnMember1(t, ns, framework.Deployment(ns, "web", 1), 30*time.Second, "", framework.Members)
 	phases := env.WatchMigrations(t, ns)
 	mig := toMember2(ns, "Deployment", "web")
 	// A move takes about a second; to restart the webhook inside it, member1's

@@ -265,12 +265,12 @@ func (a *asker) reflectedStatusMatches(gvk schema.GroupVersionKind, cluster, ns,
 // checkpoint (or, with "", that there is none).
 func stateshiftBlock(checkpoint string) func(map[string]interface{}) (bool, string) {
 	return func(status map[string]interface{}) (bool, string) {
-		got, _, _ := unstructured.NestedString(status, restore.StatusField, "latestCheckpoint")
+		got, _, _ := unstructured.NestedString(status, restore.StatusField, "restoredFrom")
 		_, present := status[restore.StatusField]
 		if checkpoint == "" {
 			return !present, fmt.Sprintf("stateshift block present=%t", present)
 		}
-		return got == checkpoint, fmt.Sprintf("stateshift.latestCheckpoint=%q", got)
+		return got == checkpoint, fmt.Sprintf("stateshift.restoredFrom=%q", got)
 	}
 }
 
@@ -347,16 +347,18 @@ func TestInterpreterConfiguration(t *testing.T) {
 			a.aggregatedStatusMatches(w.gvk, ns, w.name, 2))
 	}
 
-	// The migration state on the member object reaches the binding through
-	// the webhook's InterpretStatus (Karmada's own has no such block).
+	// The restore on the member object reaches the binding through the
+	// webhook's InterpretStatus (Karmada's own has no such block). The
+	// agent's checkpoint annotations ride along.
 	checkpoint := "db-e2e-" + strings.ToLower(string(uuid.NewUUID())[:8])
 	if err := annotateMember(ctx, framework.Member1, statefulSetGVK, ns, "db", map[string]string{
+		restore.AnnotationRestoredFrom:         checkpoint,
 		restore.AnnotationLatestCheckpoint:     checkpoint,
 		restore.AnnotationLatestCheckpointTime: time.Now().UTC().Format(time.RFC3339),
 	}); err != nil {
 		t.Fatalf("annotate member1's StatefulSet: %v", err)
 	}
-	framework.Eventually(t, time.Minute, "member1's stateshift annotations reflected into the binding",
+	framework.Eventually(t, time.Minute, "member1's restore reflected into the binding",
 		a.reflectedStatusMatches(statefulSetGVK, framework.Member1, ns, "db", stateshiftBlock(checkpoint)))
 
 	// Karmada's next update of the member object (a template change) keeps
@@ -387,8 +389,11 @@ func TestInterpreterConfiguration(t *testing.T) {
 		}
 		return true, saw, nil
 	})
-	framework.Eventually(t, time.Minute, "the stateshift block is still in the binding after the update",
-		a.reflectedStatusMatches(statefulSetGVK, framework.Member1, ns, "db", stateshiftBlock(checkpoint)))
+	// A restored-from that no restore wrote (here set by hand on the member,
+	// its pod template untouched) is not kept: a member user cannot pin
+	// the member copy away from its template (issue 12, finding 9).
+	framework.Eventually(t, time.Minute, "a hand-set restored-from is gone from the binding after the update",
+		a.reflectedStatusMatches(statefulSetGVK, framework.Member1, ns, "db", stateshiftBlock("")))
 
 	// The webhook counted Karmada's requests (its own counters, minus ours).
 	after := scrape(t)

@@ -252,7 +252,7 @@ func TestMigrationManualMove(t *testing.T) {
 	env.DumpLogsOnFailure(t, migrationLogs...)
 	ns := env.Namespace(t, "e2e-mig-manual")
 	deploy := framework.Deployment(ns, "web", 1)
-	protectedOnMember1(t, ns, deploy, 30*time.Second, "", []string{framework.Member1})
+	protectedOnMember1(t, ns, deploy, 30*time.Second, "", framework.Members)
 	phases := env.WatchMigrations(t, ns)
 
 	mig := toMember2(ns, "Deployment", "web")
@@ -577,7 +577,7 @@ func TestMigrationDestinationCannotRestore(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			ns := env.Namespace(t, "e2e-mig-"+strings.ToLower(string(mode)))
 			deploy := framework.Deployment(ns, "web", 1)
-			protectedOnMember1(t, ns, deploy, 30*time.Second, mode, []string{framework.Member1})
+			protectedOnMember1(t, ns, deploy, 30*time.Second, mode, framework.Members)
 			mig := toMember2(ns, "Deployment", "web")
 			env.Create(t, mig)
 			switch mode {

@@ -32,7 +32,7 @@ func TestMigrationStatefulSetPodsRestoreTheirOwn(t *testing.T) {
 	env.DumpLogsOnFailure(t, append(migrationLogs, "pod-restore-member1", "pod-restore-member2")...)
 	ns := env.Namespace(t, "e2e-mig-sts2")
 	sts := framework.StatefulSet(ns, "db", 2)
-	protectedOnMember1(t, ns, sts, 30*time.Second, "", []string{framework.Member1})
+	protectedOnMember1(t, ns, sts, 30*time.Second, "", framework.Members)
 
 	mig := toMember2(ns, "StatefulSet", "db")
 	env.Create(t, mig)
@@ -148,7 +148,7 @@ func TestMigrationTemplateChangeAfterMoveStartsCold(t *testing.T) {
 	env.DumpLogsOnFailure(t, append(migrationLogs, "pod-restore-member1", "pod-restore-member2")...)
 	ns := env.Namespace(t, "e2e-mig-newimage")
 	deploy := framework.Deployment(ns, "web", 1)
-	protectedOnMember1(t, ns, deploy, 10*time.Second, "", []string{framework.Member1})
+	protectedOnMember1(t, ns, deploy, 10*time.Second, "", framework.Members)
 	mig := toMember2(ns, "Deployment", "web")
 	env.Create(t, mig)
 	framework.Eventually(t, moveTimeout, "Migration Restored", migrationPhase(ns, mig.Name, v1alpha1.MigrationRestored))
