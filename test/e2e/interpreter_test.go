@@ -510,7 +510,11 @@ func TestInterpreterConfiguration(t *testing.T) {
 	}
 	framework.Eventually(t, time.Minute, "after re-applying, the stateshift block is reflected again", func(ctx context.Context) (bool, string, error) {
 		poke++
-		if err := annotateMember(ctx, framework.Member1, statefulSetGVK, ns, "db", map[string]string{"e2e.stateshift.io/poke": fmt.Sprint(poke)}); err != nil {
+		// Retain dropped the hand-set restored-from with the template
+		// change above: set it again with each poke.
+		if err := annotateMember(ctx, framework.Member1, statefulSetGVK, ns, "db", map[string]string{
+			"e2e.stateshift.io/poke": fmt.Sprint(poke), restore.AnnotationRestoredFrom: checkpoint,
+		}); err != nil {
 			return false, "", err
 		}
 		rb, err := env.Binding(ctx, ns, "StatefulSet", "db")
