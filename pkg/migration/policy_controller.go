@@ -3,6 +3,7 @@ package migration
 import (
 	"context"
 
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	appsv1 "k8s.io/api/apps/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,7 +28,11 @@ func (c *Controller) policyController(mgr manager.Manager, name string) *builder
 		Watches(&v1alpha1.Migration{}, inNamespace).
 		Watches(&workv1alpha2.ResourceBinding{}, inNamespace, builder.WithPredicates(bindingChanged)).
 		Watches(&appsv1.StatefulSet{}, inNamespace, builder.WithPredicates(templateChanged)).
-		Watches(&appsv1.Deployment{}, inNamespace, builder.WithPredicates(templateChanged))
+		Watches(&appsv1.Deployment{}, inNamespace, builder.WithPredicates(templateChanged)).
+		// The restore plans the policy owns: the checkpoints controller
+		// reports them armed as soon as the restoreplan controller wrote
+		// them, not at its next scheduled round.
+		Owns(&policyv1alpha1.OverridePolicy{})
 }
 
 // policyWorkloads reads a CheckpointPolicy and the workloads it selects;
