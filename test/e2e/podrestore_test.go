@@ -137,12 +137,12 @@ func podRestoredFrom(cluster, ns, pod, image string) framework.Check {
 
 // TestMigrationTemplateChangeAfterMoveStartsCold: a person moved a
 // Deployment to member2 (the move lives in the binding); then the user
-// ships a new image without touching the PropagationPolicy. Karmada
-// re-applies the policy's placement and moves the workload back to member1
-// at once, racing the controller's withdrawal of the restore plan. Either
-// way member1 must run the NEW image, cold: never the old version's
-// checkpoint (the controller disarms checkpoints of the old template, and
-// member1's pod-restore webhook refuses a checkpoint of another image).
+// ships a new image. A person's move stays inside the placement (issue
+// 12), so the workload stays on member2, whose copy ran restored: it must
+// run the NEW image, cold, never the old version's checkpoint (Retain lets
+// the user's image change win, the controller disarms checkpoints of the
+// old template, and the pod-restore webhook refuses a checkpoint of
+// another image).
 func TestMigrationTemplateChangeAfterMoveStartsCold(t *testing.T) {
 	framework.Phase(t)
 	env.DumpLogsOnFailure(t, append(migrationLogs, "pod-restore-member1", "pod-restore-member2")...)
@@ -174,17 +174,17 @@ func TestMigrationTemplateChangeAfterMoveStartsCold(t *testing.T) {
 	if err := env.Karmada.Update(t.Context(), d); err != nil {
 		t.Fatal(err)
 	}
-	framework.Eventually(t, moveTimeout, "Karmada moves it back to member1 (the policy's placement)", boundTo(ns, "Deployment", "web", framework.Member1))
-	framework.Eventually(t, moveTimeout, "member1 runs the new image, cold", func(ctx context.Context) (bool, string, error) {
-		st, err := appState(ctx, framework.Member1, ns, "web")
+	framework.Eventually(t, moveTimeout, "it stays on member2 (inside the placement)", boundTo(ns, "Deployment", "web", framework.Member2))
+	framework.Eventually(t, moveTimeout, "member2 runs the new image, cold", func(ctx context.Context) (bool, string, error) {
+		st, err := appState(ctx, framework.Member2, ns, "web")
 		if err != nil {
 			return false, err.Error(), nil
 		}
 		return st.Running && st.Image == newImage && st.RestoredFrom == "",
 			fmt.Sprintf("running=%t image=%s restoredFrom=%q", st.Running, st.Image, st.RestoredFrom), nil
 	})
-	framework.Consistently(t, 5*time.Second, "member1 keeps running the new image, never a restore", func(ctx context.Context) (bool, string, error) {
-		st, err := appState(ctx, framework.Member1, ns, "web")
+	framework.Consistently(t, 5*time.Second, "member2 keeps running the new image, never a restore", func(ctx context.Context) (bool, string, error) {
+		st, err := appState(ctx, framework.Member2, ns, "web")
 		if err != nil {
 			return false, err.Error(), nil
 		}
