@@ -103,11 +103,25 @@ func RealStatefulSet(ns, name, image string, args []string, replicas int32) *app
 
 // Exec runs a command in a pod's container with kubectl exec (through the
 // member's API server to the real kubelet and CRI-O) and returns its stdout.
+//
+// A scheduled checkpoint pauses the container for about a second, and
+// CRI-O refuses an exec meanwhile ("container is not created or
+// running"): that answer is retried for a few seconds.
 func (e *Env) Exec(ctx context.Context, cluster, ns, pod, container string, command ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	args := append([]string{"-n", ns, "exec", pod, "-c", container, "--"}, command...)
-	return e.KubeCtl(ctx, cluster, args...)
+	for {
+		out, err := e.KubeCtl(ctx, cluster, args...)
+		if err == nil || !strings.Contains(err.Error(), "container is not created or running") {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // MemState is what memstate reports of its memory.
