@@ -2,6 +2,7 @@ package migration_test
 
 import (
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"strings"
 	"testing"
 	"time"
@@ -56,32 +57,48 @@ func (h *harness) event(kind, name, reason string) corev1.Event {
 	return found
 }
 
-// counter reads a counter of the controller's metrics registry, summed
-// over the series whose labels include want.
-func counter(t *testing.T, name string, want map[string]string) float64 {
+// seriesOf are the series of a metric of the controller's registry whose
+// labels include want.
+func seriesOf(t *testing.T, name string, want map[string]string) []*dto.Metric {
 	t.Helper()
 	families, err := ctrlmetrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := 0.0
+	var out []*dto.Metric
 	for _, f := range families {
 		if f.GetName() != name {
 			continue
 		}
-	series:
 		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+			if labelsInclude(m, want) {
+				out = append(out, m)
 			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue series
-				}
-			}
-			sum += m.GetCounter().GetValue()
 		}
+	}
+	return out
+}
+
+func labelsInclude(m *dto.Metric, want map[string]string) bool {
+	labels := map[string]string{}
+	for _, l := range m.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	for k, v := range want {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// counter reads a counter of the controller's metrics registry, summed
+// over the series whose labels include want.
+func counter(t *testing.T, name string, want map[string]string) float64 {
+	t.Helper()
+	sum := 0.0
+	for _, m := range seriesOf(t, name, want) {
+		sum += m.GetCounter().GetValue()
 	}
 	return sum
 }

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
@@ -18,27 +17,8 @@ import (
 // is not exported.
 func gauge(t *testing.T, name string, want map[string]string) (float64, bool) {
 	t.Helper()
-	families, err := ctrlmetrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if labels[k] != v {
-					continue series
-				}
-			}
-			return m.GetGauge().GetValue(), true
-		}
+	if series := seriesOf(t, name, want); len(series) > 0 {
+		return series[0].GetGauge().GetValue(), true
 	}
 	return 0, false
 }
