@@ -40,7 +40,7 @@ for f in "${PID_DIR}"/*.pid; do
 done
 
 # A real node's containers and conmon outlive the kubelet and CRI-O.
-for m in "${MEMBERS[@]}"; do stop_real_node_workloads "${m}"; done
+for m in "${MEMBERS[@]}" "${HOST_CLUSTER}"; do stop_real_node_workloads "${m}"; done
 clean_real_node_host_paths
 
 if [[ "${KEEP_RUN_DIR:-0}" == 1 ]]; then

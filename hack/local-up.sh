@@ -12,6 +12,9 @@
 #     kube-controller-manager, kube-scheduler, node simulator on 127.0.0.11 / 127.0.0.12:10250
 #     real node: kubelet + CRI-O + runc + CRIU on 127.0.0.21 / 127.0.0.22:10250
 #   docker-registry .............................. 127.0.0.1:5000 (REGISTRY_AUTH=1: htpasswd)
+#   STATESHIFT_LOCAL_MODE=chart: karmada-host ..... https://127.0.0.1:6445, real node 127.0.0.23
+#     (the Karmada host cluster stateshift's chart installs into; then no
+#     stateshift process is started)
 #
 # Everything (PIDs, logs, certificates, kubeconfigs, data) lives in one run
 # folder, $STATESHIFT_RUN_DIR (default /tmp/stateshift-local); hack/local-down.sh
@@ -128,7 +131,7 @@ start_apiservers() {
   start_apiserver karmada "${KARMADA_APISERVER_PORT}" \
     --disable-admission-plugins ServiceAccount,StorageObjectInUseProtection
   local m
-  for m in "${MEMBERS[@]}"; do
+  for m in "${NODE_CLUSTERS[@]}"; do
     mkdir -p "${RUN_DIR}/${m}/apiserver"
     # exec and logs reach the real node's kubelet on its loopback InternalIP,
     # with a client certificate the kubelet's x509 authentication accepts.
@@ -137,7 +140,7 @@ start_apiservers() {
       --kubelet-client-certificate "${PKI_DIR}/apiserver-kubelet-client.crt" \
       --kubelet-client-key "${PKI_DIR}/apiserver-kubelet-client.key"
   done
-  for m in karmada "${MEMBERS[@]}"; do
+  for m in karmada "${NODE_CLUSTERS[@]}"; do
     wait_for "${m}-apiserver" "${TIMEOUT}" apiserver_ready "${m}"
   done
 }
@@ -170,14 +173,14 @@ start_kube_controllers() {
   # deployment/replicaset controllers would fight Karmada over workload status.
   start_kcm karmada "${KARMADA_KCM_PORT}" namespace-controller,garbage-collector-controller
   local m
-  for m in "${MEMBERS[@]}"; do
+  for m in "${NODE_CLUSTERS[@]}"; do
     # All default controllers, serviceaccount-token included (karmadactl join
     # waits for a token Secret); no cloud provider.
     start_kcm "${m}" "${MEMBER_KCM_PORT[${m}]}" '*'
     start_scheduler "${m}" "${MEMBER_SCHEDULER_PORT[${m}]}"
   done
   wait_for karmada-kube-controller-manager "${TIMEOUT}" http_ok "https://127.0.0.1:${KARMADA_KCM_PORT}/healthz" -k
-  for m in "${MEMBERS[@]}"; do
+  for m in "${NODE_CLUSTERS[@]}"; do
     wait_for "${m}-kube-controller-manager" "${TIMEOUT}" http_ok "https://127.0.0.1:${MEMBER_KCM_PORT[${m}]}/healthz" -k
     wait_for "${m}-kube-scheduler" "${TIMEOUT}" http_ok "https://127.0.0.1:${MEMBER_SCHEDULER_PORT[${m}]}/healthz" -k
   done
@@ -335,6 +338,7 @@ stateshift local environment is up (${took}s; RSS of its processes now $((now / 
   Karmada:    export KUBECONFIG=${RUN_DIR}/karmada.kubeconfig   # kubectl get clusters
   member1:    export KUBECONFIG=${RUN_DIR}/member1.kubeconfig
   member2:    export KUBECONFIG=${RUN_DIR}/member2.kubeconfig
+$( [[ "${LOCAL_MODE}" == chart ]] && echo "  host:       export KUBECONFIG=${RUN_DIR}/${HOST_CLUSTER}.kubeconfig   # the Karmada host cluster (real node ${REAL_NODE_IP[${HOST_CLUSTER}]})")
   kubectl:    ${KUBE_BIN}/kubectl    karmadactl: ${KARMADA_BIN}/karmadactl
   registry:   ${REGISTRY_HOST}$( [[ -f "${RUN_DIR}/registry/auth.json" ]] && echo " (htpasswd; auth file ${RUN_DIR}/registry/auth.json)")
   stop:       hack/local-down.sh
@@ -361,7 +365,11 @@ main() {
                                     "$( [[ -f "${RUN_DIR}/registry/auth.json" ]] && echo "${RUN_DIR}/registry/auth.json")"
   phase "real nodes";             start_real_nodes
   phase "join members";           join_members
-  phase "stateshift";             start_stateshift
+  if [[ "${LOCAL_MODE}" == chart ]]; then
+    log "stateshift: not started (STATESHIFT_LOCAL_MODE=chart: install it with its Helm chart into ${HOST_CLUSTER})"
+  else
+    phase "stateshift";           start_stateshift
+  fi
   summary
 }
 

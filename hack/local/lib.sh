@@ -44,9 +44,21 @@ KARMADA_KCM_PORT=10257
 REGISTRY_PORT="${STATESHIFT_REGISTRY_PORT:-5000}"
 INTERPRETER_WEBHOOK_PORT=9443
 MEMBERS=(member1 member2)
-declare -A MEMBER_APISERVER_PORT=([member1]=6443 [member2]=6444)
-declare -A MEMBER_KCM_PORT=([member1]=10267 [member2]=10277)
-declare -A MEMBER_SCHEDULER_PORT=([member1]=10259 [member2]=10269)
+# What runs stateshift in the environment (STATESHIFT_LOCAL_MODE):
+#   processes  stateshift's components run as processes beside Karmada
+#              (hack/local/stateshift.sh), the default;
+#   chart      nothing of stateshift is started: a Karmada host cluster
+#              (karmada-host, with a real node) is added, where stateshift is
+#              installed with its Helm chart from locally built images, as an
+#              operator installs it (test/install).
+LOCAL_MODE="${STATESHIFT_LOCAL_MODE:-processes}"
+HOST_CLUSTER=karmada-host
+# Clusters with an API server, controllers and a real node of their own.
+NODE_CLUSTERS=("${MEMBERS[@]}")
+[[ "${LOCAL_MODE}" == chart ]] && NODE_CLUSTERS+=("${HOST_CLUSTER}")
+declare -A MEMBER_APISERVER_PORT=([member1]=6443 [member2]=6444 [karmada-host]=6445)
+declare -A MEMBER_KCM_PORT=([member1]=10267 [member2]=10277 [karmada-host]=10287)
+declare -A MEMBER_SCHEDULER_PORT=([member1]=10259 [member2]=10269 [karmada-host]=10279)
 declare -A MEMBER_NODE_IP=([member1]=127.0.0.11 [member2]=127.0.0.12)
 NODE_PORT=10250
 AGENT_PORT=10350

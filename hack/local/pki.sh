@@ -70,7 +70,7 @@ setup_pki() {
   new_cert front-proxy-ca "${PKI_DIR}/front-proxy-client" "/CN=front-proxy-client"
   new_cert ca "${PKI_DIR}/apiserver-kubelet-client" "/O=system:masters/CN=kube-apiserver-kubelet-client"
   local c
-  for c in karmada "${MEMBERS[@]}"; do new_sa_keys "${c}"; done
+  for c in karmada "${NODE_CLUSTERS[@]}"; do new_sa_keys "${c}"; done
 }
 
 # write_kubeconfig FILE SERVER CERT_PREFIX USER: a kubeconfig with the CA and

@@ -21,7 +21,7 @@
 # machine; CRI-O has no signature_policy (CRI-O 1.34 refuses restores when one
 # is set); the Node's address is patched to its loopback InternalIP.
 
-declare -A REAL_NODE_IP=([member1]=127.0.0.21 [member2]=127.0.0.22)
+declare -A REAL_NODE_IP=([member1]=127.0.0.21 [member2]=127.0.0.22 [karmada-host]=127.0.0.23)
 REAL_NODE_LABEL_KEY=stateshift.io/node-tier
 REAL_NODE_LABEL_VALUE=real
 REAL_NODE_HEALTHZ_PORT=10248
@@ -46,14 +46,14 @@ ensure_real_node_binaries() {
 start_real_nodes() {
   ensure_real_node_binaries
   local m
-  for m in "${MEMBERS[@]}"; do
+  for m in "${NODE_CLUSTERS[@]}"; do
     start_crio "${m}"
   done
-  for m in "${MEMBERS[@]}"; do
+  for m in "${NODE_CLUSTERS[@]}"; do
     wait_for "crio-${m}" "${TIMEOUT}" test -S "$(real_node_dir "${m}")/crio/crio.sock"
     start_kubelet "${m}"
   done
-  for m in "${MEMBERS[@]}"; do wait_real_node "${m}"; done
+  for m in "${NODE_CLUSTERS[@]}"; do wait_real_node "${m}"; done
 }
 
 # ------------------------------------------------------------------ CRI-O
@@ -218,6 +218,10 @@ imageGCLowThresholdPercent: 99
 nodeStatusUpdateFrequency: 10s
 syncFrequency: 10s
 serializeImagePulls: false
+EOF
+  # On members the real node is tainted so that only workloads that ask for
+  # it run there; the host cluster has no other node.
+  [[ "${m}" == "${HOST_CLUSTER}" ]] || cat >> "${kd}/config.yaml" <<EOF
 registerWithTaints:
 - {key: ${REAL_NODE_LABEL_KEY}, value: ${REAL_NODE_LABEL_VALUE}, effect: NoSchedule}
 EOF
