@@ -51,6 +51,9 @@ verify: ## gofmt, go vet, and generated code up to date
 test: ## Run every test: unit, integration, fuzz (briefly) and end-to-end
 	hack/test.sh
 
+test-install: ## Install stateshift with its Helm chart on a local Karmada with a host cluster, from images built here, and move a workload (test/install; part of make test)
+	PATH="$$(. hack/lib.sh && echo $$KUBE_BIN:$$KARMADA_BIN):$$PATH" go test -tags e2e -count=1 -timeout 60m ./test/install/ -v
+
 fuzz: ## Run the fuzz targets longer (FUZZ_TIME_LONG=5m each)
 	FUZZ_TIME=$(FUZZ_TIME_LONG) hack/fuzz.sh
 
@@ -66,7 +69,7 @@ demo: ## Run stateshift locally on a fresh Debian machine and show a checkpoint 
 apply-interpreter-config: ## Make certificates, fill caBundle and apply the interpreter configuration (KUBECONFIG=karmada-apiserver, ARGS="--url https://host:port/interpreter --cert-dir DIR" or "--service NS/NAME"); ARGS="--webhook pod-restore ..." with a member's KUBECONFIG registers its pod-restore webhook
 	hack/apply-interpreter-config.sh $(ARGS)
 
-local-up: ## Start Karmada, two member clusters with simulated nodes, a registry and stateshift on loopback
+local-up: ## Start Karmada, two member clusters with simulated and real nodes, a registry and stateshift on loopback (STATESHIFT_LOCAL_MODE=chart: a host cluster instead of stateshift)
 	hack/local-up.sh
 
 local-down: ## Stop what local-up started and remove its run folder
@@ -75,4 +78,4 @@ local-down: ## Stop what local-up started and remove its run folder
 images: ## Build the agent, webhook and kubectl images here with buildah from Debian packages (IMAGES_OUT=DIR also writes OCI archives)
 	hack/images.sh $(REGISTRY) $(VERSION)
 
-.PHONY: help deps build generate artifacts helm chart-lint chart-test verify test fuzz bench bench-scale demo images apply-interpreter-config local-up local-down
+.PHONY: help deps build generate artifacts helm chart-lint chart-test verify test test-install fuzz bench bench-scale demo images apply-interpreter-config local-up local-down

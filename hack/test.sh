@@ -32,6 +32,10 @@ phase fuzz env FUZZ_TIME="${FUZZ_TIME:-10s}" hack/fuzz.sh
 # The e2e suite (build tag e2e) brings up hack/local-up.sh when no local
 # environment runs, and stops it at the end when it started it.
 phase e2e go test -tags e2e -count=1 -timeout "${E2E_TIMEOUT:-40m}" ./test/e2e/ -v
+# The install suite (test/install) brings up its own environment in chart
+# mode (a Karmada host cluster, no stateshift process), builds the images
+# (make images) and installs stateshift with helm.
+phase install go test -tags e2e -count=1 -timeout "${INSTALL_TIMEOUT:-60m}" ./test/install/ -v
 
 log "summary:"
 printf '  %s\n' "${summary[@]}" >&2

@@ -435,9 +435,11 @@ func TestLoopbackRender(t *testing.T) {
 			used[int32(port)] = name
 		}
 	}
+	// The apply Job waits for the webhook at the URL's host and port, not
+	// for a Service.
 	apply := typed[batchv1.Job](t, r.find(t, "Job", "stateshift-karmada-apply"))
-	if !apply.Spec.Template.Spec.HostNetwork || strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -w") {
-		t.Errorf("apply job: hostNetwork %v, waits on a Service %v", apply.Spec.Template.Spec.HostNetwork, strings.Contains(apply.Spec.Template.Spec.Containers[0].Args[0], "nc -w"))
+	if script := apply.Spec.Template.Spec.Containers[0].Args[0]; !apply.Spec.Template.Spec.HostNetwork || !strings.Contains(script, "nc -w 2 127.0.0.1 8443 ") {
+		t.Errorf("apply job: hostNetwork %v, script %s", apply.Spec.Template.Spec.HostNetwork, script)
 	}
 	for _, u := range append(r.host, r.allKarmada()...) {
 		if u.GetKind() == "PodDisruptionBudget" {

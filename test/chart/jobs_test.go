@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,28 @@ func (j jobRoot) run(t *testing.T, r rendered, job string) string {
 	return string(out)
 }
 
+// listeningURL is an interpreter URL on a loopback port that accepts
+// connections (and closes them): the apply Job waits for the webhook to
+// answer there before it applies the interpreter configuration.
+func listeningURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	return "https://" + l.Addr().String() + "/interpreter"
+}
+
 var (
 	interpreterConfigGVK = schema.GroupVersionKind{Group: "config.karmada.io", Version: "v1alpha1", Kind: "ResourceInterpreterWebhookConfiguration"}
 	cppGVK               = schema.GroupVersionKind{Group: "policy.karmada.io", Version: "v1alpha1", Kind: "ClusterPropagationPolicy"}
@@ -100,7 +123,7 @@ func TestJobScriptsApplyAndDelete(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{ExtraCRDDirs: karmadaCRDDirs(t)})
 	kubeconfig := writeKubeconfig(t, env)
 	// The loopback values: the apply Job does not wait on a Service.
-	r := render(t, "-f", filepath.Join(ChartDir(), "ci", "loopback-values.yaml"))
+	r := render(t, "-f", filepath.Join(ChartDir(), "ci", "loopback-values.yaml"), "--set", "interpreter.url="+listeningURL(t))
 	root := newJobRoot(t, r, kubeconfig)
 
 	for i := 0; i < 2; i++ {
@@ -144,7 +167,8 @@ func TestCertManagerJobKeepsOverlap(t *testing.T) {
 	t.Parallel()
 	env := testenv.Start(t, testenv.Options{ExtraCRDDirs: karmadaCRDDirs(t)})
 	kubeconfig := writeKubeconfig(t, env)
-	r := render(t, "-f", filepath.Join(ChartDir(), "ci", "loopback-values.yaml"), "--set", "certs.mode=cert-manager")
+	r := render(t, "-f", filepath.Join(ChartDir(), "ci", "loopback-values.yaml"), "--set", "certs.mode=cert-manager",
+		"--set", "interpreter.url="+listeningURL(t))
 	root := newJobRoot(t, r, kubeconfig)
 	caA, caB, caC := selfSignedCA(t, "a"), selfSignedCA(t, "b"), selfSignedCA(t, "c")
 	setCA := func(ca string) {

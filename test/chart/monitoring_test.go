@@ -61,7 +61,7 @@ func TestAgentMetricsSecureByDefault(t *testing.T) {
 	r := render(t)
 	ds := typed[appsv1.DaemonSet](t, r.findKarmada(t, "DaemonSet", "stateshift-checkpoint-agent"))
 	o := agentArgs(t, ds)
-	if !o.MetricsSecure || o.MetricsBindAddress != ":9465" || containerPort(ds.Spec.Template.Spec.Containers[0], "metrics") != 9465 {
+	if !o.MetricsSecure || o.MetricsBindAddress != "$(POD_IP):9465" || containerPort(ds.Spec.Template.Spec.Containers[0], "metrics") != 9465 {
 		t.Errorf("agent metrics: secure %v on %q, port %d", o.MetricsSecure, o.MetricsBindAddress, containerPort(ds.Spec.Template.Spec.Containers[0], "metrics"))
 	}
 	role := typed[rbacv1.ClusterRole](t, r.findKarmada(t, "ClusterRole", "stateshift-checkpoint-agent"))

@@ -48,16 +48,8 @@ func logsFor(members ...string) []string {
 	return out
 }
 
-// boundTo checks a workload's ResourceBinding is scheduled to exactly `want`.
 func boundTo(ns, kind, name string, want ...string) framework.Check {
-	return func(ctx context.Context) (bool, string, error) {
-		rb, err := env.Binding(ctx, ns, kind, name)
-		if err != nil {
-			return false, "", err
-		}
-		got := framework.BoundClusters(rb)
-		return slices.Equal(got, want), fmt.Sprintf("spec.clusters=%v gracefulEvictionTasks=%d", got, len(rb.Spec.GracefulEvictionTasks)), nil
-	}
+	return env.BoundTo(ns, kind, name, want...)
 }
 
 // workPresent checks that the Work for a workload exists in a cluster's
@@ -82,19 +74,7 @@ func workGone(cluster, ns, kind, name string) framework.Check {
 	}
 }
 
-func all(checks ...framework.Check) framework.Check {
-	return func(ctx context.Context) (bool, string, error) {
-		var saw []string
-		for _, c := range checks {
-			ok, s, err := c(ctx)
-			saw = append(saw, s)
-			if err != nil || !ok {
-				return false, strings.Join(saw, " | "), err
-			}
-		}
-		return true, strings.Join(saw, " | "), nil
-	}
-}
+func all(checks ...framework.Check) framework.Check { return framework.All(checks...) }
 
 // nodeOf is a member's simulated node (each member also has a real node,
 // framework.RealNodeName, which only workloads that ask for it use).

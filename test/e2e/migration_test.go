@@ -96,47 +96,19 @@ func replicasOf(w client.Object) int {
 	return 1
 }
 
-// armed checks that a CheckpointPolicy reports the workload armed.
-func armed(ns, policy, workload string) framework.Check {
-	return func(ctx context.Context) (bool, string, error) {
-		p := &v1alpha1.CheckpointPolicy{}
-		if err := env.Karmada.Get(ctx, client.ObjectKey{Namespace: ns, Name: policy}, p); err != nil {
-			return false, "", err
-		}
-		for _, w := range p.Status.Workloads {
-			if w.Name == workload {
-				return w.Armed, fmt.Sprintf("armed=%t checkpoint=%s message=%q", w.Armed, w.ArmedCheckpoint, w.Message), nil
-			}
-		}
-		return false, fmt.Sprintf("status %+v", p.Status), nil
-	}
-}
+func armed(ns, policy, workload string) framework.Check { return env.Armed(ns, policy, workload) }
 
 // toMember2 is a person's Migration moving a workload to member2.
 func toMember2(ns, kind, name string) *v1alpha1.Migration {
-	return &v1alpha1.Migration{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "to-member2"},
-		Spec: v1alpha1.MigrationSpec{
-			WorkloadRef:        v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: kind, Name: name},
-			DestinationCluster: framework.Member2, Trigger: v1alpha1.TriggerManual,
-		},
-	}
+	return framework.ManualMigration(ns, "to-member2", kind, name, framework.Member2)
 }
 
 func getMigration(ctx context.Context, ns, name string) (*v1alpha1.Migration, error) {
-	m := &v1alpha1.Migration{}
-	err := env.Karmada.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, m)
-	return m, err
+	return env.Migration(ctx, ns, name)
 }
 
 func migrationPhase(ns, name string, want v1alpha1.MigrationPhase) framework.Check {
-	return func(ctx context.Context) (bool, string, error) {
-		m, err := getMigration(ctx, ns, name)
-		if err != nil {
-			return false, "", err
-		}
-		return m.Status.Phase == want, fmt.Sprintf("%s phase=%s message=%q", name, m.Status.Phase, m.Status.Message), nil
-	}
+	return env.MigrationPhase(ns, name, want)
 }
 
 // onlyMigration waits for exactly one Migration of a workload and returns it.

@@ -59,56 +59,16 @@ func realProtectedOnMember1(t *testing.T, ns string, w client.Object, image stri
 	return cp
 }
 
-// memBefore reads a memstate pod's state and writes a fresh note into its
-// memory; it returns the state with that note.
 func memBefore(t *testing.T, cluster, ns, pod string) framework.MemState {
 	t.Helper()
-	note := pod + "-" + rand.String(8)
-	if err := env.SetMemNote(t.Context(), cluster, ns, pod, note); err != nil {
-		t.Fatal(err)
-	}
-	st, err := env.QueryMemState(t.Context(), cluster, ns, pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Note != note || st.Digest != st.DigestAtStart {
-		t.Fatalf("%s %s/%s before the move: %+v (wrote note %q)", cluster, ns, pod, st, note)
-	}
-	t.Logf("%s %s/%s before the move: counter %d, memory %s, started %d, note %q", cluster, ns, pod, st.Counter, st.Digest, st.StartedUnix, st.Note)
-	return st
+	return env.MemBefore(t, cluster, ns, pod)
 }
 
-// sameProcess checks that the process answering on cluster is the one
-// `before` described, restored: the same start time, the same random
-// memory (recomputed), the same note, a counter that went on from at least
-// `minCounter`.
 func sameProcess(cluster, ns, pod string, before framework.MemState, minCounter uint64) framework.Check {
-	return func(ctx context.Context) (bool, string, error) {
-		st, err := env.QueryMemState(ctx, cluster, ns, pod)
-		if err != nil {
-			return false, "", err
-		}
-		ok := st.StartedUnix == before.StartedUnix && st.DigestAtStart == before.DigestAtStart &&
-			st.Digest == before.DigestAtStart && st.Note == before.Note && st.Counter >= minCounter
-		return ok, fmt.Sprintf("%s %s/%s: counter %d (want >= %d), memory %s (want %s), started %d (want %d), note %q (want %q)",
-			cluster, ns, pod, st.Counter, minCounter, st.Digest, before.DigestAtStart, st.StartedUnix, before.StartedUnix, st.Note, before.Note), nil
-	}
+	return env.SameProcess(cluster, ns, pod, before, minCounter)
 }
 
-// realRestored checks that a member's only pod of app runs on its real node
-// with the given checkpoint image.
-func realRestored(cluster, ns, app string) framework.Check {
-	return func(ctx context.Context) (bool, string, error) {
-		p, err := env.LivePod(ctx, cluster, ns, app)
-		if err != nil {
-			return false, "", err
-		}
-		img := p.Spec.Containers[0].Image
-		running := len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
-		return running && p.Spec.NodeName == framework.RealNodeName(cluster) && strings.Contains(img, "/e2e/"),
-			fmt.Sprintf("%s on %s image %s running=%t %v", p.Name, p.Spec.NodeName, img, running, p.Status.ContainerStatuses), nil
-	}
-}
+func realRestored(cluster, ns, app string) framework.Check { return env.RealRestored(cluster, ns, app) }
 
 // memOnMember1 runs memstate as Deployment "mem" on member1's real node,
 // protected with builder, and returns its state with a fresh note.

@@ -3,8 +3,8 @@ stateshift.certs: the certificates of one render, computed once and kept in
 .Values.__certs (a template called twice would otherwise make two CAs).
 Returns YAML:
   caBundle:          PEM, every CA the webhooks' clients must trust now
-  interpreter:       {crt, key, notAfter, caFingerprint}   (PEM; self mode)
-  podRestore:        {crt, key, notAfter, caFingerprint}
+  interpreter:       {crt, key, notAfter, caFingerprint, sans}   (PEM; self mode)
+  podRestore:        {crt, key, notAfter, caFingerprint, sans}
   state:             the CA state Secret's data (self mode)
 
 certs.mode=self rotates with an overlapping CA bundle, one step per render
@@ -15,8 +15,9 @@ certs.mode=self rotates with an overlapping CA bundle, one step per render
      certificate it signed;
   2. a CA within caRenewBeforeDays of its end gets a successor: it only
      enters the bundle now, it signs from the next upgrade on;
-  3. a serving certificate is reissued when its CA changed or it is within
-     servingRenewBeforeDays of its end, else kept as it is.
+  3. a serving certificate is reissued when its CA or the names it must
+     cover changed or it is within servingRenewBeforeDays of its end, else
+     kept as it is.
 `helm template` (no cluster to look up) makes a new CA each time.
 */}}
 {{- define "stateshift.certs" -}}
@@ -33,6 +34,18 @@ certs.mode=self rotates with an overlapping CA bundle, one step per render
 {{- $pname := include "stateshift.podRestoreName" . -}}
 {{- $ihosts := list $iname (printf "%s.%s" $iname $ns) (printf "%s.%s.svc" $iname $ns) (printf "%s.%s.svc.cluster.local" $iname $ns) "localhost" -}}
 {{- $phosts := list $pname (printf "%s.%s" $pname $ns) (printf "%s.%s.svc" $pname $ns) (printf "%s.%s.svc.cluster.local" $pname $ns) -}}
+{{- /* Whatever host a webhook URL names must be in its certificate. */ -}}
+{{- $sans := dict "interpreter" (dict "dns" $ihosts "ips" (list "127.0.0.1")) "podRestore" (dict "dns" $phosts "ips" (list "127.0.0.1")) -}}
+{{- $purls := list .Values.members.podRestore.url -}}
+{{- range .Values.members.clusterOverrides }}{{- $purls = append $purls (.podRestoreURL | default "") -}}{{- end -}}
+{{- range $name, $urls := dict "interpreter" (list .Values.interpreter.url) "podRestore" $purls -}}
+{{- $s := get $sans $name -}}
+{{- range $u := $urls }}{{- if $u -}}
+{{- $host := first (splitList ":" (urlParse $u).host) -}}
+{{- if regexMatch "^[0-9.]+$" $host }}{{- $_ := set $s "ips" (append $s.ips $host | uniq) -}}
+{{- else }}{{- $_ := set $s "dns" (append $s.dns $host | uniq) -}}{{- end -}}
+{{- end }}{{- end -}}
+{{- end -}}
 {{- if eq $mode "self" -}}
 {{- $day := 86400 -}}
 {{- $now := now | unixEpoch | int64 -}}
@@ -69,23 +82,23 @@ certs.mode=self rotates with an overlapping CA bundle, one step per render
 {{- $live := dict -}}
 {{- $secret := lookup "v1" "Secret" $ns (include "stateshift.interpreterCertSecret" .) -}}
 {{- if and $secret $secret.metadata.annotations -}}
-{{- $_ := set $live "interpreter" (dict "crt" (get $secret.data "tls.crt" | b64dec) "key" (get $secret.data "tls.key" | b64dec) "notAfter" (get $secret.metadata.annotations "stateshift.io/not-after" | default "0" | int64) "caFingerprint" (get $secret.metadata.annotations "stateshift.io/ca-fingerprint")) -}}
+{{- $_ := set $live "interpreter" (dict "crt" (get $secret.data "tls.crt" | b64dec) "key" (get $secret.data "tls.key" | b64dec) "notAfter" (get $secret.metadata.annotations "stateshift.io/not-after" | default "0" | int64) "caFingerprint" (get $secret.metadata.annotations "stateshift.io/ca-fingerprint") "sans" (get $secret.metadata.annotations "stateshift.io/sans" | default "")) -}}
 {{- end -}}
 {{- if hasKey $state "pod-restore-tls.crt" -}}
-{{- $_ := set $live "podRestore" (dict "crt" (get $state "pod-restore-tls.crt" | b64dec) "key" (get $state "pod-restore-tls.key" | b64dec) "notAfter" (get $state "pod-restore.not-after" | b64dec | int64) "caFingerprint" (get $state "pod-restore.ca-fingerprint" | b64dec)) -}}
+{{- $_ := set $live "podRestore" (dict "crt" (get $state "pod-restore-tls.crt" | b64dec) "key" (get $state "pod-restore-tls.key" | b64dec) "notAfter" (get $state "pod-restore.not-after" | b64dec | int64) "caFingerprint" (get $state "pod-restore.ca-fingerprint" | b64dec) "sans" (get $state "pod-restore.sans" | default "" | b64dec)) -}}
 {{- end -}}
-{{- range $name, $hosts := dict "interpreter" $ihosts "podRestore" $phosts -}}
+{{- range $name, $san := $sans -}}
 {{- $have := get $live $name -}}
-{{- if and $have (eq $have.caFingerprint $fp) (gt (sub (int64 $have.notAfter) $now) (mul $day (int $cfg.servingRenewBeforeDays))) -}}
+{{- if and $have (eq $have.caFingerprint $fp) (eq ($have.sans | default "") (toJson $san)) (gt (sub (int64 $have.notAfter) $now) (mul $day (int $cfg.servingRenewBeforeDays))) -}}
 {{- $_ := set $serving $name $have -}}
 {{- else -}}
-{{- $c := genSignedCert (first $hosts) (list "127.0.0.1") $hosts (int $cfg.servingValidityDays) $cur -}}
-{{- $_ := set $serving $name (dict "crt" $c.Cert "key" $c.Key "notAfter" (add $now (mul $day (int $cfg.servingValidityDays))) "caFingerprint" $fp) -}}
+{{- $c := genSignedCert (first $san.dns) $san.ips $san.dns (int $cfg.servingValidityDays) $cur -}}
+{{- $_ := set $serving $name (dict "crt" $c.Cert "key" $c.Key "notAfter" (add $now (mul $day (int $cfg.servingValidityDays))) "caFingerprint" $fp "sans" (toJson $san)) -}}
 {{- end -}}
 {{- end -}}
 {{- $newState := dict "ca.crt" ($cur.Cert | b64enc) "ca.key" ($cur.Key | b64enc) "ca.not-after" ($curNotAfter | toString | b64enc)
       "pod-restore-tls.crt" ($serving.podRestore.crt | b64enc) "pod-restore-tls.key" ($serving.podRestore.key | b64enc)
-      "pod-restore.not-after" ($serving.podRestore.notAfter | toString | b64enc) "pod-restore.ca-fingerprint" ($fp | b64enc) -}}
+      "pod-restore.not-after" ($serving.podRestore.notAfter | toString | b64enc) "pod-restore.ca-fingerprint" ($fp | b64enc) "pod-restore.sans" ($serving.podRestore.sans | b64enc) -}}
 {{- if $next.Cert -}}
 {{- $_ := set $newState "next-ca.crt" ($next.Cert | b64enc) -}}
 {{- $_ := set $newState "next-ca.key" ($next.Key | b64enc) -}}

@@ -265,3 +265,18 @@ func processRunning(runDir, name string) bool {
 	}
 	return exe == fields[1] || exe == fields[1]+" (deleted)"
 }
+
+// HostCluster is the Karmada host cluster local-up adds in chart mode
+// (STATESHIFT_LOCAL_MODE=chart), where stateshift's chart is installed.
+const HostCluster = "karmada-host"
+
+// Connect returns a client of one cluster local-up runs ("karmada",
+// "member1", "member2", HostCluster).
+func (e *Env) Connect(cluster string) (client.Client, error) {
+	_, c, err := connect(e.Kubeconfig(cluster), Scheme())
+	return c, err
+}
+
+// ProcessRunning tells whether local-up started a component NAME that
+// still runs (pids/NAME.pid).
+func (e *Env) ProcessRunning(name string) bool { return processRunning(e.RunDir, name) }

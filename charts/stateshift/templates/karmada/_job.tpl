@@ -1,6 +1,6 @@
 {{/* The pod of the Jobs that apply or delete stateshift's objects in the
      Karmada API with kubectl (busybox sh for the few steps around it).
-     Input: dict root, action (apply|delete), wait (a host:443 to wait for
+     Input: dict root, action (apply|delete), wait ("host port" to wait for
      before applying: the webhook must answer before Karmada calls it),
      kubeconfig. */}}
 {{- define "stateshift.karmadaJobPod" -}}
@@ -32,7 +32,7 @@ containers:
         {{- if .wait }}
         # Service endpoints are ready pods only. busybox nc has no -z: it
         # connects, sends nothing, and the TLS server closes.
-        until timeout 5 nc -w 2 {{ .wait }} 443 </dev/null >/dev/null 2>&1; do echo "waiting for {{ .wait }}:443"; sleep 2; done
+        until timeout 5 nc -w 2 {{ .wait }} </dev/null >/dev/null 2>&1; do echo "waiting for the interpreter webhook ({{ .wait }})"; sleep 2; done
         {{- end }}
         {{- if $cm }}
         # Overlapping bundle: cert-manager's current CA first, then the CA

@@ -56,8 +56,14 @@ spec:
       # it the same way on every CNI.
       hostNetwork: true
       dnsPolicy: ClusterFirstWithHostNet
-      priorityClassName: system-node-critical
+      {{- with $a.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
       {{- include "stateshift.pullSecrets" . | nindent 6 }}
+      {{- with $a.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       {{- with $a.tolerations }}
       tolerations:
         {{- toYaml . | nindent 8 }}
@@ -85,12 +91,14 @@ spec:
             {{- if eq $a.metrics.mode "secure" }}
             # HTTPS for callers allowed `get /metrics` (TokenReview and
             # SubjectAccessReview by the member's API server).
-            - --metrics-bind-address=:{{ $a.metrics.port }}
+            # The pod's address is the node's (host network): only that
+            # address, not every address of the node.
+            - --metrics-bind-address=$(POD_IP):{{ $a.metrics.port }}
             - --metrics-secure
             {{- else }}
             - --metrics-bind-address=127.0.0.1:{{ $a.metrics.port }}
             {{- end }}
-            - --health-probe-bind-address=:9466
+            - --health-probe-bind-address=$(POD_IP):{{ $a.probePort }}
             {{- with $a.extraArgs }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -99,8 +107,10 @@ spec:
               valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
             - name: POD_NAMESPACE
               valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+            - name: POD_IP
+              valueFrom: {fieldRef: {fieldPath: status.podIP}}
           ports:
-            - {name: healthz, containerPort: 9466}
+            - {name: healthz, containerPort: {{ $a.probePort }}}
             {{- if eq $a.metrics.mode "secure" }}
             - {name: metrics, containerPort: {{ $a.metrics.port }}}
             {{- end }}
@@ -195,6 +205,14 @@ spec:
       dnsPolicy: ClusterFirstWithHostNet
       {{- end }}
       {{- include "stateshift.pullSecrets" . | nindent 6 }}
+      {{- with $p.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $p.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       securityContext:
         {{- include "stateshift.nonrootPodSecurity" . | nindent 8 }}
       topologySpreadConstraints:
@@ -216,12 +234,20 @@ spec:
             - --tls-min-version=1.2
             # Plain HTTP: loopback only, never on the pod network.
             - --metrics-bind-address=127.0.0.1:{{ $p.metricsPort }}
-            - --health-probe-bind-address=:{{ $p.probePort }}
+            - --health-probe-bind-address=$(POD_IP):{{ $p.probePort }}
             {{- if $p.registrySecret }}
             # Reads the manifests of the checkpoint images a pod would
             # restore and refuses images taken in another namespace.
             - --registry-auth-file=/var/run/stateshift/registry/.dockerconfigjson
             {{- end }}
+            {{- with $p.extraArgs }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          env:
+            # bindAddress may be "$(POD_IP)": with the host network, the
+            # node's address and no other.
+            - name: POD_IP
+              valueFrom: {fieldRef: {fieldPath: status.podIP}}
           ports:
             - {name: https, containerPort: {{ $p.port }}}
             - {name: probes, containerPort: {{ $p.probePort }}}

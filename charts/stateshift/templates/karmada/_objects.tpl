@@ -127,5 +127,73 @@ spec:
     {{- end }}
     replicaScheduling:
       replicaSchedulingType: Duplicated
+{{- with trim (include "stateshift.karmada.memberOverrides" .) }}
+---
+{{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* members.clusterOverrides as one ClusterOverridePolicy per member part
+     (a plaintext patch of one kind's paths would fail on another kind),
+     each with one rule per entry. Paths follow templates/karmada/_members.tpl:
+     container 0; volume and mount 0 are the checkpoints, 1 the journal, 2
+     buildah's storage, 4 the kubelet CA. */}}
+{{- define "stateshift.karmada.memberOverrides" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $c0 := "/spec/template/spec/containers/0" -}}
+{{- $agentRules := list -}}
+{{- $podRestoreRules := list -}}
+{{- $webhookRules := list -}}
+{{- range $o := .Values.members.clusterOverrides -}}
+{{- $env := list -}}
+{{- if $o.apiServer -}}
+{{- $hp := splitList ":" (urlParse $o.apiServer).host -}}
+{{- $env = list (dict "name" "KUBERNETES_SERVICE_HOST" "value" (first $hp)) (dict "name" "KUBERNETES_SERVICE_PORT" "value" (ternary (last $hp) "443" (gt (len $hp) 1))) -}}
+{{- end -}}
+{{- $agent := list -}}
+{{- range $e := $env }}{{- $agent = append $agent (dict "path" (printf "%s/env/-" $c0) "operator" "add" "value" $e) -}}{{- end -}}
+{{- if $o.checkpointDir -}}
+{{- $agent = concat $agent (list (dict "path" "/spec/template/spec/volumes/0/hostPath/path" "operator" "replace" "value" $o.checkpointDir) (dict "path" (printf "%s/volumeMounts/0/mountPath" $c0) "operator" "replace" "value" $o.checkpointDir) (dict "path" (printf "%s/args/-" $c0) "operator" "add" "value" (printf "--checkpoint-dir=%s" $o.checkpointDir))) -}}
+{{- end -}}
+{{- if $o.kubeletCA -}}
+{{- $agent = concat $agent (list (dict "path" "/spec/template/spec/volumes/4/hostPath/path" "operator" "replace" "value" $o.kubeletCA) (dict "path" (printf "%s/volumeMounts/4/mountPath" $c0) "operator" "replace" "value" $o.kubeletCA) (dict "path" (printf "%s/args/-" $c0) "operator" "add" "value" (printf "--kubelet-ca=%s" $o.kubeletCA))) -}}
+{{- end -}}
+{{- if $o.journalHostPath }}{{- $agent = append $agent (dict "path" "/spec/template/spec/volumes/1/hostPath/path" "operator" "replace" "value" $o.journalHostPath) -}}{{- end -}}
+{{- if $o.buildahStorageHostPath }}{{- $agent = append $agent (dict "path" "/spec/template/spec/volumes/2/hostPath/path" "operator" "replace" "value" $o.buildahStorageHostPath) -}}{{- end -}}
+{{- range $arg := $o.agentArgs }}{{- $agent = append $agent (dict "path" (printf "%s/args/-" $c0) "operator" "add" "value" $arg) -}}{{- end -}}
+{{- $target := dict "clusterNames" $o.clusterNames -}}
+{{- if $agent }}{{- $agentRules = append $agentRules (dict "targetCluster" $target "overriders" (dict "plaintext" $agent)) -}}{{- end -}}
+{{- $pr := list -}}
+{{- range $e := $env }}{{- $pr = append $pr (dict "path" (printf "%s/env/-" $c0) "operator" "add" "value" $e) -}}{{- end -}}
+{{- range $arg := $o.podRestoreArgs }}{{- $pr = append $pr (dict "path" (printf "%s/args/-" $c0) "operator" "add" "value" $arg) -}}{{- end -}}
+{{- if $pr }}{{- $podRestoreRules = append $podRestoreRules (dict "targetCluster" $target "overriders" (dict "plaintext" $pr)) -}}{{- end -}}
+{{- if $o.podRestoreURL -}}
+{{- $wh := list (dict "path" "/webhooks/0/clientConfig/url" "operator" "replace" "value" $o.podRestoreURL) -}}
+{{- if not $.Values.members.podRestore.url -}}
+{{- $wh = list (dict "path" "/webhooks/0/clientConfig/service" "operator" "remove") (dict "path" "/webhooks/0/clientConfig/url" "operator" "add" "value" $o.podRestoreURL) -}}
+{{- end -}}
+{{- $webhookRules = append $webhookRules (dict "targetCluster" $target "overriders" (dict "plaintext" $wh)) -}}
+{{- end -}}
+{{- end -}}
+{{- $policies := list
+      (dict "name" "stateshift-members-agent" "rules" $agentRules "selector" (dict "apiVersion" "apps/v1" "kind" "DaemonSet" "namespace" $ns "name" "stateshift-checkpoint-agent"))
+      (dict "name" "stateshift-members-pod-restore" "rules" $podRestoreRules "selector" (dict "apiVersion" "apps/v1" "kind" "Deployment" "namespace" $ns "name" "stateshift-pod-restore"))
+      (dict "name" "stateshift-members-pod-restore-webhook" "rules" $webhookRules "selector" (dict "apiVersion" "admissionregistration.k8s.io/v1" "kind" "MutatingWebhookConfiguration" "name" "stateshift-pod-restore")) -}}
+{{- range $p := $policies }}
+{{- if $p.rules }}
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: ClusterOverridePolicy
+metadata:
+  name: {{ $p.name }}
+  labels:
+    {{- include "stateshift.karmadaLabels" $ | nindent 4 }}
+spec:
+  resourceSelectors:
+    - {{ toYaml $p.selector | nindent 6 | trim }}
+  overrideRules:
+    {{- toYaml $p.rules | nindent 4 }}
+{{- end }}
 {{- end }}
 {{- end -}}
