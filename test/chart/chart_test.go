@@ -422,6 +422,10 @@ func TestLoopbackRender(t *testing.T) {
 		if !d.Spec.Template.Spec.HostNetwork || *d.Spec.Replicas != 1 {
 			t.Errorf("%s: hostNetwork %v replicas %d", name, d.Spec.Template.Spec.HostNetwork, *d.Spec.Replicas)
 		}
+		// A surge pod could not bind the ports beside the old one.
+		if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxSurge == nil || ru.MaxSurge.IntValue() != 0 {
+			t.Errorf("%s: a host-network rollout must not surge: %+v", name, d.Spec.Strategy)
+		}
 		o := parseArgs(t, d.Spec.Template.Spec.Containers[0].Args)
 		for _, addr := range []string{":" + strconv.Itoa(o.SecurePort), o.MetricsBindAddress, o.HealthProbeBindAddress} {
 			_, p, _ := strings.Cut(addr, ":")

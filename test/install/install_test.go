@@ -72,11 +72,11 @@ var componentLogs = []string{"karmada-controller-manager", "karmada-scheduler", 
 func TestInstallChartBringsUpEveryPod(t *testing.T) {
 	framework.Phase(t)
 	dumpOnFailure(t)
-	kubectl(t, framework.HostCluster, "create", "namespace", namespace)
-	kubectl(t, framework.HostCluster, "-n", namespace, "create", "secret", "generic", "karmada-kubeconfig",
+	kubectlCreate(t, framework.HostCluster, "create", "namespace", namespace)
+	kubectlCreate(t, framework.HostCluster, "-n", namespace, "create", "secret", "generic", "karmada-kubeconfig",
 		"--from-file=kubeconfig="+env.Kubeconfig("karmada"))
-	kubectl(t, "karmada", "create", "namespace", namespace)
-	kubectl(t, "karmada", "-n", namespace, "create", "secret", "generic", framework.RegistrySecretName,
+	kubectlCreate(t, "karmada", "create", "namespace", namespace)
+	kubectlCreate(t, "karmada", "-n", namespace, "create", "secret", "generic", framework.RegistrySecretName,
 		"--type=kubernetes.io/dockerconfigjson", "--from-file=.dockerconfigjson="+filepath.Join(env.RunDir, "registry", "auth.json"))
 	values := writeValues(t)
 	helm(t, "install", release, chart.ChartDir(), "-n", namespace, "-f", values,
@@ -255,13 +255,15 @@ func helm(t *testing.T, args ...string) {
 	t.Logf("helm %s: %.1fs", args[0], time.Since(start).Seconds())
 }
 
-func kubectl(t *testing.T, cluster string, args ...string) string {
+// kubectlCreate runs a kubectl create; an object left by an earlier run
+// on the same environment (helm uninstall keeps the release namespace, as
+// helm always does) is fine.
+func kubectlCreate(t *testing.T, cluster string, args ...string) {
 	t.Helper()
 	out, err := env.KubeCtl(t.Context(), cluster, args...)
-	if err != nil {
+	if err != nil && !strings.Contains(out, "AlreadyExists") {
 		t.Fatal(err)
 	}
-	return out
 }
 
 // everyPodReady waits until every stateshift pod is ready and runs images
@@ -333,7 +335,11 @@ func protectedOnMember1(t *testing.T, ns string) framework.MemState {
 	// pull it: pre-pull it on the destination.
 	env.PrePull(t, framework.Member2, ns, framework.MemstateImage())
 	env.Cordon(t, framework.Member2)
+	gvk := w.GetObjectKind().GroupVersionKind()
 	env.Create(t, w, framework.PropagationPolicy(ns, "place", framework.Members, w))
+	// Create decodes the answer into w, which drops its type: the policy
+	// selects by apiVersion and kind.
+	w.GetObjectKind().SetGroupVersionKind(gvk)
 	framework.Eventually(t, moveTimeout, "bound to member1", env.BoundTo(ns, "Deployment", "mem", framework.Member1))
 	framework.Eventually(t, moveTimeout, "running on member1's real node", env.PodsRunning(framework.Member1, ns, "mem", 1))
 	env.Uncordon(t, framework.Member2)

@@ -190,6 +190,13 @@ metadata:
     {{- include "stateshift.memberLabels" . | nindent 4 }}
 spec:
   replicas: {{ $p.replicas }}
+  {{- if $p.hostNetwork }}
+  # A new pod cannot bind the port beside the old one on its node: replace
+  # one pod at a time (restored pods wait meanwhile: failurePolicy Fail).
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxUnavailable: 1, maxSurge: 0}
+  {{- end }}
   selector:
     matchLabels:
       app.kubernetes.io/name: stateshift-pod-restore
