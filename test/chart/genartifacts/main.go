@@ -1,4 +1,5 @@
-// Command genartifacts writes artifacts/interpreter from charts/stateshift,
+// Command genartifacts writes artifacts/interpreter, artifacts/agent and
+// artifacts/controller from charts/stateshift,
 // so the chart is the one source of truth and the plain YAML for kubectl
 // users follows it; with -check it only reports whether the files are
 // current (make verify).
@@ -55,8 +56,7 @@ var targets = []target{{
 		{"ResourceInterpreterWebhookConfiguration", "", "webhook-configuration.yaml"},
 	},
 	// CRDs are artifacts/crds (controller-gen); the controller's RBAC in
-	// the Karmada API is artifacts/controller (hand-written until it is
-	// generated too).
+	// the Karmada API is artifacts/controller.
 	skip: func(u *unstructured.Unstructured) bool {
 		return u.GetKind() == "CustomResourceDefinition" || (chart.ForKarmada(u) && rbacKinds[u.GetKind()])
 	},
@@ -137,7 +137,15 @@ var targets = []target{{
 			(u.GetLabels()["stateshift.io/deliver-to-members"] == "true" &&
 				!strings.HasPrefix(u.GetName(), "stateshift-impersonate-") && !strings.HasPrefix(u.GetName(), "stateshift-migration-controller"))
 	},
-	notes: map[string]string{},
+	notes: map[string]string{
+		"rbac.yaml": "The migration controller's rights in the Karmada API, bound to the\n" +
+			"stateshift-interpreter-webhook ServiceAccount there (the identity of the\n" +
+			"kubeconfig it runs with): CheckpointPolicies, Migrations, Checkpoints, bindings,\n" +
+			"policies, the cluster proxy; its Lease, Events and the registry Secrets.",
+		"member-rbac.yaml": "Apply to every member cluster: Karmada's cluster proxy impersonates the\n" +
+			"controller's user and groups there, and the controller reads pods (get, list,\n" +
+			"watch) of protected workloads. Karmada delivers these itself when the chart installs.",
+	},
 }}
 
 // plain is a document as helm rendered it (comments, flow style: what
@@ -158,7 +166,7 @@ func plain(raw []byte) []byte {
 
 func main() {
 	check := flag.Bool("check", false, "only report whether the files are current")
-	only := flag.String("targets", "interpreter,agent", `comma-separated folders of artifacts/ to write, or "all" (controller is hand-written still: preview it with -out)`)
+	only := flag.String("targets", "all", `comma-separated folders of artifacts/ to write (interpreter, agent, controller), or "all"`)
 	out := flag.String("out", "", "write under this folder instead of the repository (a preview)")
 	flag.Parse()
 	if err := run(*check, *only, *out); err != nil {
