@@ -29,9 +29,10 @@ generate: ## Generate deepcopy code and CRD YAML with controller-gen
 	$(CACHE_ENV) && $$TOOLS_BIN/controller-gen-$$CONTROLLER_GEN_VERSION crd paths=./pkg/apis/... output:crd:artifacts:config=artifacts/crds
 	$(MAKE) -s artifacts
 
-artifacts: ## Copy the CRDs into charts/stateshift and render artifacts/interpreter and artifacts/agent from the chart
+artifacts: ## Copy the CRDs and artifacts/security into charts/stateshift and render artifacts/interpreter, agent and controller from the chart
 	hack/build-deps.sh helm
 	rm -f charts/stateshift/files/crds/*.yaml && cp artifacts/crds/*.yaml charts/stateshift/files/crds/
+	rm -f charts/stateshift/files/security/*.yaml && cp artifacts/security/*.yaml charts/stateshift/files/security/
 	go run ./test/chart/genartifacts
 
 helm: ## Build and cache the helm CLI (HELM_VERSION in hack/versions.env)

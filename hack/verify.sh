@@ -21,7 +21,7 @@ go mod tidy -diff || die "go.mod or go.sum is not tidy: run 'go mod tidy' and co
 log "generated code"
 tmp="$(mktemp -d)"; trap 'rm -rf "${tmp}"' EXIT
 # Each generated folder and its copy (make generate rewrites them all).
-generated=(pkg/apis artifacts/crds charts/stateshift/files/crds artifacts/interpreter artifacts/agent artifacts/controller)
+generated=(pkg/apis artifacts/crds charts/stateshift/files/crds charts/stateshift/files/security artifacts/interpreter artifacts/agent artifacts/controller)
 for d in "${generated[@]}"; do mkdir -p "${tmp}/$(dirname "${d}")"; cp -r "${d}" "${tmp}/${d}"; done
 make -s generate >/dev/null
 stale=()

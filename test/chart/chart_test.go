@@ -162,7 +162,7 @@ func TestDefaultRender(t *testing.T) {
 	ctl := typed[appsv1.Deployment](t, r.find(t, "Deployment", "stateshift-migration-controller"))
 	cpod := ctl.Spec.Template.Spec
 	ctlOpts := parseArgs(t, cpod.Containers[0].Args)
-	if !ctlOpts.LeaderElect || ctlOpts.LeaderElectionNamespace != ns || *ctl.Spec.Replicas != 2 || ctlOpts.BindAddress != "127.0.0.1" {
+	if !ctlOpts.LeaderElect || ctlOpts.LeaderElectionNamespace != ns || *ctl.Spec.Replicas != 2 || ctlOpts.BindAddress != "0.0.0.0" {
 		t.Errorf("controller: leader election %v in %q, replicas %d, bind %s", ctlOpts.LeaderElect, ctlOpts.LeaderElectionNamespace, *ctl.Spec.Replicas, ctlOpts.BindAddress)
 	}
 	if dir, file := filepath.Split(ctlOpts.Kubeconfig); file != "kubeconfig" || !mountsSecret(cpod, strings.TrimSuffix(dir, "/"), "karmada-kubeconfig") {
@@ -189,7 +189,7 @@ func TestDefaultRender(t *testing.T) {
 		t.Errorf("apply script:\n%s", script)
 	}
 	delScript := del.Spec.Template.Spec.Containers[0].Args[0]
-	order := []string{"50-interpreter-config.yaml", "30-members.yaml", "10-crds.yaml", "40-propagation.yaml", "00-namespace.yaml"}
+	order := []string{"50-interpreter-config.yaml", "25-security.yaml", "30-members.yaml", "10-crds.yaml", "40-propagation.yaml", "00-namespace.yaml"}
 	last := -1
 	for _, f := range order {
 		i := strings.Index(delScript, "/tmp/objects/"+f)
@@ -245,7 +245,7 @@ func checkCertMount(t *testing.T, pod corev1.PodSpec, dir string) {
 // the Checkpoint CRD of the three goes to members.
 func checkKarmadaObjects(t *testing.T, r rendered) {
 	t.Helper()
-	want := []string{"00-namespace.yaml", "10-crds.yaml", "20-rbac.yaml", "30-members.yaml", "40-propagation.yaml", "50-interpreter-config.yaml"}
+	want := []string{"00-namespace.yaml", "10-crds.yaml", "20-rbac.yaml", "25-security.yaml", "30-members.yaml", "40-propagation.yaml", "50-interpreter-config.yaml"}
 	var got []string
 	for f := range r.karmada {
 		got = append(got, f)

@@ -185,11 +185,24 @@ func writeValues(t *testing.T) string {
 controller:
   replicas: 1
   hostNetwork: true
+  url: https://%s:28443/validate-migration
+  bindAddress: $(POD_IP)
   port: 28443
   metricsPort: 28081
   probePort: 28001
+  extraArgs: [--require-repository-allowlist]
 karmada:
   job: {hostNetwork: true}
+# Every admission rule on: who may checkpoint, where checkpoints may go,
+# moves within placement. The controller runs with Karmada's admin
+# kubeconfig here, so its user is a creator too.
+security:
+  repositoryAllowlist: {enabled: true}
+  checkpointAdmission:
+    enabled: true
+    creators:
+      users: [%s, system:serviceaccount:stateshift-system:stateshift-interpreter-webhook]
+      groups: [system:serviceaccounts:karmada-cluster]
 members:
   propagateSecrets: [%s]
   agent:
@@ -210,7 +223,7 @@ members:
     tolerations: [{key: stateshift.io/node-tier, operator: Exists}]
     extraArgs: [--insecure-registries=%s]
   clusterOverrides:
-`, interpreterHost, interpreterPort, interpreterPort, framework.RegistrySecretName, framework.RegistryHost(), framework.RegistryHost())
+`, interpreterHost, interpreterPort, interpreterPort, interpreterHost, adminUser, framework.RegistrySecretName, framework.RegistryHost(), framework.RegistryHost())
 	for i, m := range framework.Members {
 		kubelet := filepath.Join(env.RunDir, m, "real", "kubelet")
 		fmt.Fprintf(&b, `    - clusterNames: [%s]
@@ -230,6 +243,10 @@ members:
 	t.Logf("values:\n%s", b.String())
 	return p
 }
+
+// adminUser is the user of local-up's admin kubeconfig (hack/local/pki.sh),
+// the Karmada kubeconfig the controller is given.
+const adminUser = "stateshift-local-admin"
 
 // realNodeIP is each member's real node address (hack/local/realnode.sh).
 var realNodeIP = map[string]string{framework.Member1: "127.0.0.21", framework.Member2: "127.0.0.22"}
@@ -261,7 +278,7 @@ func helm(t *testing.T, args ...string) {
 func kubectlCreate(t *testing.T, cluster string, args ...string) {
 	t.Helper()
 	out, err := env.KubeCtl(t.Context(), cluster, args...)
-	if err != nil && !strings.Contains(out, "AlreadyExists") {
+	if err != nil && !strings.Contains(strings.ToLower(out), "already exists") {
 		t.Fatal(err)
 	}
 }
@@ -344,6 +361,12 @@ func protectedOnMember1(t *testing.T, ns string) framework.MemState {
 	framework.Eventually(t, moveTimeout, "running on member1's real node", env.PodsRunning(framework.Member1, ns, "mem", 1))
 	env.Uncordon(t, framework.Member2)
 	cp := framework.CheckpointPolicy(ns, "protect", interval, "", w)
+	// The repository allowlist is on: an administrator allows the
+	// namespace its repository.
+	out, err := env.KubeCtl(t.Context(), "karmada", "annotate", "namespace", ns, "stateshift.io/allowed-repositories="+cp.Spec.Repository)
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
 	env.Create(t, cp)
 	framework.Eventually(t, moveTimeout, "restore armed with a verified checkpoint", env.Armed(ns, cp.Name, "mem"))
 	pod, err := env.LivePod(t.Context(), framework.Member1, ns, "mem")

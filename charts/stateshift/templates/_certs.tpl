@@ -32,13 +32,15 @@ certs.mode=self rotates with an overlapping CA bundle, one step per render
 {{- $mode := .Values.certs.mode -}}
 {{- $iname := include "stateshift.interpreterName" . -}}
 {{- $pname := include "stateshift.podRestoreName" . -}}
-{{- $ihosts := list $iname (printf "%s.%s" $iname $ns) (printf "%s.%s.svc" $iname $ns) (printf "%s.%s.svc.cluster.local" $iname $ns) "localhost" -}}
+{{- $cname := include "stateshift.controllerName" . -}}
+{{- /* The controller serves the placement webhook with the interpreter's certificate. */ -}}
+{{- $ihosts := list $iname (printf "%s.%s" $iname $ns) (printf "%s.%s.svc" $iname $ns) (printf "%s.%s.svc.cluster.local" $iname $ns) "localhost" $cname (printf "%s.%s" $cname $ns) (printf "%s.%s.svc" $cname $ns) (printf "%s.%s.svc.cluster.local" $cname $ns) -}}
 {{- $phosts := list $pname (printf "%s.%s" $pname $ns) (printf "%s.%s.svc" $pname $ns) (printf "%s.%s.svc.cluster.local" $pname $ns) -}}
 {{- /* Whatever host a webhook URL names must be in its certificate. */ -}}
 {{- $sans := dict "interpreter" (dict "dns" $ihosts "ips" (list "127.0.0.1")) "podRestore" (dict "dns" $phosts "ips" (list "127.0.0.1")) -}}
 {{- $purls := list .Values.members.podRestore.url -}}
 {{- range .Values.members.clusterOverrides }}{{- $purls = append $purls (.podRestoreURL | default "") -}}{{- end -}}
-{{- range $name, $urls := dict "interpreter" (list .Values.interpreter.url) "podRestore" $purls -}}
+{{- range $name, $urls := dict "interpreter" (list .Values.interpreter.url .Values.controller.url) "podRestore" $purls -}}
 {{- $s := get $sans $name -}}
 {{- range $u := $urls }}{{- if $u -}}
 {{- $host := first (splitList ":" (urlParse $u).host) -}}

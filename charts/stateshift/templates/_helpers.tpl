@@ -83,6 +83,9 @@ seccompProfile:
 {{- if and .Values.interpreter.url (not (hasPrefix "https://" .Values.interpreter.url)) -}}
 {{- fail (printf "interpreter.url %q must start with https://" .Values.interpreter.url) -}}
 {{- end -}}
+{{- if and .Values.security.migrationPlacementWebhook.enabled (not .Values.controller.enabled) -}}
+{{- fail "security.migrationPlacementWebhook needs controller.enabled: the controller serves the placement check" -}}
+{{- end -}}
 {{- if and .Values.controller.enabled (lt (int .Values.controller.replicas) 1) -}}
 {{- fail "controller.replicas must be at least 1 when controller.enabled" -}}
 {{- end -}}

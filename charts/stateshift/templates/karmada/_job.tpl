@@ -53,7 +53,7 @@ containers:
         # Last, and not waited for: nothing depends on its finalization.
         k delete --ignore-not-found --wait=false -f /tmp/objects/{{ $file }}
         {{- else }}
-        k delete --ignore-not-found --wait=true --timeout=300s -f /tmp/objects/{{ $file }}
+        if grep -q '^kind:' /tmp/objects/{{ $file }}; then k delete --ignore-not-found --wait=true --timeout=300s -f /tmp/objects/{{ $file }}; fi
         {{- end }}
         {{- end }}
         {{- end }}

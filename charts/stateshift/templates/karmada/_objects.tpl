@@ -10,17 +10,21 @@ ClusterPropagationPolicy delivers to every member cluster.
 00-namespace.yaml: stateshift.karmada.namespace
 10-crds.yaml: stateshift.karmada.crds
 20-rbac.yaml: stateshift.karmada.rbac
+25-security.yaml: stateshift.karmada.security
 30-members.yaml: stateshift.karmada.members
 40-propagation.yaml: stateshift.karmada.propagation
 50-interpreter-config.yaml: stateshift.karmada.interpreterConfig
 {{- end -}}
 
-{{/* Uninstall: Karmada's native interpretation first, then the member
+{{/* Uninstall: Karmada's native interpretation first, the admission
+     rules (the placement webhook would refuse Migrations once its pods
+     are gone), then the member
      templates (Karmada removes them from the members), the CRDs (with
      every CheckpointPolicy, Migration and Checkpoint), the RBAC, the
      policy, the namespace. */}}
 {{- define "stateshift.karmadaDeleteOrder" -}}
 - 50-interpreter-config.yaml
+- 25-security.yaml
 - 30-members.yaml
 - 10-crds.yaml
 - 20-rbac.yaml
@@ -102,7 +106,7 @@ metadata:
     {{- include "stateshift.karmadaLabels" . | nindent 4 }}
 spec:
   resourceSelectors:
-    {{- $kinds := list "apiextensions.k8s.io/v1 CustomResourceDefinition" "v1 ServiceAccount" "v1 Service" "v1 Secret" "rbac.authorization.k8s.io/v1 ClusterRole" "rbac.authorization.k8s.io/v1 ClusterRoleBinding" "rbac.authorization.k8s.io/v1 Role" "rbac.authorization.k8s.io/v1 RoleBinding" "apps/v1 DaemonSet" "apps/v1 Deployment" "policy/v1 PodDisruptionBudget" "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration" }}
+    {{- $kinds := list "apiextensions.k8s.io/v1 CustomResourceDefinition" "v1 ServiceAccount" "v1 Service" "v1 Secret" "rbac.authorization.k8s.io/v1 ClusterRole" "rbac.authorization.k8s.io/v1 ClusterRoleBinding" "rbac.authorization.k8s.io/v1 Role" "rbac.authorization.k8s.io/v1 RoleBinding" "apps/v1 DaemonSet" "apps/v1 Deployment" "policy/v1 PodDisruptionBudget" "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration" "v1 ConfigMap" "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy" "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding" }}
     {{- if .Values.monitoring.podMonitors.enabled }}{{ $kinds = append $kinds "monitoring.coreos.com/v1 PodMonitor" }}{{ end }}
     {{- if .Values.monitoring.prometheusRule.enabled }}{{ $kinds = append $kinds "monitoring.coreos.com/v1 PrometheusRule" }}{{ end }}
     {{- range $kind := $kinds }}
