@@ -63,8 +63,10 @@ var componentLogs = []string{"karmada-controller-manager", "karmada-scheduler", 
 	"kubelet-karmada-host", "crio-member1", "crio-member2", "crio-karmada-host"}
 
 // TestInstallChartBringsUpEveryPod: the operator's install, exactly as the
-// README gives it (a namespace, the Karmada kubeconfig Secret, the registry
-// Secret in the Karmada API, one helm install with values), with the values
+// README gives it (in the Karmada API the namespace, the controller's
+// ServiceAccount and a token for it, the registry Secret; on the host the
+// namespace, the Karmada admin kubeconfig Secret for the Jobs and the
+// controller's kubeconfig Secret; one helm install with values), with the values
 // this environment needs (loopback only, two members on one machine).
 // Every stateshift pod becomes ready: the interpreter webhook and the
 // migration controller on the host cluster, the agent and the pod-restore
@@ -72,10 +74,22 @@ var componentLogs = []string{"karmada-controller-manager", "karmada-scheduler", 
 func TestInstallChartBringsUpEveryPod(t *testing.T) {
 	framework.Phase(t)
 	dumpOnFailure(t)
+	kubectlCreate(t, "karmada", "create", "namespace", namespace)
+	kubectlCreate(t, "karmada", "-n", namespace, "create", "serviceaccount", controllerIdentity)
+	token, err := env.KubeCtl(t.Context(), "karmada", "-n", namespace, "create", "token", controllerIdentity, "--duration=24h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "token"), strings.TrimSpace(token))
+	writeFile(t, filepath.Join(dir, "kubeconfig"), controllerKubeconfig(t))
 	kubectlCreate(t, framework.HostCluster, "create", "namespace", namespace)
+	// The Jobs install CRDs and webhook configurations: Karmada's admin
+	// kubeconfig, as Karmada's own chart gives its hooks.
 	kubectlCreate(t, framework.HostCluster, "-n", namespace, "create", "secret", "generic", "karmada-kubeconfig",
 		"--from-file=kubeconfig="+env.Kubeconfig("karmada"))
-	kubectlCreate(t, "karmada", "create", "namespace", namespace)
+	kubectlCreate(t, framework.HostCluster, "-n", namespace, "create", "secret", "generic", "stateshift-controller-kubeconfig",
+		"--from-file=kubeconfig="+filepath.Join(dir, "kubeconfig"), "--from-file=token="+filepath.Join(dir, "token"))
 	kubectlCreate(t, "karmada", "-n", namespace, "create", "secret", "generic", framework.RegistrySecretName,
 		"--type=kubernetes.io/dockerconfigjson", "--from-file=.dockerconfigjson="+filepath.Join(env.RunDir, "registry", "auth.json"))
 	values := writeValues(t)
@@ -184,6 +198,8 @@ func writeValues(t *testing.T) string {
   probePort: 28000
 controller:
   replicas: 1
+  karmadaIdentity:
+    kubeconfigSecret: {name: stateshift-controller-kubeconfig}
   hostNetwork: true
   url: https://%s:28443/validate-migration
   bindAddress: $(POD_IP)
@@ -194,15 +210,11 @@ controller:
 karmada:
   job: {hostNetwork: true}
 # Every admission rule on: who may checkpoint, where checkpoints may go,
-# moves within placement. The controller runs with Karmada's admin
-# kubeconfig here, so its user is a creator too.
+# moves within placement (the default creators: the controller's
+# ServiceAccount, Karmada's push-mode identities on members).
 security:
   repositoryAllowlist: {enabled: true}
-  checkpointAdmission:
-    enabled: true
-    creators:
-      users: [%s, system:serviceaccount:stateshift-system:stateshift-interpreter-webhook]
-      groups: [system:serviceaccounts:karmada-cluster]
+  checkpointAdmission: {enabled: true}
 members:
   propagateSecrets: [%s]
   agent:
@@ -223,7 +235,7 @@ members:
     tolerations: [{key: stateshift.io/node-tier, operator: Exists}]
     extraArgs: [--insecure-registries=%s]
   clusterOverrides:
-`, interpreterHost, interpreterPort, interpreterPort, interpreterHost, adminUser, framework.RegistrySecretName, framework.RegistryHost(), framework.RegistryHost())
+`, interpreterHost, interpreterPort, interpreterPort, interpreterHost, framework.RegistrySecretName, framework.RegistryHost(), framework.RegistryHost())
 	for i, m := range framework.Members {
 		kubelet := filepath.Join(env.RunDir, m, "real", "kubelet")
 		fmt.Fprintf(&b, `    - clusterNames: [%s]
@@ -244,9 +256,45 @@ members:
 	return p
 }
 
-// adminUser is the user of local-up's admin kubeconfig (hack/local/pki.sh),
-// the Karmada kubeconfig the controller is given.
-const adminUser = "stateshift-local-admin"
+// controllerIdentity is the ServiceAccount in the Karmada API the
+// controller authenticates as (controller.karmadaIdentity): the chart binds
+// its rights to it, and Karmada's cluster proxy impersonates it on members.
+const controllerIdentity = "stateshift-interpreter-webhook"
+
+// controllerKubeconfig is the Karmada API kubeconfig of the controller's
+// Secret: the API server as pods on the host reach it, its CA, and the
+// ServiceAccount token from the file beside it in the same Secret (client-go
+// re-reads a token file, so renewing the Secret renews the token).
+func controllerKubeconfig(t *testing.T) string {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(env.RunDir, "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: karmada
+  cluster:
+    server: https://127.0.0.1:5443
+    certificate-authority-data: %s
+users:
+- name: %s
+  user:
+    tokenFile: /etc/karmada/kubeconfig/token
+contexts:
+- name: karmada
+  context: {cluster: karmada, user: %s}
+current-context: karmada
+`, base64.StdEncoding.EncodeToString(ca), controllerIdentity, controllerIdentity)
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // realNodeIP is each member's real node address (hack/local/realnode.sh).
 var realNodeIP = map[string]string{framework.Member1: "127.0.0.21", framework.Member2: "127.0.0.22"}

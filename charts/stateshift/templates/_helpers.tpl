@@ -93,3 +93,8 @@ seccompProfile:
 {{- fail (printf "interpreter.pdb.minAvailable (%v) must be below interpreter.replicas (%v), or no node could ever be drained" .Values.interpreter.pdb.minAvailable .Values.interpreter.replicas) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The controller's Karmada kubeconfig: its own identity's Secret, or the
+     Jobs' (karmada.kubeconfigSecret) when none is given. */}}
+{{- define "stateshift.controllerKubeconfigSecret" -}}{{ .Values.controller.karmadaIdentity.kubeconfigSecret.name | default .Values.karmada.kubeconfigSecret.name }}{{- end -}}
+{{- define "stateshift.controllerKubeconfigKey" -}}{{ ternary .Values.controller.karmadaIdentity.kubeconfigSecret.key .Values.karmada.kubeconfigSecret.key (ne .Values.controller.karmadaIdentity.kubeconfigSecret.name "") }}{{- end -}}
