@@ -41,6 +41,21 @@ type target struct {
 // given) into file; the first matching route wins.
 type route struct{ kind, prefix, file string }
 
+// fromSecurity tells the objects the chart renders from its copy of
+// artifacts/security (templates/karmada/_security.tpl): artifacts/security
+// is their source, so no other folder holds them.
+func fromSecurity(u *unstructured.Unstructured) bool {
+	switch u.GetKind() {
+	case "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+		return true
+	case "ClusterRole":
+		return u.GetName() == "stateshift-view" || u.GetName() == "stateshift-edit"
+	case "ConfigMap":
+		return u.GetName() == "stateshift-checkpoint-creators"
+	}
+	return false
+}
+
 var rbacKinds = map[string]bool{"ServiceAccount": true, "ClusterRole": true, "ClusterRoleBinding": true, "Role": true, "RoleBinding": true}
 
 var targets = []target{{
@@ -227,7 +242,7 @@ func render(ctx context.Context, t target) (map[string][]byte, error) {
 	sort.SliceStable(docs, func(i, j int) bool { return !chart.ForKarmada(docs[i].Object) && chart.ForKarmada(docs[j].Object) })
 	for _, d := range docs {
 		u := d.Object
-		if t.skip(u) {
+		if t.skip(u) || fromSecurity(u) {
 			continue
 		}
 		_, file, ok := routeOf(u)
