@@ -69,6 +69,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "PHASE images %.1fs (%s and %s pushed to %s)\n", time.Since(t0).Seconds(), images.first, images.second, images.registry)
+	// From here a signal ends the run at once (the tests do not watch ctx).
+	stop()
 	code := m.Run()
 	if err := e.Teardown(); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)

@@ -16,12 +16,23 @@
 {{- $raw := $.Files.Get (printf "files/security/%s" $file) | replace "stateshift-system" $ns -}}
 {{- range $doc := splitList "\n---\n" $raw }}
 {{- $o := fromYaml $doc }}
-{{- if $o.kind }}
+{{- if and $o.kind (not (and (eq $o.kind "ConfigMap") (eq $o.metadata.name "stateshift-checkpoint-creators"))) }}
 {{- $labels := merge (dict) ($o.metadata.labels | default dict) (include "stateshift.karmadaLabels" $ | fromYaml) -}}
 {{- if get $toMembers $file }}{{- $labels = merge $labels (include "stateshift.memberLabels" $ | fromYaml) -}}{{- end -}}
 {{- $_ := set $o.metadata "labels" $labels -}}
-{{- if and (eq $o.kind "ConfigMap") (eq $o.metadata.name "stateshift-checkpoint-creators") -}}
-{{- $_ := set $o "data" (dict "users" (join "," $s.checkpointAdmission.creators.users) "groups" (join "," $s.checkpointAdmission.creators.groups)) -}}
+{{- /* The creators come from the values, written into the policy as CEL
+     lists instead of the ConfigMap parameter the plain YAML uses: the API
+     server watches a ConfigMap parameter with its shared informer and stops
+     that informer when the policy is deleted, so after helm uninstall and
+     install it never sees the new ConfigMap again and refuses every
+     Checkpoint ("no params found") until it restarts. */ -}}
+{{- $creators := eq $o.metadata.name "stateshift-checkpoint-creators" -}}
+{{- if and $creators (eq $o.kind "ValidatingAdmissionPolicy") -}}
+{{- $_ := unset $o.spec "paramKind" -}}
+{{- $_ := set $o.spec "variables" (list (dict "name" "users" "expression" (toJson $s.checkpointAdmission.creators.users)) (dict "name" "groups" "expression" (toJson $s.checkpointAdmission.creators.groups)) (dict "name" "callerGroups" "expression" "request.userInfo.?groups.orValue([])")) -}}
+{{- range $v := $o.spec.validations }}{{- $_ := set $v "messageExpression" `'a Checkpoint dumps the memory of pod ' + object.spec.podName + ' (its secrets, keys and tokens) like pods/exec reads it: ' + request.userInfo.username + ' may not create one or change its spec; an administrator lists who may in the values security.checkpointAdmission.creators of stateshift\'s chart, or use a CheckpointPolicy'` -}}{{- end -}}
+{{- else if and $creators (eq $o.kind "ValidatingAdmissionPolicyBinding") -}}
+{{- $_ := unset $o.spec "paramRef" -}}
 {{- end -}}
 {{- if eq $o.kind "ValidatingWebhookConfiguration" -}}
 {{- range $w := $o.webhooks -}}
