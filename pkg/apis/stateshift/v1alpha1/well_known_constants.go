@@ -29,6 +29,9 @@ const (
 	// move to it falls back per policy. The controller sets it itself when
 	// pods on the member failed to restore (AnnotationRestoreFailure says why).
 	LabelRestore = KeyPrefix + "restore"
+	// LabelPullSecret on a PropagationPolicy the controller owns names the
+	// pull Secret (CheckpointPolicy pullSecretRef) it carries to members.
+	LabelPullSecret = KeyPrefix + "pull-secret"
 )
 
 // Annotations on objects in the Karmada API.
@@ -69,6 +72,10 @@ const (
 	AnnotationSourceImages = KeyPrefix + "source-images"
 	// AnnotationTemplateGeneration (pod template) is the Karmada template generation the plan was armed for.
 	AnnotationTemplateGeneration = KeyPrefix + "template-generation"
+	// AnnotationPullSecret (pod template) names the imagePullSecrets entry
+	// the plan added (the policy's pullSecretRef), so that Retain can tell
+	// it from the workload's own.
+	AnnotationPullSecret = KeyPrefix + "pull-secret"
 	// AnnotationRestoreCompleted (workload) names the checkpoint whose restore finished on the member.
 	AnnotationRestoreCompleted = KeyPrefix + "restore-completed"
 	// AnnotationColdStart (pod) says why a pod of a restored template started from its original image.
