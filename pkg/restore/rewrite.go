@@ -43,12 +43,15 @@ type rewrite struct {
 	// strategy is the StatefulSet updateStrategy that keeps the pods that
 	// stay (Plan.KeepPods); nil: unchanged.
 	strategy map[string]interface{}
+	// pullSecret is the change to the template's imagePullSecrets.
+	pullSecret pullSecretChange
 }
 
 // optional are the pod-template annotations a plan may or may not carry:
 // set when the plan has them, removed when a previous rewrite left them.
 func (rw *rewrite) optional() map[string]string {
-	return map[string]string{AnnotationPodImages: rw.podImages, AnnotationSourceImages: rw.sourceImages, AnnotationTemplateGeneration: rw.generation}
+	return map[string]string{AnnotationPodImages: rw.podImages, AnnotationSourceImages: rw.sourceImages, AnnotationTemplateGeneration: rw.generation,
+		AnnotationPullSecret: rw.pullSecret.record}
 }
 
 func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
@@ -115,7 +118,8 @@ func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
 }
 
 // setOptional records what a plan may or may not carry: the per-pod and
-// source images, the template generation and the kept pods' strategy.
+// source images, the template generation, the pull Secret and the kept
+// pods' strategy.
 func (rw *rewrite) setOptional(obj *unstructured.Unstructured, p Plan) error {
 	if len(p.Pods) > 0 {
 		raw, err := json.Marshal(p.Pods)
@@ -135,13 +139,17 @@ func (rw *rewrite) setOptional(obj *unstructured.Unstructured, p Plan) error {
 		rw.generation = strconv.FormatInt(p.TemplateGeneration, 10)
 	}
 	var err error
+	if rw.pullSecret, err = planPullSecret(obj, rw.templatePath, p); err != nil {
+		return err
+	}
 	rw.strategy, err = keptStrategy(obj, p.KeepPods)
 	return err
 }
 
 // Rewrite returns a copy of obj that restores the plan's containers from
 // their checkpoint images: image replaced by the digest, pull policy
-// IfNotPresent, and the checkpoint name and the original images recorded
+// IfNotPresent, the plan's pull Secret added to imagePullSecrets, and the
+// checkpoint name and the original images recorded
 // in annotations on the workload and on its pod template. Nothing else
 // changes, and Rewrite(Rewrite(x)) equals Rewrite(x).
 func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured, error) {
@@ -185,6 +193,10 @@ func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured
 		}
 	}
 	if err := unstructured.SetNestedStringMap(out.Object, tmpl, templateAnnotationsPath...); err != nil {
+		return nil, err
+	}
+	template, _, _ := unstructured.NestedFieldNoCopy(out.Object, rw.templatePath...)
+	if err := rw.pullSecret.apply(template.(map[string]interface{})); err != nil {
 		return nil, err
 	}
 	if rw.strategy != nil {
