@@ -29,8 +29,10 @@ const (
 	// move to it falls back per policy. The controller sets it itself when
 	// pods on the member failed to restore (AnnotationRestoreFailure says why).
 	LabelRestore = KeyPrefix + "restore"
-	// LabelPullSecret on a PropagationPolicy the controller owns names the
-	// pull Secret (CheckpointPolicy pullSecretRef) it carries to members.
+	// LabelPullSecret "true" marks a PropagationPolicy the controller owns
+	// that carries a pull Secret (CheckpointPolicy pullSecretRef) to
+	// members; its annotation of the same key names the Secret (a Secret's
+	// name may be longer than a label value).
 	LabelPullSecret = KeyPrefix + "pull-secret"
 )
 
