@@ -95,26 +95,31 @@ func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
 		rw.index[c] = i
 	}
 
-	// The originals survive repeated rewrites: an image already recorded
-	// is the one the user wrote, whatever the workload runs now.
+	if rw.originalImages, err = originalImagesJSON(obj, rw.index, current); err != nil {
+		return nil, err
+	}
+	return rw, rw.setOptional(obj, p)
+}
+
+// originalImagesJSON is AnnotationOriginalImages after a rewrite of the
+// planned containers (index) of a workload running current. The originals
+// survive repeated rewrites: an image already recorded is the one the user
+// wrote, whatever the workload runs now.
+func originalImagesJSON(obj *unstructured.Unstructured, index map[string]int, current map[string]string) (string, error) {
 	originals, err := OriginalImages(obj.GetAnnotations())
 	if err != nil {
-		return nil, fmt.Errorf("restore %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+		return "", fmt.Errorf("restore %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
 	if originals == nil {
 		originals = map[string]string{}
 	}
-	for c := range rw.index {
+	for c := range index {
 		if _, recorded := originals[c]; !recorded {
 			originals[c] = current[c]
 		}
 	}
 	raw, err := json.Marshal(originals) // map keys are sorted: stable output
-	if err != nil {
-		return nil, err
-	}
-	rw.originalImages = string(raw)
-	return rw, rw.setOptional(obj, p)
+	return string(raw), err
 }
 
 // setOptional records what a plan may or may not carry: the per-pod and
