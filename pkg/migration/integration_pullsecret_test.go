@@ -18,6 +18,7 @@ import (
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/restore"
+	"github.com/stateshift/stateshift/test/registry"
 )
 
 // TestPullSecretArmedAndPropagated: a policy with a pull-only Secret arms
@@ -30,7 +31,7 @@ import (
 // (artifacts/controller/rbac.yaml): reading the Secret and deleting its
 // propagation must be allowed.
 func TestPullSecretArmedAndPropagated(t *testing.T) {
-	h := startWith(t, harnessOptions{shippedRBAC: true})
+	h := startWith(t, harnessOptions{shippedRBAC: true, registry: []registry.Option{registry.WithAuth("puller", "pull-only")}})
 	for _, name := range []string{"member1", "member2", "member3"} {
 		h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	}
@@ -53,7 +54,8 @@ func TestPullSecretArmedAndPropagated(t *testing.T) {
 		if op == nil {
 			return false, "no OverridePolicy"
 		}
-		return pullSecretOps(op.Spec.OverrideRules[0]) == `add /spec/template/spec/imagePullSecrets [{"name":"ckpt-pull"}]`, pullSecretOps(op.Spec.OverrideRules[0])
+		return pullSecretOps(op.Spec.OverrideRules[0]) == `add /spec/template/spec/imagePullSecrets [{"name":"ckpt-pull"}]`,
+			fmt.Sprintf("ops %q, policy %s", pullSecretOps(op.Spec.OverrideRules[0]), h.policyConditions())
 	})
 	op := h.overridePolicy()
 	raw, _ := json.Marshal(op.Spec)
@@ -107,12 +109,12 @@ func TestPullSecretArmedAndPropagated(t *testing.T) {
 }
 
 // TestPullSecretRefused: a pullSecretRef naming a missing Secret, then one
-// of another type, is refused with the PullSecretReady condition and a
+// of another type, then one whose data does not parse, is refused with the PullSecretReady condition and a
 // PullSecretRefused Event; the plan is armed without it and nothing is
 // propagated. Once a dockerconfigjson Secret of that name exists, the plan
 // adds it.
 func TestPullSecretRefused(t *testing.T) {
-	h := start(t)
+	h := startWith(t, harnessOptions{registry: []registry.Option{registry.WithAuth("puller", "pull-only")}})
 	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
 	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
 	h.statefulSet("member1")
@@ -144,7 +146,14 @@ func TestPullSecretRefused(t *testing.T) {
 		t.Fatalf("a refused Secret is propagated: %v", err)
 	}
 
+	// A dockerconfigjson whose data does not parse is refused too.
 	must(t, h.c.Delete(h.ctx, opaque))
+	garbled := h.registrySecret(h.ns, "ckpt-pull")
+	garbled.Data[corev1.DockerConfigJsonKey] = []byte(`{"auths":{"registry.example.com":{}}}`) // no credentials in it
+	h.create(garbled)
+	h.pullSecretCondition(metav1.ConditionFalse, v1alpha1.PullSecretReasonInvalid)
+
+	must(t, h.c.Delete(h.ctx, garbled))
 	h.create(h.registrySecret(h.ns, "ckpt-pull"))
 	h.pullSecretCondition(metav1.ConditionTrue, v1alpha1.PullSecretReasonAccepted)
 	h.eventually("the plan re-armed with the accepted pull Secret", 15*time.Second, func() (bool, string) {
@@ -180,4 +189,46 @@ func (h *harness) pullSecretCondition(status metav1.ConditionStatus, reason stri
 		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionPullSecretReady)
 		return c != nil && c.Status == status && c.Reason == reason, fmt.Sprintf("%+v", c)
 	})
+}
+
+// TestManualMoveChecksPullWithPullSecret: a person's move checks that the
+// destination can pull the checkpoint with what the plan gives it, the
+// pull Secret: the registry wants credentials the policy's registry
+// Secret does not have (there is none), the pull Secret has them, and
+// the move is made (the source kept in a graceful eviction task).
+// Without the pull Secret the same move falls back
+// (TestManualMoveChecksTheDestinationCanPull).
+func TestManualMoveChecksPullWithPullSecret(t *testing.T) {
+	h := startWith(t, harnessOptions{registry: []registry.Option{registry.WithAuth("puller", "pull-only")}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
+	h.statefulSet("member1")
+	h.create(h.registrySecret(h.ns, "ckpt-pull"))
+	h.policy(func(p *v1alpha1.CheckpointPolicy) {
+		p.Spec.Schedule.Interval.Duration = time.Hour
+		p.Spec.PullSecretRef = &v1alpha1.PullSecretReference{Name: "ckpt-pull"}
+	})
+	h.manualMove("to-member2", "member2", time.Minute)
+	h.freshCheckpoint("to-member2")
+	h.eventually("the move made after the pull check", 20*time.Second, func() (bool, string) {
+		rb := h.binding()
+		for _, task := range rb.Spec.GracefulEvictionTasks {
+			if task.FromCluster == "member1" {
+				return true, ""
+			}
+		}
+		m := &v1alpha1.Migration{}
+		_ = h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "to-member2"}, m)
+		return false, fmt.Sprintf("migration %s %q", m.Status.Phase, m.Status.Message)
+	})
+	h.noWarnings("ImageNotPullable")
+}
+
+// policyConditions shows the policy's conditions, for failure messages.
+func (h *harness) policyConditions() string {
+	p := &v1alpha1.CheckpointPolicy{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p); err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%+v", p.Status.Conditions)
 }

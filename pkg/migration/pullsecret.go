@@ -2,7 +2,9 @@ package migration
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"reflect"
 	"sort"
 
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stateshift/stateshift/pkg/agent/registryauth"
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
 
@@ -53,7 +56,7 @@ func (c *Controller) checkPullSecret(ctx context.Context, p *v1alpha1.Checkpoint
 	check := pullSecretCheck{Name: name, Condition: metav1.Condition{
 		Type: v1alpha1.ConditionPullSecretReady, Status: metav1.ConditionFalse, ObservedGeneration: p.Generation,
 	}}
-	reason, found, err := c.refusePullSecret(ctx, p.Namespace, name)
+	_, reason, why, err := c.readPullSecret(ctx, p.Namespace, name)
 	switch {
 	case err != nil:
 		return check, err
@@ -62,8 +65,7 @@ func (c *Controller) checkPullSecret(ctx context.Context, p *v1alpha1.Checkpoint
 		check.Condition.Message = fmt.Sprintf("pull Secret %s/%s does not exist: restore plans are armed without it (destinations pull with their nodes' credentials)", p.Namespace, name)
 	case reason != "":
 		check.Condition.Reason = reason
-		check.Condition.Message = fmt.Sprintf("pull Secret %s/%s has type %q, not %s: it is neither propagated nor named by restore plans, which are armed without it",
-			p.Namespace, name, found, corev1.SecretTypeDockerConfigJson)
+		check.Condition.Message = fmt.Sprintf("pull Secret %s/%s refused: %s: it is neither propagated nor named by restore plans, which are armed without it", p.Namespace, name, why)
 	default:
 		check.Accepted = true
 		check.Condition.Status, check.Condition.Reason = metav1.ConditionTrue, v1alpha1.PullSecretReasonAccepted
@@ -72,20 +74,42 @@ func (c *Controller) checkPullSecret(ctx context.Context, p *v1alpha1.Checkpoint
 	return check, nil
 }
 
-// refusePullSecret reads Secret ns/name and says why it cannot be a pull
-// Secret (a PullSecretReason, with the type it has), "" when it can.
-func (c *Controller) refusePullSecret(ctx context.Context, ns, name string) (string, corev1.SecretType, error) {
+// readPullSecret reads Secret ns/name and, when it cannot be a pull Secret,
+// says why (a PullSecretReason and a message without its data).
+func (c *Controller) readPullSecret(ctx context.Context, ns, name string) (*corev1.Secret, string, string, error) {
 	s := &corev1.Secret{}
 	err := c.secrets().Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s)
 	switch {
 	case apierrors.IsNotFound(err):
-		return v1alpha1.PullSecretReasonNotFound, "", nil
+		return nil, v1alpha1.PullSecretReasonNotFound, "not found", nil
 	case err != nil:
-		return "", "", fmt.Errorf("read pull Secret %s/%s: %w", ns, name, err)
+		return nil, "", "", fmt.Errorf("read pull Secret %s/%s: %w", ns, name, err)
 	case s.Type != corev1.SecretTypeDockerConfigJson:
-		return v1alpha1.PullSecretReasonWrongType, s.Type, nil
+		return nil, v1alpha1.PullSecretReasonWrongType, fmt.Sprintf("type %q, not %s", s.Type, corev1.SecretTypeDockerConfigJson), nil
 	}
-	return "", s.Type, nil
+	if _, err := registryauth.Parse(s); err != nil {
+		return nil, v1alpha1.PullSecretReasonInvalid, err.Error(), nil
+	}
+	return s, "", "", nil
+}
+
+// destinationKeychain is what a destination pulls the plan's images with,
+// as far as the controller can tell: the accepted pull Secret; without
+// one, the policy's registry credentials (the nodes' own are not known
+// here).
+func (c *Controller) destinationKeychain(ctx context.Context, p *v1alpha1.CheckpointPolicy) (authn.Keychain, error) {
+	if p.Spec.PullSecretRef == nil || p.Spec.PullSecretRef.Name == "" {
+		return c.keychain(ctx, p), nil
+	}
+	s, reason, _, err := c.readPullSecret(ctx, p.Namespace, p.Spec.PullSecretRef.Name)
+	if err != nil || reason != "" {
+		return c.keychain(ctx, p), err
+	}
+	cfg, err := registryauth.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Keychain(), nil
 }
 
 func (c *Controller) secrets() client.Reader {
@@ -140,7 +164,7 @@ func (c *Controller) propagatePullSecrets(ctx context.Context, ns string) error 
 	for _, secret := range sortedKeys(named) {
 		// A refused Secret is not carried anywhere (one of another type
 		// may hold anything); its propagation, if any, goes below.
-		reason, _, err := c.refusePullSecret(ctx, ns, secret)
+		_, reason, _, err := c.readPullSecret(ctx, ns, secret)
 		if err != nil {
 			return err
 		}

@@ -195,6 +195,8 @@ const (
 	PullSecretReasonNotFound = "SecretNotFound"
 	// PullSecretReasonWrongType: the Secret is not a dockerconfigjson.
 	PullSecretReasonWrongType = "WrongSecretType"
+	// PullSecretReasonInvalid: a dockerconfigjson that does not parse.
+	PullSecretReasonInvalid = "InvalidSecret"
 )
 
 // ConditionProtected says whether a protected workload's restore is armed
