@@ -7,6 +7,7 @@ import (
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	"github.com/karmada-io/karmada/pkg/util/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -71,6 +72,10 @@ func TestPullSecretPropagationShape(t *testing.T) {
 	}
 	if tol := pp.Spec.Placement.ClusterTolerations; len(tol) != 1 || tol[0].Key != "" || tol[0].Operator != "Exists" {
 		t.Fatalf("tolerations = %+v", tol)
+	}
+	// What Karmada's PropagationPolicy webhook checks.
+	if errs := validation.ValidatePropagationSpec(pp.Spec, pp.Namespace); len(errs) > 0 {
+		t.Fatalf("Karmada refuses the PropagationPolicy: %v", errs)
 	}
 	if len(pp.OwnerReferences) != 2 || pp.OwnerReferences[1].UID != "uid-b" {
 		t.Fatalf("owners = %+v", pp.OwnerReferences)
