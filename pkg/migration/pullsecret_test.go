@@ -9,6 +9,7 @@ import (
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	"github.com/karmada-io/karmada/pkg/util/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
@@ -83,5 +84,40 @@ func TestPullSecretPropagationShape(t *testing.T) {
 	long := strings.Repeat("s", 253)
 	if n := pullSecretPropagationName(long); len(n) > 253 || n == pullSecretPropagationName(long[:252]+"t") {
 		t.Fatalf("long names: %d %s", len(n), n)
+	}
+}
+
+// TestReceiverRuleCarriesPullSecret: the rule restoring moved replicas
+// into a cluster that already runs others adds the pull Secret too (its
+// new pods pull the checkpoint images like any destination's).
+func TestReceiverRuleCarriesPullSecret(t *testing.T) {
+	sts := &unstructured.Unstructured{Object: map[string]interface{}{
+		"apiVersion": "apps/v1", "kind": "StatefulSet",
+		"metadata": map[string]interface{}{"name": "db", "namespace": "shop", "generation": int64(3)},
+		"spec": map[string]interface{}{"template": map[string]interface{}{"spec": map[string]interface{}{
+			"containers": []interface{}{map[string]interface{}{"name": "app", "image": "registry.example.com/db:1"}},
+		}}},
+	}}
+	image := "registry.example.com/ckpt/db@sha256:" + strings.Repeat("a", 64)
+	cp := &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: "db-0-ckpt"},
+		Status: v1alpha1.CheckpointStatus{Containers: []v1alpha1.ContainerCheckpoint{{Name: "app", Image: image}}}}
+	m := &v1alpha1.Migration{Status: v1alpha1.MigrationStatus{DestinationCluster: "member2",
+		Checkpoints: []v1alpha1.MigrationCheckpoint{{Name: cp.Name, Cluster: "member1", Pod: "db-0", Into: "db-1"}}}}
+	chosen := map[PodKey]*v1alpha1.Checkpoint{{Cluster: "member1", Pod: "db-0"}: cp}
+	for _, pull := range []string{"", "ckpt-pull"} {
+		rules, err := receiverRules(&workload{u: sts}, m, chosen, pull)
+		if err != nil || len(rules) != 1 {
+			t.Fatalf("rules = %+v, %v", rules, err)
+		}
+		var got string
+		for _, o := range rules[0].Overriders.Plaintext {
+			if strings.Contains(o.Path, "imagePullSecrets") {
+				got = string(o.Value.Raw)
+			}
+		}
+		want := map[string]string{"": "", "ckpt-pull": `[{"name":"ckpt-pull"}]`}[pull]
+		if got != want || rules[0].TargetCluster.ClusterNames[0] != "member2" {
+			t.Fatalf("pull %q: imagePullSecrets overrider %q, want %q (rule %+v)", pull, got, want, rules[0].TargetCluster)
+		}
 	}
 }
