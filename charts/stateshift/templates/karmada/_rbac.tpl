@@ -33,6 +33,9 @@ rules:
   - apiGroups: ["stateshift.io"]
     resources: ["checkpoints"]
     verbs: ["get", "list", "watch", "create", "delete", "patch"]
+  # Propagation of Checkpoints (one policy per namespace and cluster) and
+  # of pull Secrets (one per Secret, deleted when no CheckpointPolicy names
+  # it).
   - apiGroups: ["policy.karmada.io"]
     resources: ["propagationpolicies"]
     verbs: ["get", "list", "watch", "create", "update", "delete"]
