@@ -114,3 +114,31 @@ func TestRetainBadObserved(t *testing.T) {
 		t.Fatalf("observed of another kind: %+v", resp)
 	}
 }
+
+// TestRetainKeepsPlanPullSecret: through the webhook, a withdrawn plan's
+// pull Secret stays in the restored member's imagePullSecrets (after the
+// workload's own), so the withdrawal does not change the pod template.
+func TestRetainKeepsPlanPullSecret(t *testing.T) {
+	plan := restore.Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptImage}, PullSecret: "ckpt-pull"}
+	for _, obj := range workloads(t) {
+		template := manifest(obj)
+		own := []interface{}{map[string]interface{}{"name": "team-images"}}
+		if err := unstructured.SetNestedSlice(template.Object, own, "spec", "template", "spec", "imagePullSecrets"); err != nil {
+			t.Fatal(err)
+		}
+		restored, err := restore.Rewrite(template, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		observed := restored.DeepCopy()
+		_ = unstructured.SetNestedField(observed.Object, int64(3), "status", "readyReplicas")
+
+		req := retainRequest(t, template, observed)
+		got := patched(t, req, call(t, req))
+		sameJSON(t, got, withAnnotations(restored, map[string]string{restore.AnnotationRestoreCompleted: plan.Checkpoint}))
+		secrets, _, _ := unstructured.NestedSlice(got.Object, "spec", "template", "spec", "imagePullSecrets")
+		if len(secrets) != 2 || secrets[0].(map[string]interface{})["name"] != "team-images" || secrets[1].(map[string]interface{})["name"] != "ckpt-pull" {
+			t.Fatalf("%s: imagePullSecrets = %v", obj.GetKind(), secrets)
+		}
+	}
+}

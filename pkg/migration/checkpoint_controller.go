@@ -19,11 +19,12 @@ import (
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
 
-// CheckpointReconciler is the only writer of Checkpoints and of the
-// CheckpointPolicy status: for each workload a policy selects it takes the
-// scheduled checkpoints, the fresh ones a Migration waits for, and applies
-// retention; the status reports what it observes (the armed plan included,
-// which the restoreplan controller writes).
+// CheckpointReconciler is the only writer of Checkpoints, of the
+// PropagationPolicies that carry them and the pull Secrets to members, and
+// of the CheckpointPolicy status: for each workload a policy selects it
+// takes the scheduled checkpoints, the fresh ones a Migration waits for,
+// and applies retention; the status reports what it observes (the armed
+// plan included, which the restoreplan controller writes).
 type CheckpointReconciler struct{ *Controller }
 
 func setupCheckpoints(mgr manager.Manager, c *Controller) error {
@@ -47,7 +48,10 @@ func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if p == nil || err != nil {
 		return ctrl.Result{}, err
 	}
-	status := v1alpha1.CheckpointPolicyStatus{ObservedGeneration: p.Generation, Conditions: p.Status.Conditions}
+	// A copy: SetStatusCondition changes a condition in place, and a
+	// shared slice would make the changed status equal the old one
+	// (writeStatus would skip the write).
+	status := v1alpha1.CheckpointPolicyStatus{ObservedGeneration: p.Generation, Conditions: append([]metav1.Condition(nil), p.Status.Conditions...)}
 	next := interval(p)
 	var errs []error
 	for _, w := range workloads {
@@ -61,6 +65,9 @@ func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		status.Workloads = append(status.Workloads, pw)
 	}
 	if err := r.pruneDeletedWorkloads(ctx, p); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.reportPullSecret(ctx, p, &status); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.writeStatus(ctx, p, status, errs); err != nil {

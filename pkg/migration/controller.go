@@ -108,7 +108,8 @@ type SetupFunc func(mgr manager.Manager, c *Controller) error
 // Controllers maps each controller's name to its setup. Each controller is
 // the only writer of one kind of object:
 //
-//	checkpoints    Checkpoints (scheduled and fresh ones, retention) and the CheckpointPolicy status
+//	checkpoints    Checkpoints (scheduled and fresh ones, retention), the PropagationPolicies carrying
+//	               them and the pull Secrets to members, and the CheckpointPolicy status
 //	restoreplan    the restore OverridePolicy of each protected workload
 //	migrations     Migration status and the binding's scheduling hold and placement
 //	movedetection  Migrations (created for moves seen on bindings and cordoned clusters)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -109,7 +110,11 @@ func (r MigrationReconciler) armed(ctx context.Context, mv *move) (ctrl.Result, 
 		}
 	}
 	if m.Spec.Trigger == v1alpha1.TriggerManual && !placedOn(mv.rb, m.Spec.DestinationCluster) {
-		if err := r.pullable(ctx, mv); err != nil {
+		kc, err := r.destinationKeychain(ctx, mv.p) // a failed read is retried, not a fallback
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.pullable(ctx, mv, kc); err != nil {
 			return r.impossible(ctx, mv, "ImageNotPullable", err.Error(), true)
 		}
 		if err := r.moveTo(ctx, mv.rb, m.Spec.DestinationCluster, r.now(), m.Name); err != nil {
@@ -198,13 +203,12 @@ func intoPods(cps []v1alpha1.MigrationCheckpoint) []string {
 }
 
 // pullable checks, before a person's move, that the destination can pull
-// every image the move restores, with the credentials the plan gives it
-// (the policy's registry Secret).
-func (r MigrationReconciler) pullable(ctx context.Context, mv *move) error {
+// every image the move restores with kc, the credentials the plan gives
+// it (destinationKeychain).
+func (r MigrationReconciler) pullable(ctx context.Context, mv *move, kc authn.Keychain) error {
 	if r.CheckPull == nil {
 		return nil
 	}
-	kc := r.keychain(ctx, mv.p)
 	for _, mc := range mv.m.Status.Checkpoints {
 		for _, image := range mc.Images {
 			if err := r.CheckPull(ctx, image, kc); err != nil {

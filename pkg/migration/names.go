@@ -48,6 +48,18 @@ func propagationPolicyName(cluster string) string {
 	return truncate("stateshift-checkpoints-"+cluster, 253)
 }
 
+// pullSecretPropagationName is the PropagationPolicy that carries the
+// namespace's pull Secret secret to members; a name too long for the
+// prefix ends in a hash of it, so two long names cannot share one.
+func pullSecretPropagationName(secret string) string {
+	name := "stateshift-pull-secret-" + secret
+	if len(name) <= 253 {
+		return name
+	}
+	h := sha256.Sum256([]byte(secret))
+	return strings.TrimRight(name[:241], "-.") + "-" + hex.EncodeToString(h[:])[:10]
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n]

@@ -37,9 +37,14 @@ func (r RestorePlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if p == nil || err != nil {
 		return ctrl.Result{}, err
 	}
+	// Read once per round: every plan of the policy adds the same Secret.
+	pull, err := r.planPullSecret(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	var errs []error
 	for _, w := range workloads {
-		if err := r.planWorkload(ctx, p, w); err != nil {
+		if err := r.planWorkload(ctx, p, w, pull); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -49,8 +54,9 @@ func (r RestorePlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return ctrl.Result{RequeueAfter: interval(p)}, nil
 }
 
-// planWorkload arms (or keeps, or withdraws) one workload's plan.
-func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload) error {
+// planWorkload arms (or keeps, or withdraws) one workload's plan; its
+// restored pods pull with Secret pull (none when empty).
+func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, pull string) error {
 	rb, err := r.binding(ctx, w)
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -74,18 +80,29 @@ func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.Che
 		if chosen, err = trustedCheckpoints(ctx, r.Controller, p, chosen); err != nil {
 			return err
 		}
-		receiver, err := receiverRules(w, active, chosen)
+		receiver, err := receiverRules(w, active, chosen, pull)
 		if err != nil {
 			r.Recorder.Eventf(p, "Warning", "InvalidPlan", "cannot build the restore plan of %s for its receiving cluster: %v", w.label(), err)
 		}
-		return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), chosen), active.Status.SourceClusters, receiver)
+		scope := armScope{sources: active.Status.SourceClusters, receivers: receiver, pullSecret: pull}
+		return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), chosen), scope)
 	}
 	cps, err := r.listWorkloadCheckpoints(ctx, w)
 	if err != nil {
 		return err
 	}
 	latest := latestByClusterPod(OfTemplate(cps, TemplateHash(w.u)))
-	return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), latest), nil, nil)
+	return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), latest), armScope{pullSecret: pull})
+}
+
+// armScope is what a plan carries besides its checkpoints.
+type armScope struct {
+	// sources are a move's source clusters: never rewritten.
+	sources []string
+	// receivers are the rules of clusters that receive moved replicas.
+	receivers []policyv1alpha1.RuleWithCluster
+	// pullSecret is the Secret the restored pods pull with (planPullSecret).
+	pullSecret string
 }
 
 // ownsPlan says whether the running Migration m decides the plan: once it
@@ -108,7 +125,7 @@ func ownsPlan(m *v1alpha1.Migration) bool {
 // receiverRules is the override rule restoring the moved replicas into the
 // new pods of a cluster that already runs others, none when the move has
 // no such cluster.
-func receiverRules(w *workload, m *v1alpha1.Migration, chosen map[PodKey]*v1alpha1.Checkpoint) ([]policyv1alpha1.RuleWithCluster, error) {
+func receiverRules(w *workload, m *v1alpha1.Migration, chosen map[PodKey]*v1alpha1.Checkpoint, pull string) ([]policyv1alpha1.RuleWithCluster, error) {
 	cluster, assigned := receiverOf(m)
 	if cluster == "" {
 		return nil, nil
@@ -121,7 +138,7 @@ func receiverRules(w *workload, m *v1alpha1.Migration, chosen map[PodKey]*v1alph
 	if err != nil {
 		return nil, err
 	}
-	plan.KeepPods, plan.TemplateGeneration = kept, w.u.GetGeneration()
+	plan.KeepPods, plan.TemplateGeneration, plan.PullSecret = kept, w.u.GetGeneration(), pull
 	rule, err := restore.ReceiverRule(w.u, plan, cluster)
 	if err != nil {
 		return nil, err
@@ -133,7 +150,7 @@ func receiverRules(w *workload, m *v1alpha1.Migration, chosen map[PodKey]*v1alph
 // it for every cluster but those running the workload, the sources and the
 // clusters that cannot restore, plus the receiver rules; with nothing to
 // arm, or nowhere to exclude, it withdraws it.
-func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding, latest map[string]*v1alpha1.Checkpoint, sources []string, receivers []policyv1alpha1.RuleWithCluster) error {
+func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding, latest map[string]*v1alpha1.Checkpoint, scope armScope) error {
 	latest, err := trustedCheckpoints(ctx, r.Controller, p, latest) // image_trust.go
 	if err != nil {
 		return err
@@ -146,15 +163,15 @@ func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.Checkpoi
 		r.Recorder.Eventf(p, "Warning", "InvalidPlan", "cannot build the restore plan of %s: %v", w.label(), err)
 		return r.arm(ctx, p, w, nil, nil, nil)
 	}
-	plan.TemplateGeneration = w.u.GetGeneration()
+	plan.TemplateGeneration, plan.PullSecret = w.u.GetGeneration(), scope.pullSecret
 	exclude, err := r.exclusions(ctx, w, rb)
 	if err != nil {
 		return err
 	}
-	for _, s := range sources { // the sources are never rewritten
+	for _, s := range scope.sources { // the sources are never rewritten
 		exclude = appendUnique(exclude, s)
 	}
-	return r.arm(ctx, p, w, &plan, exclude, receivers)
+	return r.arm(ctx, p, w, &plan, exclude, scope.receivers)
 }
 
 // exclusions are the clusters the plan must not rewrite (ExcludeClusters).

@@ -29,6 +29,7 @@ const (
 	AnnotationPodImages          = v1alpha1.AnnotationPodImages
 	AnnotationSourceImages       = v1alpha1.AnnotationSourceImages
 	AnnotationTemplateGeneration = v1alpha1.AnnotationTemplateGeneration
+	AnnotationPullSecret         = v1alpha1.AnnotationPullSecret
 )
 
 // AnnotationKarmadaGeneration is what Karmada writes on every member

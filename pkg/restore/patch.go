@@ -53,6 +53,7 @@ func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
 		}
 	}
 	ops = append(ops, annotationOps(obj.Object, append(append([]string{}, rw.templatePath...), "metadata"), template, stale...)...)
+	ops = append(ops, rw.pullSecret.ops(tp)...)
 	if rw.strategy != nil {
 		// "add" replaces a member that exists (RFC 6902 4.1); spec exists.
 		ops = append(ops, Operation{Op: "add", Path: "/spec/updateStrategy", Value: rw.strategy})

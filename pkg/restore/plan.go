@@ -42,6 +42,11 @@ type Plan struct {
 	// to it, so the template change rolls only the new pods, which
 	// restore the moved replicas, and never restarts the pods that stay.
 	KeepPods int32 `json:"keepPods,omitempty"`
+	// PullSecret optionally names a Secret (the policy's pull-only
+	// pullSecretRef, propagated to the destination) that the rewrite adds
+	// to the pod template's imagePullSecrets, beside the workload's own:
+	// the destination's kubelet pulls the checkpoint images with it.
+	PullSecret string `json:"pullSecret,omitempty"`
 }
 
 // Validate checks the plan on its own (not against a workload).
@@ -65,6 +70,11 @@ func (p Plan) Validate() error {
 	}
 	if p.KeepPods < 0 {
 		return fmt.Errorf("restore plan %s: keepPods %d is negative", p.Checkpoint, p.KeepPods)
+	}
+	if p.PullSecret != "" {
+		if errs := validation.IsDNS1123Subdomain(p.PullSecret); len(errs) > 0 {
+			return fmt.Errorf("restore plan %s: pull Secret name %q: %v", p.Checkpoint, p.PullSecret, errs)
+		}
 	}
 	if p.TemplateGeneration < 0 {
 		return fmt.Errorf("restore plan %s: template generation %d is negative", p.Checkpoint, p.TemplateGeneration)

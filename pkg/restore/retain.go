@@ -16,8 +16,8 @@ import (
 //     template never has them. Any other stateshift.io/ key the member
 //     shows and the template does not manage is dropped (dropMemberKeys):
 //     a member user must not pin state stateshift reads (issue 12);
-//   - a restored workload's checkpoint images, pull policy and pod-template
-//     annotations, when desired is exactly the pre-restore workload (the
+//   - a restored workload's checkpoint images, pull policy, the plan's pull
+//     Secret in imagePullSecrets and pod-template annotations, when desired is exactly the pre-restore workload (the
 //     restore plan was withdrawn and the user changed nothing): otherwise
 //     withdrawing the plan would roll the restored pods back to a cold start;
 //   - then also AnnotationRestoreCompleted on the workload: the plan is
@@ -34,6 +34,25 @@ func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstruc
 	if err != nil {
 		return nil, err
 	}
+	if annotations := retainedAnnotations(out, desired, observed, keep); len(annotations) > 0 {
+		out.SetAnnotations(annotations)
+	}
+	if !keep {
+		return out, nil
+	}
+	if err := KeepPartition(out, observed); err != nil {
+		return nil, err
+	}
+	if err := keepRestoredTemplate(out, observed); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// retainedAnnotations are the workload annotations of out (desired, as
+// Karmada rendered it) once the member's are decided on: the agent's kept,
+// the restore's kept or dropped with the restore, member-only keys dropped.
+func retainedAnnotations(out, desired, observed *unstructured.Unstructured, keep bool) map[string]string {
 	annotations := out.GetAnnotations()
 	if annotations == nil {
 		annotations = map[string]string{}
@@ -63,57 +82,76 @@ func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstruc
 		}
 	}
 	dropMemberKeys(annotations, desired)
-	if len(annotations) > 0 {
-		out.SetAnnotations(annotations)
-	}
-	if !keep {
-		return out, nil
-	}
-	if err := KeepPartition(out, observed); err != nil {
-		return nil, err
-	}
-	path := podTemplatePaths[observed.GroupVersionKind()]
-	observedTemplate, _, _ := unstructured.NestedMap(observed.Object, path...)
-	desiredTemplate, _, _ := unstructured.NestedMap(out.Object, path...)
-	originals, _ := OriginalImages(observed.GetAnnotations())
+	return annotations
+}
 
-	// Carry the observed containers' image and pull policy, and the
-	// observed pod-template annotations of stateshift.
+// keepRestoredTemplate gives out's pod template what the restore changed
+// in observed's: the restored containers' images and pull policy, the
+// plan's pull Secret and the restore's pod-template annotations. Call it
+// only when the restore is kept (KeepRestored): out is then the
+// pre-restore workload, and without these the plan's withdrawal would
+// roll the restored pods back to a cold start.
+func keepRestoredTemplate(out, observed *unstructured.Unstructured) error {
+	path := podTemplatePaths[observed.GroupVersionKind()]
+	observedTemplate, _, err := unstructured.NestedMap(observed.Object, path...)
+	if err != nil {
+		return fmt.Errorf("retain %s/%s: observed pod template: %w", observed.GetNamespace(), observed.GetName(), err)
+	}
+	desiredTemplate, _, err := unstructured.NestedMap(out.Object, path...)
+	if err != nil {
+		return fmt.Errorf("retain %s/%s: desired pod template: %w", out.GetNamespace(), out.GetName(), err)
+	}
+	originals, _ := OriginalImages(observed.GetAnnotations())
+	if err := keepRestoredContainers(desiredTemplate, observedTemplate, originals); err != nil {
+		return err
+	}
+	if err := keepPullSecret(desiredTemplate, observedTemplate); err != nil {
+		return err
+	}
+	if err := keepRestoreAnnotations(desiredTemplate, observedTemplate); err != nil {
+		return err
+	}
+	return unstructured.SetNestedMap(out.Object, desiredTemplate, path...)
+}
+
+// keepRestoredContainers carries the observed image and pull policy of
+// every restored container (those with a recorded original) to desired.
+func keepRestoredContainers(desiredTemplate, observedTemplate map[string]interface{}, originals map[string]string) error {
 	observedContainers, _, _ := unstructured.NestedSlice(observedTemplate, "spec", "containers")
 	desiredContainers, _, _ := unstructured.NestedSlice(desiredTemplate, "spec", "containers")
 	for i, dc := range desiredContainers {
-		d := dc.(map[string]interface{})
-		name, _ := d["name"].(string)
-		if _, restored := originals[name]; !restored {
+		d, ok := dc.(map[string]interface{})
+		if !ok {
 			continue
 		}
+		name, _ := d["name"].(string)
 		o := containerByName(observedContainers, name)
+		if _, restored := originals[name]; !restored || o == nil {
+			continue
+		}
 		d["image"] = o["image"]
 		if policy, ok := o["imagePullPolicy"]; ok {
 			d["imagePullPolicy"] = policy
 		}
 		desiredContainers[i] = d
 	}
-	if err := unstructured.SetNestedSlice(desiredTemplate, desiredContainers, "spec", "containers"); err != nil {
-		return nil, err
-	}
+	return unstructured.SetNestedSlice(desiredTemplate, desiredContainers, "spec", "containers")
+}
+
+// keepRestoreAnnotations carries the observed pod-template annotations of
+// the restore (Rewrite's keys only: nothing a member user added).
+func keepRestoreAnnotations(desiredTemplate, observedTemplate map[string]interface{}) error {
 	observedAnnotations, _, _ := unstructured.NestedStringMap(observedTemplate, "metadata", "annotations")
 	desiredAnnotations, _, _ := unstructured.NestedStringMap(desiredTemplate, "metadata", "annotations")
 	if desiredAnnotations == nil {
 		desiredAnnotations = map[string]string{}
 	}
 	for k, v := range observedAnnotations {
-		if isRestoreKey(k) { // Rewrite's keys only: nothing a member user added
+		if isRestoreKey(k) {
 			desiredAnnotations[k] = v
 		}
 	}
-	if err := unstructured.SetNestedStringMap(desiredTemplate, desiredAnnotations, "metadata", "annotations"); err != nil {
-		return nil, err
-	}
-	if err := unstructured.SetNestedMap(out.Object, desiredTemplate, path...); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return unstructured.SetNestedStringMap(desiredTemplate, desiredAnnotations, "metadata", "annotations")
 }
 
 // KeepRestored says whether observed is a restored workload and desired is
@@ -195,7 +233,8 @@ func restoreCameUp(observed *unstructured.Unstructured) bool {
 
 // restoreKeys are the annotations of a restore (Rewrite's and Retain's;
 // the agent's are not).
-var restoreKeys = []string{AnnotationRestoredFrom, AnnotationOriginalImages, AnnotationPodImages, AnnotationSourceImages, AnnotationTemplateGeneration, AnnotationRestoreCompleted}
+var restoreKeys = []string{AnnotationRestoredFrom, AnnotationOriginalImages, AnnotationPodImages, AnnotationSourceImages, AnnotationTemplateGeneration,
+	AnnotationPullSecret, AnnotationRestoreCompleted}
 
 func isRestoreKey(k string) bool {
 	for _, r := range restoreKeys {
@@ -233,6 +272,7 @@ func containerByName(containers []interface{}, name string) map[string]interface
 func stripRestore(template map[string]interface{}, restored map[string]string) map[string]interface{} {
 	t := unstructured.Unstructured{Object: template}
 	out := t.DeepCopy().Object
+	stripPullSecret(out) // before the annotation that names it goes
 	if ann, ok, _ := unstructured.NestedMap(out, "metadata", "annotations"); ok {
 		for k := range ann {
 			if IsStateshiftAnnotation(k) {

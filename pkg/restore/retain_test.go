@@ -178,3 +178,61 @@ func TestSubset(t *testing.T) {
 		}
 	}
 }
+
+// TestRetainKeepsPlanPullSecret: the plan's pull Secret is part of the
+// restored template. When the plan is withdrawn and the user changed
+// nothing, Retain keeps it (with the workload's own entries, in order) so
+// the restored pods' template does not change (no roll, no cold start);
+// when the user changed the template, desired wins and the entry goes.
+func TestRetainKeepsPlanPullSecret(t *testing.T) {
+	plan := Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, PullSecret: "ckpt-pull"}
+	for _, own := range [][]corev1.LocalObjectReference{nil, {{Name: "team-images"}}} {
+		s := statefulSet()
+		s.Spec.Template.Spec.ImagePullSecrets = own
+		template := toU(t, s)
+		restored, err := Rewrite(template, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		observed := member(t, restored)
+
+		got, err := Retain(karmadaRetained(template, observed), observed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertEqual(t, got, completed(karmadaRetained(restored, observed), plan.Checkpoint))
+		names, _, _ := pullSecretNames(got.Object, []string{"spec", "template"})
+		if want := len(own) + 1; len(names) != want || names[want-1] != "ckpt-pull" {
+			t.Fatalf("own %v: imagePullSecrets = %v, want the workload's own then ckpt-pull", own, names)
+		}
+
+		changed := template.DeepCopy()
+		setContainer(changed, 0, "image", "registry.example.com/team/app:1.5")
+		got, err = Retain(changed, observed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertEqual(t, got, withAgentAnnotation(changed))
+	}
+}
+
+// TestRetainPullSecretTheWorkloadLists: a Secret the workload lists
+// itself is never the plan's: a user who swaps it for another in the
+// template (after the restore) gets their template, not the restored one.
+func TestRetainPullSecretTheWorkloadLists(t *testing.T) {
+	plan := Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, PullSecret: "ckpt-pull"}
+	s := statefulSet()
+	s.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "ckpt-pull"}}
+	restored, err := Rewrite(toU(t, s), plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	observed := member(t, restored)
+	s.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "other-images"}}
+	desired := toU(t, s)
+	got, err := Retain(desired, observed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertEqual(t, got, withAgentAnnotation(desired))
+}

@@ -43,12 +43,15 @@ type rewrite struct {
 	// strategy is the StatefulSet updateStrategy that keeps the pods that
 	// stay (Plan.KeepPods); nil: unchanged.
 	strategy map[string]interface{}
+	// pullSecret is the change to the template's imagePullSecrets.
+	pullSecret pullSecretChange
 }
 
 // optional are the pod-template annotations a plan may or may not carry:
 // set when the plan has them, removed when a previous rewrite left them.
 func (rw *rewrite) optional() map[string]string {
-	return map[string]string{AnnotationPodImages: rw.podImages, AnnotationSourceImages: rw.sourceImages, AnnotationTemplateGeneration: rw.generation}
+	return map[string]string{AnnotationPodImages: rw.podImages, AnnotationSourceImages: rw.sourceImages, AnnotationTemplateGeneration: rw.generation,
+		AnnotationPullSecret: rw.pullSecret.record}
 }
 
 func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
@@ -92,30 +95,36 @@ func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
 		rw.index[c] = i
 	}
 
-	// The originals survive repeated rewrites: an image already recorded
-	// is the one the user wrote, whatever the workload runs now.
+	if rw.originalImages, err = originalImagesJSON(obj, rw.index, current); err != nil {
+		return nil, err
+	}
+	return rw, rw.setOptional(obj, p)
+}
+
+// originalImagesJSON is AnnotationOriginalImages after a rewrite of the
+// planned containers (index) of a workload running current. The originals
+// survive repeated rewrites: an image already recorded is the one the user
+// wrote, whatever the workload runs now.
+func originalImagesJSON(obj *unstructured.Unstructured, index map[string]int, current map[string]string) (string, error) {
 	originals, err := OriginalImages(obj.GetAnnotations())
 	if err != nil {
-		return nil, fmt.Errorf("restore %s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
+		return "", fmt.Errorf("restore %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
 	if originals == nil {
 		originals = map[string]string{}
 	}
-	for c := range rw.index {
+	for c := range index {
 		if _, recorded := originals[c]; !recorded {
 			originals[c] = current[c]
 		}
 	}
 	raw, err := json.Marshal(originals) // map keys are sorted: stable output
-	if err != nil {
-		return nil, err
-	}
-	rw.originalImages = string(raw)
-	return rw, rw.setOptional(obj, p)
+	return string(raw), err
 }
 
 // setOptional records what a plan may or may not carry: the per-pod and
-// source images, the template generation and the kept pods' strategy.
+// source images, the template generation, the pull Secret and the kept
+// pods' strategy.
 func (rw *rewrite) setOptional(obj *unstructured.Unstructured, p Plan) error {
 	if len(p.Pods) > 0 {
 		raw, err := json.Marshal(p.Pods)
@@ -135,13 +144,17 @@ func (rw *rewrite) setOptional(obj *unstructured.Unstructured, p Plan) error {
 		rw.generation = strconv.FormatInt(p.TemplateGeneration, 10)
 	}
 	var err error
+	if rw.pullSecret, err = planPullSecret(obj, rw.templatePath, p); err != nil {
+		return err
+	}
 	rw.strategy, err = keptStrategy(obj, p.KeepPods)
 	return err
 }
 
 // Rewrite returns a copy of obj that restores the plan's containers from
 // their checkpoint images: image replaced by the digest, pull policy
-// IfNotPresent, and the checkpoint name and the original images recorded
+// IfNotPresent, the plan's pull Secret added to imagePullSecrets, and the
+// checkpoint name and the original images recorded
 // in annotations on the workload and on its pod template. Nothing else
 // changes, and Rewrite(Rewrite(x)) equals Rewrite(x).
 func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured, error) {
@@ -185,6 +198,10 @@ func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured
 		}
 	}
 	if err := unstructured.SetNestedStringMap(out.Object, tmpl, templateAnnotationsPath...); err != nil {
+		return nil, err
+	}
+	template, _, _ := unstructured.NestedFieldNoCopy(out.Object, rw.templatePath...)
+	if err := rw.pullSecret.apply(template.(map[string]interface{})); err != nil {
 		return nil, err
 	}
 	if rw.strategy != nil {

@@ -152,6 +152,101 @@ func rewriteCases() []rewriteCase {
 				return toU(t, s)
 			},
 		},
+		{
+			// The policy's pull Secret goes to a template without
+			// imagePullSecrets as a new list, recorded as the plan's own.
+			name: "pull secret added to a template without imagePullSecrets",
+			in:   func(t testing.TB) *unstructured.Unstructured { return toU(t, statefulSet()) },
+			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, PullSecret: "ckpt-pull"},
+			want: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				appRestored(s)
+				s.Spec.Template.Annotations[AnnotationPullSecret] = "ckpt-pull"
+				s.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "ckpt-pull"}}
+				return toU(t, s)
+			},
+		},
+		{
+			// The workload's own entries stay, in their order; the plan's
+			// is appended.
+			name: "pull secret appended to the workload's own",
+			in: func(t testing.TB) *unstructured.Unstructured {
+				d := deployment()
+				d.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "team-images"}, {Name: "base-images"}}
+				return toU(t, d)
+			},
+			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, PullSecret: "ckpt-pull"},
+			want: func(t testing.TB) *unstructured.Unstructured {
+				d := deployment()
+				orig := `{"app":"` + appImage + `"}`
+				d.Annotations = map[string]string{AnnotationRestoredFrom: "db-0-ckpt-1", AnnotationOriginalImages: orig}
+				d.Spec.Template.Annotations = map[string]string{AnnotationRestoredFrom: "db-0-ckpt-1", AnnotationOriginalImages: orig, AnnotationPullSecret: "ckpt-pull"}
+				d.Spec.Template.Spec.Containers[0].Image = ckptApp
+				d.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+				d.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "team-images"}, {Name: "base-images"}, {Name: "ckpt-pull"}}
+				return toU(t, d)
+			},
+		},
+		{
+			// The workload lists the Secret itself: nothing added, and not
+			// recorded as the plan's (Retain must never drop it).
+			name: "pull secret the workload already lists",
+			in: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				s.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "ckpt-pull"}}
+				return toU(t, s)
+			},
+			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, PullSecret: "ckpt-pull"},
+			want: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				appRestored(s)
+				s.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "ckpt-pull"}}
+				return toU(t, s)
+			},
+		},
+		{
+			// An earlier rewrite added another Secret: its entry and record
+			// go, the workload's own entries stay.
+			name: "stale pull secret of an earlier rewrite replaced",
+			in: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				appRestored(s)
+				s.Spec.Template.Annotations[AnnotationPullSecret] = "old-pull"
+				s.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "team-images"}, {Name: "old-pull"}}
+				return toU(t, s)
+			},
+			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, PullSecret: "ckpt-pull"},
+			want: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				appRestored(s)
+				s.Spec.Template.Annotations[AnnotationPullSecret] = "ckpt-pull"
+				s.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "team-images"}, {Name: "ckpt-pull"}}
+				return toU(t, s)
+			},
+		},
+		{
+			name: "stale pull secret of an earlier rewrite removed by a plan without one",
+			in: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				appRestored(s)
+				s.Spec.Template.Annotations[AnnotationPullSecret] = "old-pull"
+				s.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "old-pull"}}
+				return toU(t, s)
+			},
+			plan: Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}},
+			want: func(t testing.TB) *unstructured.Unstructured {
+				s := statefulSet()
+				appRestored(s)
+				return toU(t, s)
+			},
+		},
+		{name: "invalid pull secret name", in: func(t testing.TB) *unstructured.Unstructured { return toU(t, statefulSet()) },
+			plan: Plan{Checkpoint: "c", Containers: map[string]string{"app": ckptApp}, PullSecret: "Not_A_Name"}, err: "pull Secret name"},
+		{name: "imagePullSecrets not a list", in: func(t testing.TB) *unstructured.Unstructured {
+			u := toU(t, statefulSet())
+			_ = unstructured.SetNestedField(u.Object, "ckpt-pull", "spec", "template", "spec", "imagePullSecrets")
+			return u
+		}, plan: Plan{Checkpoint: "c", Containers: map[string]string{"app": ckptApp}, PullSecret: "ckpt-pull"}, err: "imagePullSecrets is a string"},
 		{name: "source image of an unplanned container", in: func(t testing.TB) *unstructured.Unstructured { return toU(t, statefulSet()) },
 			plan: Plan{Checkpoint: "c", Containers: map[string]string{"app": ckptApp}, SourceImages: map[string]string{"sidecar": "x:1"}}, err: "not a planned container"},
 		{name: "unknown container", in: func(t testing.TB) *unstructured.Unstructured { return toU(t, statefulSet()) },

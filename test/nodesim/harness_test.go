@@ -82,12 +82,18 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) startNode(t *testing.T, name, ip string, mode RestoreMode, authFile string) *Node {
 	t.Helper()
+	return h.startNodeWith(t, name, ip, mode, RegistryOptions{AuthFile: authFile})
+}
+
+// startNodeWith starts a node pulling with registries.
+func (h *harness) startNodeWith(t *testing.T, name, ip string, mode RestoreMode, registries RegistryOptions) *Node {
+	t.Helper()
 	dir := t.TempDir()
 	n, err := New(Config{
 		NodeName: name, IP: ip, Port: freePort(t, ip), KubeConfig: h.env.Config,
 		CheckpointDir: filepath.Join(dir, "checkpoints"), DataDir: filepath.Join(dir, "data"),
 		StateBytes: 256 << 10, Tick: 50 * time.Millisecond, RestoreMode: mode,
-		Registries:            RegistryOptions{AuthFile: authFile},
+		Registries:            registries,
 		RuntimeRequestTimeout: time.Second, HeartbeatInterval: time.Second,
 		BackoffInitial: 200 * time.Millisecond, BackoffMax: time.Second,
 	})

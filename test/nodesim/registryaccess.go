@@ -88,6 +88,12 @@ func loadDockerConfig(path string) (*fileKeychain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read registry auth file: %w", err)
 	}
+	return parseDockerConfig(data, "registry auth file "+path)
+}
+
+// parseDockerConfig reads dockerconfigjson data; source names it in errors
+// (never the data: it holds credentials).
+func parseDockerConfig(data []byte, source string) (*fileKeychain, error) {
 	var f struct {
 		Auths map[string]struct {
 			Auth          string `json:"auth"`
@@ -97,7 +103,7 @@ func loadDockerConfig(path string) (*fileKeychain, error) {
 		} `json:"auths"`
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("registry auth file %s is not dockerconfigjson: %w", path, err)
+		return nil, fmt.Errorf("%s is not dockerconfigjson: %w", source, err)
 	}
 	k := &fileKeychain{auths: map[string]authn.AuthConfig{}}
 	for host, a := range f.Auths {
@@ -105,11 +111,11 @@ func loadDockerConfig(path string) (*fileKeychain, error) {
 		if a.Auth != "" {
 			raw, err := base64.StdEncoding.DecodeString(a.Auth)
 			if err != nil {
-				return nil, fmt.Errorf("registry auth file %s: auth of %s is not base64", path, host)
+				return nil, fmt.Errorf("%s: auth of %s is not base64", source, host)
 			}
 			user, pass, ok := strings.Cut(string(raw), ":")
 			if !ok {
-				return nil, fmt.Errorf("registry auth file %s: auth of %s is not user:password", path, host)
+				return nil, fmt.Errorf("%s: auth of %s is not user:password", source, host)
 			}
 			cfg.Username, cfg.Password = user, pass
 		}

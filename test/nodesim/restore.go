@@ -78,7 +78,7 @@ func (n *Node) prepareContainer(ctx context.Context, pod *corev1.Pod, spec corev
 		return startResult{imageID: ref.Context().Name() + "@sha256:" + hexID, imageHexID: hexID}
 	}
 	pullStart := time.Now()
-	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(n.reg.keychain))
+	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(n.pullKeychain(ctx, pod)))
 	if err != nil {
 		return failed(reasonErrImagePull, fmt.Errorf("failed to pull image %q: %w", spec.Image, err))
 	}

@@ -33,9 +33,12 @@ rules:
   - apiGroups: ["stateshift.io"]
     resources: ["checkpoints"]
     verbs: ["get", "list", "watch", "create", "delete", "patch"]
+  # Propagation of Checkpoints (one policy per namespace and cluster) and
+  # of pull Secrets (one per Secret, deleted when no CheckpointPolicy names
+  # it).
   - apiGroups: ["policy.karmada.io"]
     resources: ["propagationpolicies"]
-    verbs: ["get", "list", "watch", "create", "update"]
+    verbs: ["get", "list", "watch", "create", "update", "delete"]
   - apiGroups: ["policy.karmada.io"]
     resources: ["overridepolicies"]
     verbs: ["get", "list", "watch", "create", "update", "delete"]
@@ -57,6 +60,14 @@ rules:
   # stateshift.io/allowed-repositories), read before each Checkpoint.
   - apiGroups: [""]
     resources: ["namespaces"]
+    verbs: ["get"]
+  # A CheckpointPolicy's pull Secret (spec.pullSecretRef), read by name in
+  # the policy's own namespace, only to check that it exists as a
+  # dockerconfigjson before a restore plan names it and it is propagated
+  # (no list, no watch: the controller cannot find Secrets it is not
+  # told of). Drop it if no policy uses pullSecretRef.
+  - apiGroups: [""]
+    resources: ["secrets"]
     verbs: ["get"]
   - apiGroups: [""]
     resources: ["events"]

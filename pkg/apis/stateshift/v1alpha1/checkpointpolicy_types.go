@@ -39,6 +39,15 @@ type WorkloadSelector struct {
 	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
 }
 
+// PullSecretReference names a Secret in the referring object's own
+// namespace: it can never name a Secret of another namespace.
+type PullSecretReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
 // CheckpointSchedule says how often a protected pod is checkpointed.
 // +kubebuilder:validation:XValidation:rule="duration(self.interval) >= duration('5s')",message="interval must be at least 5s"
 type CheckpointSchedule struct {
@@ -81,6 +90,22 @@ type CheckpointPolicySpec struct {
 	// delete old images.
 	// +optional
 	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
+
+	// PullSecretRef names a pull-only Secret (type
+	// kubernetes.io/dockerconfigjson) in the policy's namespace of the
+	// Karmada API, which is the workloads' namespace. The restore plan adds
+	// it to the restored pod template's imagePullSecrets (beside the
+	// workload's own), so the destination's kubelet pulls the checkpoint
+	// images with it, and the controller propagates it to the clusters the
+	// workloads may be placed on. It is separate from CredentialsSecretRef
+	// on purpose: those credentials push to and delete from the checkpoint
+	// repository and are never handed to workloads; give this Secret read
+	// access to the repository only. A missing Secret or one of another
+	// type is refused (condition PullSecretReady False, Event
+	// PullSecretRefused) and the plan is armed without it. Empty: the
+	// destination pulls with what its nodes have.
+	// +optional
+	PullSecretRef *PullSecretReference `json:"pullSecretRef,omitempty"`
 
 	// Builder that makes the images.
 	// +kubebuilder:default=buildah
@@ -156,6 +181,23 @@ type ProtectedWorkload struct {
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
+
+// ConditionPullSecretReady (on a CheckpointPolicy with PullSecretRef) says
+// whether the pull Secret exists in the policy's namespace with the type
+// kubernetes.io/dockerconfigjson; False refuses it (reasons below).
+const ConditionPullSecretReady = "PullSecretReady"
+
+// Reasons of the PullSecretReady condition.
+const (
+	// PullSecretReasonAccepted: the Secret exists and is a dockerconfigjson.
+	PullSecretReasonAccepted = "Accepted"
+	// PullSecretReasonNotFound: no Secret of that name in the namespace.
+	PullSecretReasonNotFound = "SecretNotFound"
+	// PullSecretReasonWrongType: the Secret is not a dockerconfigjson.
+	PullSecretReasonWrongType = "WrongSecretType"
+	// PullSecretReasonInvalid: a dockerconfigjson that does not parse.
+	PullSecretReasonInvalid = "InvalidSecret"
+)
 
 // ConditionProtected says whether a protected workload's restore is armed
 // with a recent verified checkpoint (see the Protected* reasons).

@@ -29,6 +29,11 @@ const (
 	// move to it falls back per policy. The controller sets it itself when
 	// pods on the member failed to restore (AnnotationRestoreFailure says why).
 	LabelRestore = KeyPrefix + "restore"
+	// LabelPullSecret "true" marks a PropagationPolicy the controller owns
+	// that carries a pull Secret (CheckpointPolicy pullSecretRef) to
+	// members; its annotation of the same key names the Secret (a Secret's
+	// name may be longer than a label value).
+	LabelPullSecret = KeyPrefix + "pull-secret"
 )
 
 // Annotations on objects in the Karmada API.
@@ -69,6 +74,10 @@ const (
 	AnnotationSourceImages = KeyPrefix + "source-images"
 	// AnnotationTemplateGeneration (pod template) is the Karmada template generation the plan was armed for.
 	AnnotationTemplateGeneration = KeyPrefix + "template-generation"
+	// AnnotationPullSecret (pod template) names the imagePullSecrets entry
+	// the plan added (the policy's pullSecretRef), so that Retain can tell
+	// it from the workload's own.
+	AnnotationPullSecret = KeyPrefix + "pull-secret"
 	// AnnotationRestoreCompleted (workload) names the checkpoint whose restore finished on the member.
 	AnnotationRestoreCompleted = KeyPrefix + "restore-completed"
 	// AnnotationColdStart (pod) says why a pod of a restored template started from its original image.
