@@ -74,6 +74,17 @@ var componentLogs = []string{"karmada-controller-manager", "karmada-scheduler", 
 func TestInstallChartBringsUpEveryPod(t *testing.T) {
 	framework.Phase(t)
 	dumpOnFailure(t)
+	// An earlier uninstall on the same environment deletes the namespace
+	// in the Karmada API without waiting: a token made for a ServiceAccount
+	// that namespace still holds would die with it.
+	framework.Eventually(t, 2*time.Minute, "no namespace "+namespace+" left terminating in the Karmada API", func(ctx context.Context) (bool, string, error) {
+		n := &corev1.Namespace{}
+		err := env.Karmada.Get(ctx, client.ObjectKey{Name: namespace}, n)
+		if apierrors.IsNotFound(err) {
+			return true, "absent", nil
+		}
+		return err == nil && n.DeletionTimestamp == nil, fmt.Sprintf("phase %s", n.Status.Phase), err
+	})
 	kubectlCreate(t, "karmada", "create", "namespace", namespace)
 	kubectlCreate(t, "karmada", "-n", namespace, "create", "serviceaccount", controllerIdentity)
 	token, err := env.KubeCtl(t.Context(), "karmada", "-n", namespace, "create", "token", controllerIdentity, "--duration=24h")
@@ -88,8 +99,16 @@ func TestInstallChartBringsUpEveryPod(t *testing.T) {
 	// kubeconfig, as Karmada's own chart gives its hooks.
 	kubectlCreate(t, framework.HostCluster, "-n", namespace, "create", "secret", "generic", "karmada-kubeconfig",
 		"--from-file=kubeconfig="+env.Kubeconfig("karmada"))
-	kubectlCreate(t, framework.HostCluster, "-n", namespace, "create", "secret", "generic", "stateshift-controller-kubeconfig",
-		"--from-file=kubeconfig="+filepath.Join(dir, "kubeconfig"), "--from-file=token="+filepath.Join(dir, "token"))
+	// Applied, not created: a Secret of an earlier run holds an old token.
+	secret, err := env.KubeCtl(t.Context(), framework.HostCluster, "-n", namespace, "create", "secret", "generic", "stateshift-controller-kubeconfig",
+		"--from-file=kubeconfig="+filepath.Join(dir, "kubeconfig"), "--from-file=token="+filepath.Join(dir, "token"), "--dry-run=client", "-o", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "secret.yaml"), secret)
+	if out, err := env.KubeCtl(t.Context(), framework.HostCluster, "apply", "-f", filepath.Join(dir, "secret.yaml")); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
 	kubectlCreate(t, "karmada", "-n", namespace, "create", "secret", "generic", framework.RegistrySecretName,
 		"--type=kubernetes.io/dockerconfigjson", "--from-file=.dockerconfigjson="+filepath.Join(env.RunDir, "registry", "auth.json"))
 	values := writeValues(t)
