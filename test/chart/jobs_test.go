@@ -71,12 +71,30 @@ func (j jobRoot) run(t *testing.T, r rendered, job string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-ec", script)
-	cmd.Env = append(os.Environ(), "PATH="+testenv.KubeBinDir(t)+":"+os.Getenv("PATH"), "HOME="+j.dir)
+	cmd.Env = append(os.Environ(), "PATH="+testenv.KubeBinDir(t)+":"+busyboxApplets(t)+":"+os.Getenv("PATH"), "HOME="+j.dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", job, err, out)
 	}
 	return string(out)
+}
+
+// busyboxApplets is a folder with the busybox applets the Jobs' image has
+// and this machine may not (nc): links to Debian's busybox-static, which
+// hack/install-debs.sh installs.
+func busyboxApplets(t *testing.T) string {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox (Debian busybox-static, hack/install-debs.sh): %v", err)
+	}
+	dir := t.TempDir()
+	for _, applet := range []string{"nc"} {
+		if err := os.Symlink(bb, filepath.Join(dir, applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // listeningURL is an interpreter URL on a loopback port that accepts
