@@ -463,6 +463,12 @@ func checkpointAndRestore(t *testing.T, f *fixture, b v1alpha1.Builder) {
 	if got.Status.NodeName != "sim-node" || got.Status.Attempts != 1 || got.Status.Timings.Checkpoint == nil || got.Status.Timings.Image == nil || got.Status.Timings.Total == nil {
 		t.Errorf("status %+v", got.Status)
 	}
+	// kubectl's Took column shows milliseconds, not nanoseconds.
+	for _, d := range []*metav1.Duration{got.Status.Timings.Checkpoint, got.Status.Timings.Image, got.Status.Timings.Total} {
+		if d != nil && d.Duration%time.Millisecond != 0 {
+			t.Errorf("timing %s is not in whole milliseconds", d.Duration)
+		}
+	}
 	if !meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady) ||
 		!meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionPushed) ||
 		!meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionCheckpointed) {

@@ -371,7 +371,7 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 	}
 	checkpointTook := r.now().Sub(start)
 	stageDuration.WithLabelValues(stageCheckpoint, bld.Name()).Observe(checkpointTook.Seconds())
-	cp.Status.Timings.Checkpoint = &metav1.Duration{Duration: checkpointTook}
+	cp.Status.Timings.Checkpoint = timing(checkpointTook)
 	cp.Status.ArchiveBytes, cp.Status.ArchiveSize = total, v1alpha1.FormatSize(total)
 	cp.Status.Phase = v1alpha1.CheckpointPushing
 	cp.Status.Message = fmt.Sprintf("attempt %d: %d archive(s), %d bytes; building and pushing with %s", cp.Status.Attempts, len(*archives), total, bld.Name())
@@ -395,7 +395,7 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 		}
 		out = append(out, c)
 	}
-	cp.Status.Timings.Image = &metav1.Duration{Duration: r.now().Sub(start)}
+	cp.Status.Timings.Image = timing(r.now().Sub(start))
 	return out, nil
 }
 
@@ -638,13 +638,19 @@ func (r *Reconciler) failed(ctx context.Context, cp *v1alpha1.Checkpoint, pod *c
 	return ctrl.Result{RequeueAfter: wait}, nil
 }
 
+// timing is a stage's duration as the status shows it (kubectl's Took
+// column): milliseconds, as a Migration's durations, not nanoseconds.
+func timing(d time.Duration) *metav1.Duration {
+	return &metav1.Duration{Duration: d.Round(time.Millisecond)}
+}
+
 // finish writes a terminal phase: Succeeded when f is nil.
 func (r *Reconciler) finish(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, f *failure) error {
 	now := metav1.NewTime(r.now())
 	cp.Status.CompletionTime = &now
 	cp.Status.ObservedGeneration = cp.Generation
 	if cp.Status.StartTime != nil {
-		cp.Status.Timings.Total = &metav1.Duration{Duration: now.Sub(cp.Status.StartTime.Time)}
+		cp.Status.Timings.Total = timing(now.Sub(cp.Status.StartTime.Time))
 	}
 	// An Event regarding each of the two, so both `kubectl describe` show it.
 	emit := func(typ, reason, note string) {
