@@ -60,6 +60,33 @@ func PlacementRefusal(placement *policyv1alpha1.Placement, cluster *clusterv1alp
 	return taintRefusal(placement, cluster)
 }
 
+// spreadRefusal says why a move of the whole workload to cluster breaks
+// the placement's spread constraints, "" when it does not. A person's move
+// puts every replica on one cluster: one cluster, one region, one
+// provider, one value of any label, and only the cluster's own zones. A
+// constraint asking for more groups than that would leave Karmada's
+// scheduler unable to place the workload at all after the move (the
+// binding keeps the constraint), so the move is refused up front.
+func spreadRefusal(placement *policyv1alpha1.Placement, cluster *clusterv1alpha1.Cluster) string {
+	if placement == nil {
+		return ""
+	}
+	for _, sc := range placement.SpreadConstraints {
+		groups, by := 1, "label "+sc.SpreadByLabel
+		if sc.SpreadByField != "" {
+			by = "field " + string(sc.SpreadByField)
+		}
+		if sc.SpreadByField == policyv1alpha1.SpreadByFieldZone {
+			groups = max(1, len(cluster.Spec.Zones))
+		}
+		if sc.MinGroups > groups {
+			return fmt.Sprintf("the placement spreads the workload over at least %d groups by %s (spreadConstraints), and on cluster %s it would have %d",
+				sc.MinGroups, by, cluster.Name, groups)
+		}
+	}
+	return ""
+}
+
 // taintRefusal names the first taint of cluster that keeps Karmada's
 // scheduler from placing there and that the placement does not tolerate.
 func taintRefusal(placement *policyv1alpha1.Placement, cluster *clusterv1alpha1.Cluster) string {
@@ -94,6 +121,9 @@ func DestinationRefusal(ctx context.Context, r client.Reader, m *v1alpha1.Migrat
 		return "", fmt.Errorf("read destination cluster %s: %w", dest, err)
 	}
 	why := PlacementRefusal(rb.Spec.Placement, cluster)
+	if why == "" {
+		why = spreadRefusal(rb.Spec.Placement, cluster)
+	}
 	if why == "" {
 		return "", nil
 	}
