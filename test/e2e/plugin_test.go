@@ -8,14 +8,8 @@ package e2e
 // it prints, not only its exit code.
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,41 +20,11 @@ import (
 	"github.com/stateshift/stateshift/test/e2e/framework"
 )
 
-var (
-	pluginOnce sync.Once
-	pluginDir  string
-	pluginErr  error
-)
-
 // kubectlStateshift runs `kubectl stateshift args...` against the Karmada
-// API and returns its standard output; standard error goes to the log.
+// API and returns its standard output.
 func kubectlStateshift(t *testing.T, timeout time.Duration, args ...string) (string, error) {
 	t.Helper()
-	pluginOnce.Do(func() {
-		pluginDir, pluginErr = os.MkdirTemp("", "stateshift-plugin-")
-		if pluginErr == nil {
-			build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "kubectl-stateshift"), "./cmd/kubectl-stateshift")
-			build.Dir = framework.Root()
-			if out, err := build.CombinedOutput(); err != nil {
-				pluginErr = fmt.Errorf("build kubectl-stateshift: %w: %s", err, out)
-			}
-		}
-	})
-	if pluginErr != nil {
-		t.Fatal(pluginErr)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, env.Kubectl, append([]string{"stateshift", "--kubeconfig", env.Kubeconfig("karmada")}, args...)...)
-	cmd.Env = append(os.Environ(), "PATH="+pluginDir+":"+filepath.Dir(env.Kubectl)+":"+os.Getenv("PATH"))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	t.Logf("kubectl stateshift %s\n%s%s", strings.Join(args, " "), out, stderr.String())
-	if err != nil {
-		return string(out), fmt.Errorf("kubectl stateshift %s: %w: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out), nil
+	return env.KubectlStateshift(t, env.Kubeconfig("karmada"), timeout, args...)
 }
 
 // TestPluginStatusInspectMoveDescribe: a real process protected on

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/stateshiftctl"
 	"github.com/stateshift/stateshift/test/chart"
 	"github.com/stateshift/stateshift/test/e2e/framework"
 )
@@ -94,6 +96,7 @@ func TestInstallChartBringsUpEveryPod(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "token"), strings.TrimSpace(token))
 	writeFile(t, filepath.Join(dir, "kubeconfig"), controllerKubeconfig(t))
+	kubectlCreate(t, "karmada", "-n", namespace, "create", "serviceaccount", doctorIdentity)
 	kubectlCreate(t, framework.HostCluster, "create", "namespace", namespace)
 	// The Jobs install CRDs and webhook configurations: Karmada's admin
 	// kubeconfig, as Karmada's own chart gives its hooks.
@@ -175,6 +178,41 @@ func TestInstallUpgradeToNewImageTag(t *testing.T) {
 	restoredOnMember2(t, ns, before)
 }
 
+// TestInstallPluginDoctor: `kubectl stateshift doctor --all-members`, run
+// by an operator's ServiceAccount that members.doctor.subjects allows,
+// reaches every member's agent pod through Karmada's cluster proxy, runs
+// the agent's doctor there with the DaemonSet's own flags (the member's
+// overrides included), and every check of every member passes.
+func TestInstallPluginDoctor(t *testing.T) {
+	framework.Phase(t)
+	requireInstalled(t)
+	dumpOnFailure(t)
+	token, err := env.KubeCtl(t.Context(), "karmada", "-n", namespace, "create", "token", doctorIdentity, "--duration=1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "doctor.kubeconfig")
+	writeFile(t, kubeconfig, karmadaKubeconfig(t, doctorIdentity, "token: "+strings.TrimSpace(token)))
+	var rows []stateshiftctl.DoctorResult
+	framework.Eventually(t, 3*time.Minute, "every doctor check passes on every member", func(ctx context.Context) (bool, string, error) {
+		out, runErr := env.KubectlStateshift(t, kubeconfig, 2*time.Minute, "doctor", "--all-members", "-o", "json")
+		rows = nil
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			return false, fmt.Sprintf("%v; output %q", runErr, out), nil
+		}
+		var failed []string
+		seen := map[string]bool{}
+		for _, r := range rows {
+			seen[r.Cluster] = true
+			if !r.OK {
+				failed = append(failed, fmt.Sprintf("%s/%s %s: %s", r.Cluster, r.Pod, r.Check, r.Detail))
+			}
+		}
+		return runErr == nil && len(failed) == 0 && seen[framework.Member1] && seen[framework.Member2],
+			fmt.Sprintf("%d checks, failed %v", len(rows), failed), nil
+	})
+}
+
 // TestInstallUninstallLeavesNothing: helm uninstall removes every stateshift
 // object from the Karmada API, the members and the host; workloads keep
 // running; Karmada interprets Deployments natively again (a new one is
@@ -236,6 +274,8 @@ security:
   checkpointAdmission: {enabled: true}
 members:
   propagateSecrets: [%s]
+  doctor:
+    subjects: [{kind: ServiceAccount, name: %s, namespace: %s}]
   agent:
     nodeSelector: {stateshift.io/node-tier: real}
     # This machine's root lacks CAP_SYS_RESOURCE: runc cannot give a
@@ -254,7 +294,7 @@ members:
     tolerations: [{key: stateshift.io/node-tier, operator: Exists}]
     extraArgs: [--insecure-registries=%s]
   clusterOverrides:
-`, interpreterHost, interpreterPort, interpreterPort, interpreterHost, framework.RegistrySecretName, framework.RegistryHost(), framework.RegistryHost())
+`, interpreterHost, interpreterPort, interpreterPort, interpreterHost, framework.RegistrySecretName, doctorIdentity, namespace, framework.RegistryHost(), framework.RegistryHost())
 	for i, m := range framework.Members {
 		kubelet := filepath.Join(env.RunDir, m, "real", "kubelet")
 		fmt.Fprintf(&b, `    - clusterNames: [%s]
@@ -280,11 +320,22 @@ members:
 // its rights to it, and Karmada's cluster proxy impersonates it on members.
 const controllerIdentity = "stateshift-interpreter-webhook"
 
+// doctorIdentity is the ServiceAccount in the Karmada API an operator runs
+// `kubectl stateshift doctor` as (members.doctor.subjects).
+const doctorIdentity = "stateshift-doctor"
+
 // controllerKubeconfig is the Karmada API kubeconfig of the controller's
 // Secret: the API server as pods on the host reach it, its CA, and the
 // ServiceAccount token from the file beside it in the same Secret (client-go
 // re-reads a token file, so renewing the Secret renews the token).
 func controllerKubeconfig(t *testing.T) string {
+	t.Helper()
+	return karmadaKubeconfig(t, controllerIdentity, "tokenFile: /etc/karmada/kubeconfig/token")
+}
+
+// karmadaKubeconfig is a kubeconfig for the Karmada API as user, whose
+// credentials are the line cred (a token file, or a token).
+func karmadaKubeconfig(t *testing.T, user, cred string) string {
 	t.Helper()
 	ca, err := os.ReadFile(filepath.Join(env.RunDir, "pki", "ca.crt"))
 	if err != nil {
@@ -300,12 +351,12 @@ clusters:
 users:
 - name: %s
   user:
-    tokenFile: /etc/karmada/kubeconfig/token
+    %s
 contexts:
 - name: karmada
   context: {cluster: karmada, user: %s}
 current-context: karmada
-`, base64.StdEncoding.EncodeToString(ca), controllerIdentity, controllerIdentity)
+`, base64.StdEncoding.EncodeToString(ca), user, cred, user)
 }
 
 func writeFile(t *testing.T, path, body string) {

@@ -322,4 +322,78 @@ subjects:
     name: stateshift-pod-restore
     namespace: {{ $ns }}
 {{- end }}
+{{- with trim (include "stateshift.karmada.doctorRBAC" .) }}
+---
+{{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* Who may run `kubectl stateshift doctor` (members.doctor.subjects): in
+     the Karmada API the clusters and their proxy (Karmada's unified auth
+     then lets the proxy impersonate these subjects on every member), and on
+     every member, in the agents' namespace, what the doctor does there:
+     read the agent DaemonSet and its pods, exec into them. */}}
+{{- define "stateshift.karmada.doctorRBAC" -}}
+{{- $ns := .Release.Namespace -}}
+{{- with .Values.members.doctor.subjects }}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: stateshift-doctor
+  labels:
+    {{- include "stateshift.karmadaLabels" $ | nindent 4 }}
+rules:
+  - apiGroups: ["cluster.karmada.io"]
+    resources: ["clusters"]
+    verbs: ["get", "list"]
+  # GET for reads, POST (create) for exec through the proxy.
+  - apiGroups: ["cluster.karmada.io"]
+    resources: ["clusters/proxy"]
+    verbs: ["get", "create"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: stateshift-doctor
+  labels:
+    {{- include "stateshift.karmadaLabels" $ | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: stateshift-doctor
+subjects:
+  {{- toYaml . | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: stateshift-doctor
+  namespace: {{ $ns }}
+  labels:
+    {{- include "stateshift.memberLabels" $ | nindent 4 }}
+rules:
+  - apiGroups: ["apps"]
+    resources: ["daemonsets"]
+    verbs: ["get"]
+  - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["get", "list"]
+  - apiGroups: [""]
+    resources: ["pods/exec"]
+    verbs: ["create"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: stateshift-doctor
+  namespace: {{ $ns }}
+  labels:
+    {{- include "stateshift.memberLabels" $ | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: stateshift-doctor
+subjects:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
