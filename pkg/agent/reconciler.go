@@ -157,7 +157,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, cp); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if cp.IsFinished() || (cp.Status.NodeName != "" && cp.Status.NodeName != r.NodeName) {
+	if cp.IsFinished() {
+		return ctrl.Result{}, r.reportJournaledImages(ctx, cp)
+	}
+	if cp.Status.NodeName != "" && cp.Status.NodeName != r.NodeName {
 		return ctrl.Result{}, nil
 	}
 
@@ -266,6 +269,9 @@ type produced struct {
 func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod) (ctrl.Result, error) {
 	now := metav1.NewTime(r.now())
 	resumed := cp.Status.Phase == v1alpha1.CheckpointCheckpointing || cp.Status.Phase == v1alpha1.CheckpointPushing
+	// Images an earlier attempt pushed but never reported (the agent was
+	// killed, or the status write failed) are recorded with the claim.
+	r.recoverJournaledImages(cp)
 	cp.Status.Phase = v1alpha1.CheckpointCheckpointing
 	cp.Status.NodeName = r.NodeName
 	cp.Status.Attempts++
@@ -293,37 +299,50 @@ func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *
 	// the final status is written, so that whoever sees the result also sees
 	// the node clean; the deferred call covers a panic in between, and the
 	// journal a kill.
-	entry := &archive.Entry{UID: string(cp.UID), Namespace: pod.Namespace, Pod: pod.Name}
-	defer func() { r.deleteArchives(ctx, cp, entry, false) }()
+	entry := &archive.Entry{UID: string(cp.UID), Namespace: pod.Namespace, Pod: pod.Name, Checkpoint: cp.Name}
+	defer func() { r.deleteArchives(ctx, cp, entry) }()
 
 	results, err := r.run(ctx, cp, pod, &archives, entry)
 	terminal := err == nil || asFailure(err).permanent || cp.Status.Attempts >= r.MaxAttempts
-	r.deleteArchives(ctx, cp, entry, terminal)
+	mayForget := r.deleteArchives(ctx, cp, entry)
+	var res ctrl.Result
 	if err != nil {
-		return r.failed(ctx, cp, pod, err)
+		// Written with the failure: whatever this attempt pushed.
+		addStrayImages(cp, entry.Images, asFailure(err).reason)
+		res, err = r.failed(ctx, cp, pod, err)
+	} else {
+		cp.Status.Containers = results
+		err = r.finish(ctx, cp, pod, nil)
 	}
-	cp.Status.Containers = results
-	return ctrl.Result{}, r.finish(ctx, cp, pod, nil)
+	// The journal entry goes once the status names every pushed image,
+	// and is kept until the last attempt: a kubelet that answered too
+	// late may still write an archive after an attempt gave up.
+	if err == nil && terminal && mayForget {
+		r.forgetJournal(ctx, entry.UID)
+	}
+	return res, err
 }
 
 // deleteArchives removes every archive the attempts of cp may have made
 // (those the kubelet answered, and any it wrote for these containers since
-// the first attempt); removing one twice is harmless. The journal entry is
-// kept until the last attempt, because a kubelet that answered too late
-// may still write an archive after an attempt gave up.
-func (r *Reconciler) deleteArchives(ctx context.Context, cp *v1alpha1.Checkpoint, e *archive.Entry, forget bool) {
+// the first attempt); removing one twice is harmless. It says whether the
+// journal entry may go: an attempt that never reached the kubelet did not
+// read the entry, whose archives (of earlier attempts) stay for the sweep.
+func (r *Reconciler) deleteArchives(ctx context.Context, cp *v1alpha1.Checkpoint, e *archive.Entry) bool {
 	if e.Started.IsZero() {
-		return // the attempt never reached the kubelet
+		return false
 	}
 	if _, err := archive.Delete(r.CheckpointDir, *e); err != nil {
 		klog.FromContext(ctx).Error(err, "delete checkpoint archives")
 		r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, "ArchiveNotDeleted", "Delete", "could not delete archives: %v", err)
-		return
+		return false
 	}
-	if forget {
-		if err := r.Journal.Forget(e.UID); err != nil {
-			klog.FromContext(ctx).Error(err, "forget archive journal entry")
-		}
+	return true
+}
+
+func (r *Reconciler) forgetJournal(ctx context.Context, uid string) {
+	if err := r.Journal.Forget(uid); err != nil {
+		klog.FromContext(ctx).Error(err, "forget archive journal entry")
 	}
 }
 
@@ -381,21 +400,26 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 	}
 	r.Recorder.Eventf(cp, pod, corev1.EventTypeNormal, "Checkpointed", "Checkpoint", "kubelet wrote %d archive(s), %d bytes", len(*archives), total)
 
-	// Stage 2: build, push, verify by digest; delete each archive once verified.
-	start = r.now()
-	var nameOpts []name.Option
-	if r.insecure(cp.Spec.Repository) {
-		nameOpts = append(nameOpts, name.Insecure)
+	// Stage 2: build, push, verify by digest.
+	job := pushJob{cp: cp, pod: pod, bld: bld, authFile: authFile, keychain: keychain, entry: entry}
+	return r.pushAll(ctx, job, *archives)
+}
+
+// pushAll builds, pushes and verifies every archive's image.
+func (r *Reconciler) pushAll(ctx context.Context, job pushJob, archives []produced) ([]v1alpha1.ContainerCheckpoint, error) {
+	start := r.now()
+	if r.insecure(job.cp.Spec.Repository) {
+		job.nameOpts = append(job.nameOpts, name.Insecure)
 	}
 	var out []v1alpha1.ContainerCheckpoint
-	for _, a := range *archives {
-		c, err := r.pushOne(ctx, cp, pod, bld, a, authFile, keychain, nameOpts)
+	for _, a := range archives {
+		c, err := r.pushOne(ctx, job, a)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
-	cp.Status.Timings.Image = &metav1.Duration{Duration: r.now().Sub(start)}
+	job.cp.Status.Timings.Image = &metav1.Duration{Duration: r.now().Sub(start)}
 	return out, nil
 }
 
@@ -433,10 +457,25 @@ func (r *Reconciler) checkpointOne(ctx context.Context, pod *corev1.Pod, host st
 		RootfsImage: cfg.RootfsImage, RootfsImageRef: cfg.RootfsImageRef}}, nil
 }
 
+// pushJob is what every push of one attempt shares.
+type pushJob struct {
+	cp       *v1alpha1.Checkpoint
+	pod      *corev1.Pod
+	bld      imagebuilder.ImageBuilder
+	authFile string
+	keychain authn.Keychain
+	nameOpts []name.Option
+	// entry is the attempt's journal entry: each pushed image is recorded
+	// there as soon as its digest is known.
+	entry *archive.Entry
+}
+
 // pushOne builds and pushes one archive's image and reads it back by
-// digest, each step within its deadline.
-func (r *Reconciler) pushOne(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, bld imagebuilder.ImageBuilder, a produced,
-	authFile string, keychain authn.Keychain, nameOpts []name.Option) (v1alpha1.ContainerCheckpoint, error) {
+// digest, each step within its deadline. The pushed image is journaled
+// before it is verified: from then on it is a memory dump in the registry
+// that the Checkpoint must name, as its result or as a stray image.
+func (r *Reconciler) pushOne(ctx context.Context, job pushJob, a produced) (v1alpha1.ContainerCheckpoint, error) {
+	cp, pod, bld, authFile, keychain, nameOpts := job.cp, job.pod, job.bld, job.authFile, job.keychain, job.nameOpts
 	t0 := r.now()
 	pushCtx, cancel := context.WithTimeout(ctx, r.PushTimeout)
 	res, err := bld.Build(pushCtx, imagebuilder.Request{
@@ -456,6 +495,9 @@ func (r *Reconciler) pushOne(ctx context.Context, cp *v1alpha1.Checkpoint, pod *
 	}
 	if err != nil {
 		return v1alpha1.ContainerCheckpoint{}, fail(reasonPush, fmt.Errorf("container %s: %s: %w", a.container, bld.Name(), err))
+	}
+	if err := r.recordPushed(cp, job.entry, a.container, res.Digest); err != nil {
+		return v1alpha1.ContainerCheckpoint{}, err
 	}
 	stageDuration.WithLabelValues(stageImage, bld.Name()).Observe(r.now().Sub(t0).Seconds())
 	t0 = r.now()
