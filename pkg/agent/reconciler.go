@@ -312,6 +312,8 @@ func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *
 		res, err = r.failed(ctx, cp, pod, err)
 	} else {
 		cp.Status.Containers = results
+		// Only images of earlier attempts no status named yet.
+		addStrayImages(cp, entry.Images, reasonNotResult)
 		err = r.finish(ctx, cp, pod, nil)
 	}
 	// The journal entry goes once the status names every pushed image,
@@ -411,6 +413,13 @@ func (r *Reconciler) pushAll(ctx context.Context, job pushJob, archives []produc
 	if r.insecure(job.cp.Spec.Repository) {
 		job.nameOpts = append(job.nameOpts, name.Insecure)
 	}
+	if job.cp.Status.Attempts > 1 {
+		// An earlier attempt may have been stopped after its manifest was
+		// stored and before the push returned the digest.
+		for _, a := range archives {
+			r.recordTaggedImage(ctx, job, a.container, 0)
+		}
+	}
 	var out []v1alpha1.ContainerCheckpoint
 	for _, a := range archives {
 		c, err := r.pushOne(ctx, job, a)
@@ -475,26 +484,11 @@ type pushJob struct {
 // before it is verified: from then on it is a memory dump in the registry
 // that the Checkpoint must name, as its result or as a stray image.
 func (r *Reconciler) pushOne(ctx context.Context, job pushJob, a produced) (v1alpha1.ContainerCheckpoint, error) {
-	cp, pod, bld, authFile, keychain, nameOpts := job.cp, job.pod, job.bld, job.authFile, job.keychain, job.nameOpts
+	cp, bld, keychain, nameOpts := job.cp, job.bld, job.keychain, job.nameOpts
 	t0 := r.now()
-	pushCtx, cancel := context.WithTimeout(ctx, r.PushTimeout)
-	res, err := bld.Build(pushCtx, imagebuilder.Request{
-		ArchivePath: a.path,
-		Repository:  cp.Spec.Repository,
-		Tag:         imageTag(pod.Name, a.container, string(cp.UID)),
-		Annotations: checkpointimage.Annotations(a.source),
-		AuthFile:    authFile,
-		Insecure:    r.insecure(cp.Spec.Repository),
-		Compression: cp.Spec.Compression,
-	})
-	timedOut := pushCtx.Err() == context.DeadlineExceeded
-	cancel()
-	if err != nil && timedOut {
-		return v1alpha1.ContainerCheckpoint{}, fail(reasonPushTimeout, fmt.Errorf("container %s: %s: building and pushing to %s did not finish within %s (--push-timeout): %w",
-			a.container, bld.Name(), cp.Spec.Repository, r.PushTimeout, err))
-	}
+	res, err := r.build(ctx, job, a)
 	if err != nil {
-		return v1alpha1.ContainerCheckpoint{}, fail(reasonPush, fmt.Errorf("container %s: %s: %w", a.container, bld.Name(), err))
+		return v1alpha1.ContainerCheckpoint{}, err
 	}
 	if err := r.recordPushed(cp, job.entry, a.container, res.Digest); err != nil {
 		return v1alpha1.ContainerCheckpoint{}, err
@@ -503,7 +497,7 @@ func (r *Reconciler) pushOne(ctx context.Context, job pushJob, a produced) (v1al
 	t0 = r.now()
 	verifyCtx, cancel := context.WithTimeout(ctx, r.VerifyTimeout)
 	v, err := checkpointimage.Verify(verifyCtx, cp.Spec.Repository, res.Digest, a.container, keychain, nameOpts...)
-	timedOut = verifyCtx.Err() == context.DeadlineExceeded
+	timedOut := verifyCtx.Err() == context.DeadlineExceeded
 	cancel()
 	if err != nil && timedOut {
 		return v1alpha1.ContainerCheckpoint{}, fail(reasonVerifyTimeout, fmt.Errorf("container %s: reading %s back did not finish within %s (--verify-timeout): %w",
@@ -516,6 +510,37 @@ func (r *Reconciler) pushOne(ctx context.Context, job pushJob, a produced) (v1al
 	archiveBytes.WithLabelValues(bld.Name()).Add(float64(a.size))
 	return v1alpha1.ContainerCheckpoint{Name: a.container, Image: v.Reference, ArchiveBytes: a.size,
 		RootfsImage: a.source.RootfsImage, RootfsImageRef: a.source.RootfsImageRef}, nil
+}
+
+// build builds and pushes one archive's image within the push deadline.
+// A push that failed may still have stored its manifest (the answer was
+// lost, or the deadline hit after the upload): the tag says, and such an
+// image is journaled too.
+func (r *Reconciler) build(ctx context.Context, job pushJob, a produced) (imagebuilder.Result, error) {
+	cp, bld := job.cp, job.bld
+	pushCtx, cancel := context.WithTimeout(ctx, r.PushTimeout)
+	res, err := bld.Build(pushCtx, imagebuilder.Request{
+		ArchivePath: a.path,
+		Repository:  cp.Spec.Repository,
+		Tag:         imageTag(job.pod.Name, a.container, string(cp.UID)),
+		Annotations: checkpointimage.Annotations(a.source),
+		AuthFile:    job.authFile,
+		Insecure:    r.insecure(cp.Spec.Repository),
+		Compression: cp.Spec.Compression,
+	})
+	timedOut := pushCtx.Err() == context.DeadlineExceeded
+	cancel()
+	if err != nil {
+		r.recordTaggedImage(ctx, job, a.container, cp.Status.Attempts)
+	}
+	if err != nil && timedOut {
+		return res, fail(reasonPushTimeout, fmt.Errorf("container %s: %s: building and pushing to %s did not finish within %s (--push-timeout): %w",
+			a.container, bld.Name(), cp.Spec.Repository, r.PushTimeout, err))
+	}
+	if err != nil {
+		return res, fail(reasonPush, fmt.Errorf("container %s: %s: %w", a.container, bld.Name(), err))
+	}
+	return res, nil
 }
 
 func builderOf(cp *v1alpha1.Checkpoint) v1alpha1.Builder {

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,6 +25,10 @@ import (
 // that pushed it ended without recording it (the agent was killed, or the
 // status write failed).
 const reasonInterrupted = "Interrupted"
+
+// reasonNotResult marks an image of a succeeding attempt that is not its
+// result (a defensive case: each pushed image of such an attempt is one).
+const reasonNotResult = "NotResult"
 
 var manifestDigest = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 
@@ -50,19 +56,76 @@ func (r *Reconciler) recordPushed(cp *v1alpha1.Checkpoint, entry *archive.Entry,
 	if err != nil {
 		return permanent(reasonPush, fmt.Errorf("container %s: %w", container, err))
 	}
-	entry.Images = append(entry.Images, archive.PushedImage{Container: container, Image: image, Attempt: cp.Status.Attempts})
+	return r.journalImage(entry, archive.PushedImage{Container: container, Image: image, Attempt: cp.Status.Attempts})
+}
+
+func (r *Reconciler) journalImage(entry *archive.Entry, p archive.PushedImage) error {
+	entry.Images = append(entry.Images, p)
 	if err := r.Journal.Record(*entry); err != nil {
 		return fail(reasonJournal, err)
 	}
 	return nil
 }
 
+// recordTaggedImage journals the manifest that container's tag names when
+// no record names it: a push whose digest never came back (its answer
+// lost, its deadline hit, the agent stopped) may still have stored it.
+// The tag holds the Checkpoint's UID prefix, so only this Checkpoint's
+// attempts push it. A registry that does not answer is only logged: the
+// attempt reports its own error.
+func (r *Reconciler) recordTaggedImage(ctx context.Context, job pushJob, container string, attempt int32) {
+	log := klog.FromContext(ctx)
+	repo := job.cp.Spec.Repository
+	ref, err := name.NewTag(repo+":"+imageTag(job.pod.Name, container, string(job.cp.UID)), job.nameOpts...)
+	if err != nil {
+		log.Error(err, "checkpoint image tag")
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, r.VerifyTimeout)
+	defer cancel()
+	desc, err := remote.Head(ref, remote.WithContext(hctx), remote.WithAuthFromKeychain(job.keychain))
+	if err != nil {
+		log.V(2).Info("No manifest found under the checkpoint image's tag", "tag", ref.String(), "err", err.Error())
+		return
+	}
+	image, err := pushedImage(repo, desc.Digest.String())
+	if err != nil || namesImage(job.cp, job.entry, image) {
+		return
+	}
+	log.Info("Found a pushed checkpoint image no record named", "image", image, "container", container)
+	if err := r.journalImage(job.entry, archive.PushedImage{Container: container, Image: image, Attempt: attempt}); err != nil {
+		log.Error(err, "journal a pushed checkpoint image")
+	}
+}
+
+// namesImage says whether cp's status or the journal entry names image.
+func namesImage(cp *v1alpha1.Checkpoint, entry *archive.Entry, image string) bool {
+	for _, c := range cp.Status.Containers {
+		if c.Image == image {
+			return true
+		}
+	}
+	for _, s := range cp.Status.StrayImages {
+		if s.Image == image {
+			return true
+		}
+	}
+	for _, p := range entry.Images {
+		if p.Image == image {
+			return true
+		}
+	}
+	return false
+}
+
 // addStrayImages records in cp's status the pushed images that are not
-// its result and not recorded yet, and returns how many it added. Images
-// of earlier attempts keep the reason they were first recorded with; one
-// not under cp's repository by digest is left out (the journal is a file
-// on the node, and the status admission rule would refuse the write).
-func addStrayImages(cp *v1alpha1.Checkpoint, pushed []archive.PushedImage, reason string) int {
+// its result and not recorded yet, and returns how many it added: those
+// of the current attempt (cp.Status.Attempts) with its failure reason,
+// those of earlier attempts that no status named as Interrupted. Images
+// recorded before keep their reason; one not under cp's repository by
+// digest is left out (the journal is a file on the node, and the status
+// admission rule would refuse the write).
+func addStrayImages(cp *v1alpha1.Checkpoint, pushed []archive.PushedImage, failureReason string) int {
 	known := map[string]bool{}
 	for _, c := range cp.Status.Containers {
 		known[c.Image] = true
@@ -76,6 +139,10 @@ func addStrayImages(cp *v1alpha1.Checkpoint, pushed []archive.PushedImage, reaso
 			continue
 		}
 		known[p.Image] = true
+		reason := reasonInterrupted
+		if p.Attempt == cp.Status.Attempts {
+			reason = failureReason
+		}
 		cp.Status.StrayImages = append(cp.Status.StrayImages, v1alpha1.StrayImage{
 			Container: p.Container, Image: p.Image, Attempt: p.Attempt, Reason: reason})
 		added++

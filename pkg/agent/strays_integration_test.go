@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
@@ -22,7 +23,9 @@ import (
 
 // verifyBreaker is a proxy in front of a real registry that lets pushes
 // through but breaks the agent's read-back by digest (GET of a manifest
-// by sha256): refusing it (404), or holding it until the client gives up.
+// by sha256): refusing it (404), or holding it until the client gives up;
+// or ("lose-put") stores a pushed manifest and holds the answer until the
+// client gives up.
 type verifyBreaker struct {
 	Host string
 
@@ -50,11 +53,31 @@ func startVerifyBreaker(t *testing.T, upstream string) *verifyBreaker {
 				return
 			}
 		}
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") && b.Mode() == "lose-put" {
+			proxy.ServeHTTP(httptest.NewRecorder(), r)
+			<-r.Context().Done()
+			return
+		}
 		proxy.ServeHTTP(w, r)
 	})}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return b
+}
+
+// taggedDigest is the digest the real registry's tag of cp's container
+// names, "" while there is none.
+func taggedDigest(t *testing.T, f *fixture, cp *v1alpha1.Checkpoint, pod, container string) string {
+	t.Helper()
+	got := getCheckpoint(t, f, cp.Name)
+	repo := strings.Replace(cp.Spec.Repository, cp.Spec.Repository[:strings.IndexByte(cp.Spec.Repository, '/')], f.reg.Host, 1)
+	ref, err := name.NewTag(repo+":"+pod+"-"+container+"-"+string(got.UID)[:8], name.Insecure)
+	must(t, err)
+	desc, err := remote.Head(ref, remote.WithContext(t.Context()))
+	if err != nil {
+		return ""
+	}
+	return desc.Digest.String()
 }
 
 func (b *verifyBreaker) Mode() string {
@@ -167,5 +190,60 @@ func TestAgentRecordsStrayImages(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("a push whose answer is lost records the stored manifest", func(t *testing.T) {
+		stop := startAgent(t, f, "sim-node", f.agentCfg, f.tokenFile(t, "stateshift-checkpoint-agent"), f.node.CAFile(), f.node.CheckpointDir(),
+			func(o *options.Options) {
+				o.InsecureRegistries = append(o.InsecureRegistries, breaker.Host)
+				o.JournalDir = journalDir
+				o.PushTimeout = 3 * time.Second
+			})
+		defer stop()
+		breaker.SetMode("lose-put")
+		defer breaker.SetMode("")
+		pod := runPod(t, f, "sim-node", "answer-lost", "")
+		cp := newCheckpoint("answer-lost", pod.Name, v1alpha1.BuilderNative, breaker.Host)
+		create(t, f, cp)
+		got := waitPhase(t, f, cp.Name, v1alpha1.CheckpointFailed)
+		wantMessage(t, got, "PushTimeout", "did not finish within 3s")
+		if len(got.Status.StrayImages) != int(got.Status.Attempts) {
+			t.Fatalf("%d attempts, stray images %+v: want one per attempt", got.Status.Attempts, got.Status.StrayImages)
+		}
+		for i, s := range got.Status.StrayImages {
+			if s.Reason != "PushTimeout" || s.Attempt != int32(i+1) || !inRegistry(t, f, breaker, s.Image) {
+				t.Errorf("stray image %d = %+v (in the registry: %v)", i, s, inRegistry(t, f, breaker, s.Image))
+			}
+		}
+		if last := got.Status.StrayImages[len(got.Status.StrayImages)-1].Image; !strings.HasSuffix(last, "@"+taggedDigest(t, f, cp, pod.Name, "db")) {
+			t.Errorf("the last stray image %s is not the manifest the tag names", last)
+		}
+	})
+
+	t.Run("an agent stopped before the push answered finds the manifest by its tag", func(t *testing.T) {
+		stop := agent()
+		breaker.SetMode("lose-put")
+		defer breaker.SetMode("")
+		pod := runPod(t, f, "sim-node", "stopped-mid-answer", "")
+		cp := newCheckpoint("stopped-mid-answer", pod.Name, v1alpha1.BuilderNative, breaker.Host)
+		create(t, f, cp)
+		var stored string
+		eventually(t, 60*time.Second, func() error {
+			if stored = taggedDigest(t, f, cp, pod.Name, "db"); stored == "" {
+				return fmt.Errorf("no manifest stored yet")
+			}
+			return nil
+		})
+		stop() // before the push returned its digest: no record names it
+		if e, ok := journal.Lookup(string(getCheckpoint(t, f, cp.Name).UID)); ok && len(e.Images) > 0 {
+			t.Fatalf("the journal names %+v: the stop came too late to test the tag", e.Images)
+		}
+		breaker.SetMode("")
+		defer agent()()
+		got := waitPhase(t, f, cp.Name, v1alpha1.CheckpointSucceeded)
+		want := v1alpha1.StrayImage{Container: "db", Image: cp.Spec.Repository + "@" + stored, Reason: "Interrupted"}
+		if len(got.Status.StrayImages) != 1 || got.Status.StrayImages[0] != want {
+			t.Fatalf("stray images %+v, want [%+v]", got.Status.StrayImages, want)
+		}
 	})
 }
