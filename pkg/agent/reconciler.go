@@ -491,6 +491,8 @@ func (r *Reconciler) pushOne(ctx context.Context, job pushJob, a produced) (v1al
 		return v1alpha1.ContainerCheckpoint{}, err
 	}
 	if err := r.recordPushed(cp, job.entry, a.container, res.Digest); err != nil {
+		// A digest the agent refuses to record still pushed a manifest.
+		r.recordTaggedImage(ctx, job, a.container, cp.Status.Attempts)
 		return v1alpha1.ContainerCheckpoint{}, err
 	}
 	stageDuration.WithLabelValues(stageImage, bld.Name()).Observe(r.now().Sub(t0).Seconds())

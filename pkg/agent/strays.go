@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -81,7 +82,7 @@ func (r *Reconciler) recordTaggedImage(ctx context.Context, job pushJob, contain
 		log.Error(err, "checkpoint image tag")
 		return
 	}
-	hctx, cancel := context.WithTimeout(ctx, r.VerifyTimeout)
+	hctx, cancel := context.WithTimeout(ctx, min(r.VerifyTimeout, tagLookupTimeout))
 	defer cancel()
 	desc, err := remote.Head(ref, remote.WithContext(hctx), remote.WithAuthFromKeychain(job.keychain))
 	if err != nil {
@@ -97,6 +98,11 @@ func (r *Reconciler) recordTaggedImage(ctx context.Context, job pushJob, contain
 		log.Error(err, "journal a pushed checkpoint image")
 	}
 }
+
+// tagLookupTimeout bounds recordTaggedImage's HEAD: it runs after a push
+// already failed, often against a registry in trouble, and must not
+// stretch the attempt by a full verify deadline.
+const tagLookupTimeout = 30 * time.Second
 
 // namesImage says whether cp's status or the journal entry names image.
 func namesImage(cp *v1alpha1.Checkpoint, entry *archive.Entry, image string) bool {
