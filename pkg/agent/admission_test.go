@@ -184,8 +184,18 @@ func TestSecurityCheckpointAdmission(t *testing.T) {
 		wantRefused(t, "an image of another repository", status(agentA, "by-carol", func(s *v1alpha1.CheckpointStatus) {
 			s.Containers = []v1alpha1.ContainerCheckpoint{{Name: "db", Image: "registry.example.com/other-tenant/db@sha256:" + strings.Repeat("cd", 32)}}
 		}), "may only name images registry.example.com/shop/db@sha256:")
+		// Stray images (pushed by failed attempts) are deleted by retention
+		// like results: the same rules hold for them.
+		wantRefused(t, "a stray image of another repository", status(agentA, "by-carol", func(s *v1alpha1.CheckpointStatus) {
+			s.StrayImages = []v1alpha1.StrayImage{{Container: "db", Image: "registry.example.com/other-tenant/db@sha256:" + strings.Repeat("cd", 32)}}
+		}), "status.containers and status.strayImages may only name images registry.example.com/shop/db@sha256:")
+		wantRefused(t, "a stray image by another node's agent", status(agentB, "by-carol", func(s *v1alpha1.CheckpointStatus) {
+			s.StrayImages = []v1alpha1.StrayImage{{Container: "db", Image: image}}
+		}), "the checkpoint agent of node node-b may not")
+		stray := "registry.example.com/shop/db@sha256:" + strings.Repeat("ef", 32)
 		must(t, status(agentA, "by-carol", func(s *v1alpha1.CheckpointStatus) {
 			s.Phase, s.Containers = v1alpha1.CheckpointSucceeded, []v1alpha1.ContainerCheckpoint{{Name: "db", Image: image}}
+			s.StrayImages = []v1alpha1.StrayImage{{Container: "db", Image: stray, Attempt: 1, Reason: "VerifyFailed"}}
 		}))
 	})
 }

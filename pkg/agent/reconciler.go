@@ -157,7 +157,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, cp); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if cp.IsFinished() || (cp.Status.NodeName != "" && cp.Status.NodeName != r.NodeName) {
+	if cp.IsFinished() {
+		return ctrl.Result{}, r.reportJournaledImages(ctx, cp)
+	}
+	if cp.Status.NodeName != "" && cp.Status.NodeName != r.NodeName {
 		return ctrl.Result{}, nil
 	}
 
@@ -266,6 +269,9 @@ type produced struct {
 func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod) (ctrl.Result, error) {
 	now := metav1.NewTime(r.now())
 	resumed := cp.Status.Phase == v1alpha1.CheckpointCheckpointing || cp.Status.Phase == v1alpha1.CheckpointPushing
+	// Images an earlier attempt pushed but never reported (the agent was
+	// killed, or the status write failed) are recorded with the claim.
+	r.recoverJournaledImages(cp)
 	cp.Status.Phase = v1alpha1.CheckpointCheckpointing
 	cp.Status.NodeName = r.NodeName
 	cp.Status.Attempts++
@@ -293,37 +299,52 @@ func (r *Reconciler) attempt(ctx context.Context, cp *v1alpha1.Checkpoint, pod *
 	// the final status is written, so that whoever sees the result also sees
 	// the node clean; the deferred call covers a panic in between, and the
 	// journal a kill.
-	entry := &archive.Entry{UID: string(cp.UID), Namespace: pod.Namespace, Pod: pod.Name}
-	defer func() { r.deleteArchives(ctx, cp, entry, false) }()
+	entry := &archive.Entry{UID: string(cp.UID), Namespace: pod.Namespace, Pod: pod.Name, Checkpoint: cp.Name}
+	defer func() { r.deleteArchives(ctx, cp, entry) }()
 
 	results, err := r.run(ctx, cp, pod, &archives, entry)
 	terminal := err == nil || asFailure(err).permanent || cp.Status.Attempts >= r.MaxAttempts
-	r.deleteArchives(ctx, cp, entry, terminal)
+	mayForget := r.deleteArchives(ctx, cp, entry)
+	var res ctrl.Result
 	if err != nil {
-		return r.failed(ctx, cp, pod, err)
+		// Written with the failure: whatever this attempt pushed.
+		addStrayImages(cp, entry.Images, asFailure(err).reason)
+		res, err = r.failed(ctx, cp, pod, err)
+	} else {
+		cp.Status.Containers = results
+		// Only images of earlier attempts no status named yet.
+		addStrayImages(cp, entry.Images, reasonNotResult)
+		err = r.finish(ctx, cp, pod, nil)
 	}
-	cp.Status.Containers = results
-	return ctrl.Result{}, r.finish(ctx, cp, pod, nil)
+	// The journal entry goes once the status names every pushed image,
+	// and is kept until the last attempt: a kubelet that answered too
+	// late may still write an archive after an attempt gave up.
+	if err == nil && terminal && mayForget {
+		r.forgetJournal(ctx, entry.UID)
+	}
+	return res, err
 }
 
 // deleteArchives removes every archive the attempts of cp may have made
 // (those the kubelet answered, and any it wrote for these containers since
-// the first attempt); removing one twice is harmless. The journal entry is
-// kept until the last attempt, because a kubelet that answered too late
-// may still write an archive after an attempt gave up.
-func (r *Reconciler) deleteArchives(ctx context.Context, cp *v1alpha1.Checkpoint, e *archive.Entry, forget bool) {
+// the first attempt); removing one twice is harmless. It says whether the
+// journal entry may go: an attempt that never reached the kubelet did not
+// read the entry, whose archives (of earlier attempts) stay for the sweep.
+func (r *Reconciler) deleteArchives(ctx context.Context, cp *v1alpha1.Checkpoint, e *archive.Entry) bool {
 	if e.Started.IsZero() {
-		return // the attempt never reached the kubelet
+		return false
 	}
 	if _, err := archive.Delete(r.CheckpointDir, *e); err != nil {
 		klog.FromContext(ctx).Error(err, "delete checkpoint archives")
 		r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, "ArchiveNotDeleted", "Delete", "could not delete archives: %v", err)
-		return
+		return false
 	}
-	if forget {
-		if err := r.Journal.Forget(e.UID); err != nil {
-			klog.FromContext(ctx).Error(err, "forget archive journal entry")
-		}
+	return true
+}
+
+func (r *Reconciler) forgetJournal(ctx context.Context, uid string) {
+	if err := r.Journal.Forget(uid); err != nil {
+		klog.FromContext(ctx).Error(err, "forget archive journal entry")
 	}
 }
 
@@ -381,21 +402,33 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 	}
 	r.Recorder.Eventf(cp, pod, corev1.EventTypeNormal, "Checkpointed", "Checkpoint", "kubelet wrote %d archive(s), %d bytes", len(*archives), total)
 
-	// Stage 2: build, push, verify by digest; delete each archive once verified.
-	start = r.now()
-	var nameOpts []name.Option
-	if r.insecure(cp.Spec.Repository) {
-		nameOpts = append(nameOpts, name.Insecure)
+	// Stage 2: build, push, verify by digest.
+	job := pushJob{cp: cp, pod: pod, bld: bld, authFile: authFile, keychain: keychain, entry: entry}
+	return r.pushAll(ctx, job, *archives)
+}
+
+// pushAll builds, pushes and verifies every archive's image.
+func (r *Reconciler) pushAll(ctx context.Context, job pushJob, archives []produced) ([]v1alpha1.ContainerCheckpoint, error) {
+	start := r.now()
+	if r.insecure(job.cp.Spec.Repository) {
+		job.nameOpts = append(job.nameOpts, name.Insecure)
+	}
+	if job.cp.Status.Attempts > 1 {
+		// An earlier attempt may have been stopped after its manifest was
+		// stored and before the push returned the digest.
+		for _, a := range archives {
+			r.recordTaggedImage(ctx, job, a.container, 0)
+		}
 	}
 	var out []v1alpha1.ContainerCheckpoint
-	for _, a := range *archives {
-		c, err := r.pushOne(ctx, cp, pod, bld, a, authFile, keychain, nameOpts)
+	for _, a := range archives {
+		c, err := r.pushOne(ctx, job, a)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
-	cp.Status.Timings.Image = timing(r.now().Sub(start))
+	job.cp.Status.Timings.Image = timing(r.now().Sub(start))
 	return out, nil
 }
 
@@ -433,35 +466,40 @@ func (r *Reconciler) checkpointOne(ctx context.Context, pod *corev1.Pod, host st
 		RootfsImage: cfg.RootfsImage, RootfsImageRef: cfg.RootfsImageRef}}, nil
 }
 
+// pushJob is what every push of one attempt shares.
+type pushJob struct {
+	cp       *v1alpha1.Checkpoint
+	pod      *corev1.Pod
+	bld      imagebuilder.ImageBuilder
+	authFile string
+	keychain authn.Keychain
+	nameOpts []name.Option
+	// entry is the attempt's journal entry: each pushed image is recorded
+	// there as soon as its digest is known.
+	entry *archive.Entry
+}
+
 // pushOne builds and pushes one archive's image and reads it back by
-// digest, each step within its deadline.
-func (r *Reconciler) pushOne(ctx context.Context, cp *v1alpha1.Checkpoint, pod *corev1.Pod, bld imagebuilder.ImageBuilder, a produced,
-	authFile string, keychain authn.Keychain, nameOpts []name.Option) (v1alpha1.ContainerCheckpoint, error) {
+// digest, each step within its deadline. The pushed image is journaled
+// before it is verified: from then on it is a memory dump in the registry
+// that the Checkpoint must name, as its result or as a stray image.
+func (r *Reconciler) pushOne(ctx context.Context, job pushJob, a produced) (v1alpha1.ContainerCheckpoint, error) {
+	cp, bld, keychain, nameOpts := job.cp, job.bld, job.keychain, job.nameOpts
 	t0 := r.now()
-	pushCtx, cancel := context.WithTimeout(ctx, r.PushTimeout)
-	res, err := bld.Build(pushCtx, imagebuilder.Request{
-		ArchivePath: a.path,
-		Repository:  cp.Spec.Repository,
-		Tag:         imageTag(pod.Name, a.container, string(cp.UID)),
-		Annotations: checkpointimage.Annotations(a.source),
-		AuthFile:    authFile,
-		Insecure:    r.insecure(cp.Spec.Repository),
-		Compression: cp.Spec.Compression,
-	})
-	timedOut := pushCtx.Err() == context.DeadlineExceeded
-	cancel()
-	if err != nil && timedOut {
-		return v1alpha1.ContainerCheckpoint{}, fail(reasonPushTimeout, fmt.Errorf("container %s: %s: building and pushing to %s did not finish within %s (--push-timeout): %w",
-			a.container, bld.Name(), cp.Spec.Repository, r.PushTimeout, err))
-	}
+	res, err := r.build(ctx, job, a)
 	if err != nil {
-		return v1alpha1.ContainerCheckpoint{}, fail(reasonPush, fmt.Errorf("container %s: %s: %w", a.container, bld.Name(), err))
+		return v1alpha1.ContainerCheckpoint{}, err
+	}
+	if err := r.recordPushed(cp, job.entry, a.container, res.Digest); err != nil {
+		// A digest the agent refuses to record still pushed a manifest.
+		r.recordTaggedImage(ctx, job, a.container, cp.Status.Attempts)
+		return v1alpha1.ContainerCheckpoint{}, err
 	}
 	stageDuration.WithLabelValues(stageImage, bld.Name()).Observe(r.now().Sub(t0).Seconds())
 	t0 = r.now()
 	verifyCtx, cancel := context.WithTimeout(ctx, r.VerifyTimeout)
 	v, err := checkpointimage.Verify(verifyCtx, cp.Spec.Repository, res.Digest, a.container, keychain, nameOpts...)
-	timedOut = verifyCtx.Err() == context.DeadlineExceeded
+	timedOut := verifyCtx.Err() == context.DeadlineExceeded
 	cancel()
 	if err != nil && timedOut {
 		return v1alpha1.ContainerCheckpoint{}, fail(reasonVerifyTimeout, fmt.Errorf("container %s: reading %s back did not finish within %s (--verify-timeout): %w",
@@ -474,6 +512,37 @@ func (r *Reconciler) pushOne(ctx context.Context, cp *v1alpha1.Checkpoint, pod *
 	archiveBytes.WithLabelValues(bld.Name()).Add(float64(a.size))
 	return v1alpha1.ContainerCheckpoint{Name: a.container, Image: v.Reference, ArchiveBytes: a.size,
 		RootfsImage: a.source.RootfsImage, RootfsImageRef: a.source.RootfsImageRef}, nil
+}
+
+// build builds and pushes one archive's image within the push deadline.
+// A push that failed may still have stored its manifest (the answer was
+// lost, or the deadline hit after the upload): the tag says, and such an
+// image is journaled too.
+func (r *Reconciler) build(ctx context.Context, job pushJob, a produced) (imagebuilder.Result, error) {
+	cp, bld := job.cp, job.bld
+	pushCtx, cancel := context.WithTimeout(ctx, r.PushTimeout)
+	res, err := bld.Build(pushCtx, imagebuilder.Request{
+		ArchivePath: a.path,
+		Repository:  cp.Spec.Repository,
+		Tag:         imageTag(job.pod.Name, a.container, string(cp.UID)),
+		Annotations: checkpointimage.Annotations(a.source),
+		AuthFile:    job.authFile,
+		Insecure:    r.insecure(cp.Spec.Repository),
+		Compression: cp.Spec.Compression,
+	})
+	timedOut := pushCtx.Err() == context.DeadlineExceeded
+	cancel()
+	if err != nil {
+		r.recordTaggedImage(ctx, job, a.container, cp.Status.Attempts)
+	}
+	if err != nil && timedOut {
+		return res, fail(reasonPushTimeout, fmt.Errorf("container %s: %s: building and pushing to %s did not finish within %s (--push-timeout): %w",
+			a.container, bld.Name(), cp.Spec.Repository, r.PushTimeout, err))
+	}
+	if err != nil {
+		return res, fail(reasonPush, fmt.Errorf("container %s: %s: %w", a.container, bld.Name(), err))
+	}
+	return res, nil
 }
 
 func builderOf(cp *v1alpha1.Checkpoint) v1alpha1.Builder {

@@ -46,6 +46,16 @@ func (s Sweep) Run(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	stale, err := s.Journal.ForgetStale(time.Now().Add(-StrayJournalMaxAge))
+	for _, e := range stale {
+		for _, img := range e.Images {
+			log.Error(nil, "A pushed checkpoint image was never recorded: its Checkpoint is gone; delete it from the registry",
+				"image", img.Image, "checkpoint", e.Namespace+"/"+e.Checkpoint, "uid", e.UID, "container", img.Container)
+		}
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
 	removed, err := sweepWorkDir(s.WorkDir)
 	for _, p := range removed {
 		log.Info("Deleted a leftover from the work folder", "path", p)
@@ -73,6 +83,12 @@ func (s Sweep) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// StrayJournalMaxAge is how long a journal entry keeps pushed images for
+// a Checkpoint that never comes back to this agent (see
+// archive.Journal.ForgetStale); a Checkpoint retried for longer than this
+// does not exist (retries are bounded and back off to minutes).
+const StrayJournalMaxAge = 7 * 24 * time.Hour
 
 // workLeftovers are the names stateshift gives entries of the work folder
 // (registryauth.WriteAuthFile, archive.ReadConfig, the buildah folders).

@@ -134,6 +134,7 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 	if err != nil {
 		return pw, 0, err
 	}
+	r.deleteFinishedStrays(ctx, cps)
 	if err := r.freshForMigration(ctx, p, w, active); err != nil {
 		return pw, 0, err
 	}

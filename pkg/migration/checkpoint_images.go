@@ -16,8 +16,9 @@ import (
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
 
-// FinalizerImages on a Checkpoint the controller created: its images are
-// deleted from the registry before it goes, whoever deletes it (retention,
+// FinalizerImages on a Checkpoint the controller created: its images (its
+// results and the stray images of its failed attempts) are deleted from
+// the registry before it goes, whoever deletes it (retention,
 // the garbage collector after its CheckpointPolicy, a person).
 const FinalizerImages = v1alpha1.KeyPrefix + "delete-images"
 
@@ -59,7 +60,16 @@ func (r CheckpointImagesReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	return ctrl.Result{}, nil
 }
 
+// deleteImages deletes cp's results, then its stray images (those the
+// finished Checkpoint's round could not delete).
 func (c *Controller) deleteImages(ctx context.Context, cp *v1alpha1.Checkpoint, kc authn.Keychain) error {
+	if err := c.deleteResultImages(ctx, cp, kc); err != nil {
+		return err
+	}
+	return c.deleteStrayImages(ctx, cp, kc) // stray_images.go
+}
+
+func (c *Controller) deleteResultImages(ctx context.Context, cp *v1alpha1.Checkpoint, kc authn.Keychain) error {
 	if ok, err := c.mayDeleteImages(ctx, cp, kc); !ok { // image_trust.go
 		return err
 	}

@@ -168,12 +168,7 @@ func trustedCheckpoints[K comparable](ctx context.Context, c *Controller, p *v1a
 // policy is gone). A refusal keeps the images (an Event says why) and lets
 // the Checkpoint go; an unreadable registry is an error (retried).
 func (c *Controller) mayDeleteImages(ctx context.Context, cp *v1alpha1.Checkpoint, kc authn.Keychain) (bool, error) {
-	repository := cp.Spec.Repository
-	p := &v1alpha1.CheckpointPolicy{}
-	if name := cp.Labels[LabelPolicy]; name != "" && c.reader().Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: name}, p) == nil {
-		repository = p.Spec.Repository
-	}
-	err := checkCheckpointImages(ctx, cp, repository, kc)
+	err := checkCheckpointImages(ctx, cp, c.imageRepository(ctx, cp), kc)
 	if isNotFound(err) {
 		return false, nil // already gone: nothing to delete
 	}
@@ -182,6 +177,17 @@ func (c *Controller) mayDeleteImages(ctx context.Context, cp *v1alpha1.Checkpoin
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// imageRepository is where cp's images must live to be deleted: the
+// repository of the policy that made cp, its own spec.repository once the
+// policy is gone (or for a person's Checkpoint).
+func (c *Controller) imageRepository(ctx context.Context, cp *v1alpha1.Checkpoint) string {
+	p := &v1alpha1.CheckpointPolicy{}
+	if name := cp.Labels[LabelPolicy]; name != "" && c.reader().Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: name}, p) == nil {
+		return p.Spec.Repository
+	}
+	return cp.Spec.Repository
 }
 
 // ValidCheckpointName returns name when it can be a Checkpoint's name (and

@@ -26,6 +26,10 @@ var (
 		Namespace: "stateshift", Subsystem: "controller", Name: "checkpoints_pruned_total",
 		Help: "Checkpoints deleted by retention, and whether their registry manifests were deleted (ok, error).",
 	}, []string{"registry"})
+	strayImagesDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "stateshift", Subsystem: "controller", Name: "stray_images_total",
+		Help: "Stray images (pushed by failed checkpoint attempts) handled by retention: deleted, refused (origin check, or a result), error (registry).",
+	}, []string{"outcome"})
 	deadlinesExceeded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "stateshift", Subsystem: "migration", Name: "deadline_exceeded_total",
 		Help: "Migration phases that outlived spec.phaseTimeout, by trigger and phase.",
@@ -47,7 +51,10 @@ func init() {
 	for _, r := range []string{"ok", "error"} {
 		checkpointsPruned.WithLabelValues(r)
 	}
-	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, deadlinesExceeded,
+	for _, o := range []string{"deleted", "refused", "error"} {
+		strayImagesDeleted.WithLabelValues(o)
+	}
+	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, strayImagesDeleted, deadlinesExceeded,
 		observedState, version.BuildInfo("interpreter-webhook"))
 }
 

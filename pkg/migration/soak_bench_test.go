@@ -25,8 +25,10 @@ import (
 const soakRounds = 50
 
 // BenchmarkControllerSoak runs the controller against a real API server
-// and registry for 50 scheduled rounds with a rollout every 10 rounds and
-// a move between member1 and member2 every 7, then prints what is left:
+// and registry for 50 scheduled rounds with a rollout every 10 rounds, a
+// move between member1 and member2 every 7, and every 5th round an attempt
+// that pushed an image and failed (a stray image) before the round's
+// checkpoint succeeds, then prints what is left:
 //
 //	BENCH controller-soak rounds=50 checkpoints_left=<n> manifests_left=<n> dangling_refs=<n> orphans=<n>
 //
@@ -44,6 +46,9 @@ func BenchmarkControllerSoak(b *testing.B) {
 		h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Retention.Keep = 2 })
 		on := "member1"
 		for round := 1; round <= soakRounds; round++ {
+			if round%5 == 0 {
+				h.soakFailedAttempt(round)
+			}
 			h.soakRound(round)
 			switch {
 			case round%10 == 0:
@@ -72,6 +77,37 @@ func (h *harness) soakRound(round int) {
 		p := &v1alpha1.CheckpointPolicy{}
 		_ = h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p)
 		return false, fmt.Sprintf("%+v %v", p.Status.Workloads, p.Status.Conditions)
+	})
+}
+
+// soakFailedAttempt plays an agent whose next attempt pushed a tagged
+// image and then failed: the Checkpoint ends Failed naming it as a stray
+// image, which retention must delete (orphans counts it otherwise).
+func (h *harness) soakFailedAttempt(round int) {
+	h.t.Helper()
+	h.eventually(fmt.Sprintf("a checkpoint to fail in round %d", round), 30*time.Second, func() (bool, string) {
+		var l v1alpha1.CheckpointList
+		must(h.t, h.c.List(h.ctx, &l, client.InNamespace(h.ns)))
+		for i := range l.Items {
+			cp := &l.Items[i]
+			if cp.IsFinished() {
+				continue
+			}
+			img, err := checkpointImage(cp.Namespace, cp.Spec.PodName, "app")
+			must(h.t, err)
+			tag, err := name.NewTag(h.reg.Host + "/ckpt/db:" + cp.Name + "-failed")
+			must(h.t, err)
+			must(h.t, remote.Write(tag, img, remote.WithAuth(h.auth)))
+			d, err := img.Digest()
+			must(h.t, err)
+			now := metav1.Now()
+			cp.Status = v1alpha1.CheckpointStatus{Phase: v1alpha1.CheckpointFailed, StartTime: &now, CompletionTime: &now,
+				Message:     "pushed image failed verification",
+				StrayImages: []v1alpha1.StrayImage{{Container: "app", Image: h.reg.Host + "/ckpt/db@" + d.String(), Attempt: 1, Reason: "VerifyFailed"}}}
+			must(h.t, h.c.Status().Update(h.ctx, cp))
+			return true, ""
+		}
+		return false, "no unfinished checkpoint"
 	})
 }
 

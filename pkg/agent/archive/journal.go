@@ -33,6 +33,22 @@ type Entry struct {
 	Started    time.Time `json:"started"`
 	// Paths the kubelet answered: every one of them, not only the first.
 	Paths []string `json:"paths,omitempty"`
+	// Checkpoint is the Checkpoint's name, to say whose images are left
+	// when its entry is dropped unreported (ForgetStale).
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// Images pushed by the attempts, recorded as soon as a push returns
+	// its digest: a checkpoint image is a memory dump, and an agent killed
+	// before the status names it would otherwise leave it known to
+	// nobody. The agent reports those that are not the result in the
+	// Checkpoint's status.strayImages; the entry is kept until then.
+	Images []PushedImage `json:"images,omitempty"`
+}
+
+// PushedImage is one image an attempt pushed, by digest.
+type PushedImage struct {
+	Container string `json:"container"`
+	Image     string `json:"image"`
+	Attempt   int32  `json:"attempt,omitempty"`
 }
 
 var uidSafe = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
@@ -90,6 +106,10 @@ func (j *Journal) Begin(e Entry) (Entry, error) {
 			e.Started = old.Started
 		}
 		e.Paths = append(old.Paths, e.Paths...)
+		e.Images = append(old.Images, e.Images...)
+		if e.Checkpoint == "" {
+			e.Checkpoint = old.Checkpoint
+		}
 		seen := map[string]bool{}
 		for _, c := range e.Containers {
 			seen[c] = true
@@ -102,6 +122,9 @@ func (j *Journal) Begin(e Entry) (Entry, error) {
 	}
 	return e, j.Record(e)
 }
+
+// Lookup returns the entry of uid, if there is a readable one.
+func (j *Journal) Lookup(uid string) (Entry, bool) { return j.read(uid) }
 
 func (j *Journal) read(uid string) (Entry, bool) {
 	p, err := j.file(uid)
@@ -202,9 +225,10 @@ const clockSlack = 2 * time.Second
 // archive in dir that the kubelet may have written for the entry's
 // containers since it started (named checkpoint-<pod>_<namespace>-
 // <container>-<RFC 3339 time>.tar, the kubelet's naming), then forgets the
-// entry. Archives of other pods, and of these containers from before the
-// attempt (someone else's checkpoint), are left alone. It returns the
-// deleted paths.
+// entry, unless it records pushed images: those stay (without paths) for
+// the agent to report in the Checkpoint's status. Archives of other pods,
+// and of these containers from before the attempt (someone else's
+// checkpoint), are left alone. It returns the deleted paths.
 func (j *Journal) Sweep(dir string) ([]string, error) {
 	entries, errs := j.Entries()
 	var deleted []string
@@ -215,11 +239,42 @@ func (j *Journal) Sweep(dir string) ([]string, error) {
 			errs = append(errs, err)
 			continue
 		}
+		if len(e.Images) > 0 {
+			// Archives gone; the images are still to be reported.
+			e.Paths, e.Containers = nil, nil
+			if err := j.Record(e); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		if err := j.Forget(e.UID); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return deleted, errors.Join(errs...)
+}
+
+// ForgetStale forgets the entries with pushed images whose attempt started
+// before cutoff and returns them. Their Checkpoint never came back to this
+// agent (deleted while the agent was down): nothing can record the images
+// any more, so the caller logs them for an operator to delete, rather
+// than the journal growing for ever.
+func (j *Journal) ForgetStale(cutoff time.Time) ([]Entry, error) {
+	// Unreadable files were reported by Sweep already.
+	entries, _ := j.Entries()
+	var errs []error
+	var stale []Entry
+	for _, e := range entries {
+		if len(e.Images) == 0 || !e.Started.Before(cutoff) {
+			continue
+		}
+		if err := j.Forget(e.UID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		stale = append(stale, e)
+	}
+	return stale, errors.Join(errs...)
 }
 
 // Matching lists the archives in dir the kubelet wrote for one container

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -100,5 +101,54 @@ func TestSecurityJournalRefusesUnsafeUIDs(t *testing.T) {
 		if err := j.Record(Entry{UID: uid}); err == nil {
 			t.Errorf("UID %q named a journal file", uid)
 		}
+	}
+}
+
+// An entry with pushed images outlives the sweep (its archives deleted,
+// its paths dropped) until the agent reports the images; ForgetStale
+// drops it only once it is older than the cutoff, and returns it.
+func TestJournalKeepsPushedImagesUntilReported(t *testing.T) {
+	dir := t.TempDir()
+	started := time.Now().Add(-time.Minute).Truncate(time.Second)
+	archivePath := writeArchive(t, dir, "checkpoint-db-0_shop-db-"+started.UTC().Format(time.RFC3339)+".tar", started)
+	j := &Journal{Dir: filepath.Join(t.TempDir(), "journal")}
+	image := PushedImage{Container: "db", Image: "registry.example.com/shop/db@sha256:" + strings.Repeat("ab", 32), Attempt: 1}
+	e, err := j.Begin(Entry{UID: "with-image", Namespace: "shop", Pod: "db-0", Checkpoint: "db-0-1", Containers: []string{"db"}, Started: started})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Paths, e.Images = []string{archivePath}, []PushedImage{image}
+	if err := j.Record(e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Begin(Entry{UID: "no-image", Namespace: "shop", Pod: "db-1", Started: started}); err != nil {
+		t.Fatal(err)
+	}
+	// A next attempt's Begin keeps the images of the earlier one.
+	if again, err := j.Begin(Entry{UID: "with-image", Namespace: "shop", Pod: "db-0", Started: time.Now()}); err != nil || len(again.Images) != 1 {
+		t.Fatalf("Begin lost the pushed images: %+v, %v", again.Images, err)
+	}
+	if _, err := j.Sweep(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(archivePath); !os.IsNotExist(err) {
+		t.Errorf("the archive survived the sweep: %v", err)
+	}
+	kept, ok := j.Lookup("with-image")
+	if !ok || len(kept.Images) != 1 || kept.Images[0] != image || len(kept.Paths) != 0 {
+		t.Fatalf("after the sweep the entry is %+v (found %v), want its image and no paths", kept, ok)
+	}
+	if _, ok := j.Lookup("no-image"); ok {
+		t.Errorf("an entry without images survived the sweep")
+	}
+	if stale, err := j.ForgetStale(started); err != nil || len(stale) != 0 {
+		t.Fatalf("ForgetStale(started) dropped %+v, %v: the entry is not older than the cutoff", stale, err)
+	}
+	stale, err := j.ForgetStale(time.Now())
+	if err != nil || len(stale) != 1 || stale[0].Images[0] != image || stale[0].Checkpoint != "db-0-1" {
+		t.Fatalf("ForgetStale(now) = %+v, %v; want the entry with its image", stale, err)
+	}
+	if _, ok := j.Lookup("with-image"); ok {
+		t.Errorf("a stale entry was returned but not forgotten")
 	}
 }

@@ -119,6 +119,27 @@ type ContainerCheckpoint struct {
 	RootfsImageRef string `json:"rootfsImageRef,omitempty"`
 }
 
+// StrayImage is an image an attempt pushed that did not become the
+// Checkpoint's result: its verification failed, a later container of the
+// pod failed, the status write failed or the agent was killed after the
+// push. It is a memory dump like any checkpoint image; retention deletes it
+// (after the same origin check as status.containers), so that no pushed
+// manifest is known to nobody.
+type StrayImage struct {
+	// Container whose archive the image holds.
+	Container string `json:"container"`
+	// Image by digest: repository@sha256:..., always under spec.repository.
+	Image string `json:"image"`
+	// Attempt that pushed it.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+	// Reason the image is not the result: the attempt's failure reason
+	// (e.g. VerifyFailed) or Interrupted (found in the agent's journal
+	// after a restart).
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
 // CheckpointTimings are the durations of each stage.
 type CheckpointTimings struct {
 	// Checkpoint: the kubelet call, all containers.
@@ -145,6 +166,14 @@ type CheckpointStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Containers []ContainerCheckpoint `json:"containers,omitempty"`
+	// StrayImages are images attempts pushed that are not the result (see
+	// StrayImage): recorded before or with the failure, or after a
+	// restart from the agent's journal. Retention deletes them once the
+	// Checkpoint is finished, and with the Checkpoint.
+	// +optional
+	// +listType=map
+	// +listMapKey=image
+	StrayImages []StrayImage `json:"strayImages,omitempty"`
 	// ArchiveBytes is the sum of the archives' sizes.
 	// +optional
 	ArchiveBytes int64 `json:"archiveBytes,omitempty"`
