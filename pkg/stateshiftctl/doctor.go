@@ -157,7 +157,7 @@ func (d doctor) cluster(ctx context.Context, cluster string) ([]DoctorResult, er
 		out, err := d.exec(ctx, cluster, &pods[i], container, argv)
 		got := parseDoctor(out)
 		if err != nil || len(got) == 0 {
-			got = append(got, DoctorResult{Check: "exec", Detail: fmt.Sprintf("%v: %s", err, strings.TrimSpace(out)),
+			got = append(got, DoctorResult{Check: "exec", Detail: execDetail(err, out),
 				Fix: "the agent pod must run an agent image with the doctor subcommand"})
 		}
 		for j := range got {
@@ -294,11 +294,26 @@ func proxyExec(cfg *rest.Config) agentExec {
 		var out bytes.Buffer
 		err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
 		var exit exec.ExitError
-		if errors.As(err, &exit) {
+		if errors.As(err, &exit) && out.Len() > 0 {
 			err = nil // the doctor exits 1 when a check fails: its lines say which
 		}
 		return out.String(), err
 	}
+}
+
+// execDetail says why an exec gave no doctor lines: its error and what it
+// printed, or that it printed nothing.
+func execDetail(err error, out string) string {
+	out = strings.TrimSpace(out)
+	switch {
+	case err != nil && out != "":
+		return fmt.Sprintf("%v: %s", err, out)
+	case err != nil:
+		return err.Error()
+	case out == "":
+		return "the doctor printed nothing"
+	}
+	return "no doctor lines in: " + out
 }
 
 func printDoctor(w io.Writer, format string, rows []DoctorResult) error {

@@ -3,6 +3,7 @@ package stateshiftctl
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,5 +118,23 @@ func TestParseDoctor(t *testing.T) {
 	got := parseDoctor(out.String())
 	if len(got) != 2 || got[0].Check != "checkpoint folder" || got[0].Detail != "/var/lib/kubelet/checkpoints 0700" || !got[0].OK || got[1].Check != "registry" || got[1].Detail != "push denied" || got[1].Fix != "give the Secret push rights" {
 		t.Fatalf("%+v", got)
+	}
+}
+
+// TestExecDetail: a failed exec says why, never "<nil>".
+func TestExecDetail(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		out  string
+		want string
+	}{
+		{errors.New("command terminated with exit code 1"), "", "command terminated with exit code 1"},
+		{errors.New("forbidden"), "no such pod\n", "forbidden: no such pod"},
+		{nil, "", "the doctor printed nothing"},
+		{nil, "garbage", "no doctor lines in: garbage"},
+	} {
+		if got := execDetail(tc.err, tc.out); got != tc.want {
+			t.Errorf("execDetail(%v, %q) = %q, want %q", tc.err, tc.out, got, tc.want)
+		}
 	}
 }
