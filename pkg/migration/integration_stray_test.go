@@ -17,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/migration"
@@ -43,18 +42,7 @@ func (h *harness) imageExists(image string) bool {
 // after its attempts pushed the given images.
 func (h *harness) failWithStrays(images ...string) *v1alpha1.Checkpoint {
 	h.t.Helper()
-	var cp *v1alpha1.Checkpoint
-	h.eventually("a new checkpoint", 20*time.Second, func() (bool, string) {
-		var l v1alpha1.CheckpointList
-		must(h.t, h.c.List(h.ctx, &l, client.InNamespace(h.ns)))
-		for i := range l.Items {
-			if !l.Items[i].IsFinished() {
-				cp = &l.Items[i]
-				return true, ""
-			}
-		}
-		return false, ""
-	})
+	cp := h.nextUnfinished()
 	now := metav1.Now()
 	cp.Status = v1alpha1.CheckpointStatus{Phase: v1alpha1.CheckpointFailed, NodeName: "node-1", Attempts: 3, StartTime: &now, CompletionTime: &now,
 		Message: "gave up after 3 attempts: pushed image failed verification"}

@@ -58,9 +58,9 @@ func (h *harness) push(repo, ns, pod string) string {
 	return h.reg.Host + "/" + repo + "@" + d.String()
 }
 
-// finishWith plays a compromised node: the next unfinished Checkpoint
-// succeeds naming image.
-func (h *harness) finishWith(image string) string {
+// nextUnfinished waits for a Checkpoint of the namespace that has not
+// finished: the one the controller created, for the test to play its agent.
+func (h *harness) nextUnfinished() *v1alpha1.Checkpoint {
 	h.t.Helper()
 	var cp *v1alpha1.Checkpoint
 	h.eventually("a new checkpoint", 20*time.Second, func() (bool, string) {
@@ -74,6 +74,14 @@ func (h *harness) finishWith(image string) string {
 		}
 		return false, ""
 	})
+	return cp
+}
+
+// finishWith plays a compromised node: the next unfinished Checkpoint
+// succeeds naming image.
+func (h *harness) finishWith(image string) string {
+	h.t.Helper()
+	cp := h.nextUnfinished()
 	now := metav1.Now()
 	cp.Status = v1alpha1.CheckpointStatus{Phase: v1alpha1.CheckpointSucceeded, StartTime: &now, CompletionTime: &now,
 		Containers: []v1alpha1.ContainerCheckpoint{{Name: "app", Image: image, ArchiveBytes: 1}}}
