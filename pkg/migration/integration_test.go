@@ -945,3 +945,44 @@ func TestMoveThroughEmptyBinding(t *testing.T) {
 		return m.Status.Phase == v1alpha1.MigrationRestored, string(m.Status.Phase) + " " + m.Status.Message
 	})
 }
+
+// TestArmedReportedBetweenRounds: the checkpoints controller reports a
+// workload armed as soon as the restoreplan controller writes its plan,
+// not at the next scheduled round. With a long interval (a person's
+// planned move, the real-migration benchmark) the status said "no
+// cluster runs the workload healthy yet" for a whole interval, because the
+// plan's owner reference was not a controller reference and Owns() never
+// requeued the policy.
+func TestArmedReportedBetweenRounds(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
+	h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval = metav1.Duration{Duration: 30 * time.Minute} })
+	h.eventually("the first scheduled checkpoint", 20*time.Second, func() (bool, string) {
+		done := h.agent(true)
+		return len(done) == 1, fmt.Sprint(done)
+	})
+	h.eventually("the restore armed", 10*time.Second, func() (bool, string) {
+		op := h.overridePolicy()
+		return op != nil, ""
+	})
+	h.eventually("the policy's status reports it armed", 10*time.Second, func() (bool, string) {
+		p := h.checkpointPolicy()
+		for _, w := range p.Status.Workloads {
+			if w.Name == "db" {
+				return w.Armed, w.Message
+			}
+		}
+		return false, fmt.Sprintf("%+v", p.Status)
+	})
+}
+
+func (h *harness) checkpointPolicy() *v1alpha1.CheckpointPolicy {
+	h.t.Helper()
+	p := &v1alpha1.CheckpointPolicy{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p); err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}

@@ -3,6 +3,7 @@ package migration
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,9 +61,11 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 	}
 	want.Spec.OverrideRules = append(want.Spec.OverrideRules, receivers...)
 	if owner != nil {
-		want.OwnerReferences = []metav1.OwnerReference{{
-			APIVersion: v1alpha1.GroupVersion.String(), Kind: "CheckpointPolicy", Name: owner.Name, UID: owner.UID,
-		}}
+		// A controller reference, not a plain owner: the policy
+		// controllers watch their plans with Owns(), which follows only
+		// controller references; with a plain one a plan written between
+		// two scheduled rounds was reported armed only a round later.
+		want.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, v1alpha1.GroupVersion.WithKind("CheckpointPolicy"))}
 	}
 	if current == nil {
 		err := c.Client.Create(ctx, want)
@@ -90,7 +93,10 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 		want.Annotations = current.Annotations
 		want.Spec.OverrideRules = append([]policyv1alpha1.RuleWithCluster{generalRule(current, exclude)}, receivers...)
 	}
-	if same, err := equalPolicy(current, want); err != nil || same {
+	// A plan armed by an older release carries a plain owner reference;
+	// rewrite it so that Owns() sees the plan's later writes.
+	sameOwner := owner == nil || reflect.DeepEqual(current.OwnerReferences, want.OwnerReferences)
+	if same, err := equalPolicy(current, want); err != nil || (same && sameOwner) {
 		return err
 	}
 	current.Labels, current.Annotations, current.Spec = want.Labels, want.Annotations, want.Spec
