@@ -28,6 +28,18 @@ func (c *Controller) armedPolicy(ctx context.Context, w *workload) (*policyv1alp
 	return op, err
 }
 
+// planOwner is the owner reference of a plan the policy owns (none
+// without a policy). A controller reference, not a plain owner: the policy
+// controllers watch their plans with Owns(), which follows only controller
+// references; with a plain one a plan written between two scheduled rounds
+// was reported armed only a round later.
+func planOwner(owner *v1alpha1.CheckpointPolicy) []metav1.OwnerReference {
+	if owner == nil {
+		return nil
+	}
+	return []metav1.OwnerReference{*metav1.NewControllerRef(owner, v1alpha1.GroupVersion.WithKind("CheckpointPolicy"))}
+}
+
 // excluded is the exclude list of an armed OverridePolicy.
 func excluded(op *policyv1alpha1.OverridePolicy) map[string]bool {
 	out := map[string]bool{}
@@ -60,13 +72,7 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 		return err
 	}
 	want.Spec.OverrideRules = append(want.Spec.OverrideRules, receivers...)
-	if owner != nil {
-		// A controller reference, not a plain owner: the policy
-		// controllers watch their plans with Owns(), which follows only
-		// controller references; with a plain one a plan written between
-		// two scheduled rounds was reported armed only a round later.
-		want.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, v1alpha1.GroupVersion.WithKind("CheckpointPolicy"))}
-	}
+	want.OwnerReferences = planOwner(owner)
 	if current == nil {
 		err := c.Client.Create(ctx, want)
 		if !apierrors.IsAlreadyExists(err) {
