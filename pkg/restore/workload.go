@@ -1,0 +1,227 @@
+package restore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Karmada's native interpreter reads and edits workloads as typed objects
+// (helper.ConvertToTypedObject, then back with helper.ToUnstructured). So
+// does this package: a manifest is decoded once where it enters (Rewrite,
+// Patches, Retain, KeepRestored), a malformed one is refused there naming
+// the field it gets wrong, and every edit is made on typed fields. Unlike
+// Karmada's round trip, encode writes back only what the edits changed: the
+// manifest keeps the fields these types do not know (a newer API server's)
+// and gets none of the converter's empty defaults (resources: {},
+// status: {}), so what Karmada applies differs only by the edits.
+
+// workloadObject is a typed workload: its metadata and the object itself.
+type workloadObject interface {
+	metav1.Object
+	runtime.Object
+}
+
+// workloadKind is what the package needs to know of a supported kind.
+type workloadKind struct {
+	newObject   func() workloadObject
+	podTemplate func(workloadObject) *corev1.PodTemplateSpec
+	// replicas are the desired (the API server's default when unset) and
+	// the ready replicas.
+	replicas func(workloadObject) (desired, ready int32)
+	// templatePath is where the pod template sits in the manifest, for
+	// JSON patches.
+	templatePath []string
+}
+
+// workloadKinds are the supported kinds. Adding a kind is one entry.
+var workloadKinds = map[schema.GroupVersionKind]workloadKind{
+	appsv1.SchemeGroupVersion.WithKind("Deployment"): {
+		newObject:   func() workloadObject { return &appsv1.Deployment{} },
+		podTemplate: func(o workloadObject) *corev1.PodTemplateSpec { return &o.(*appsv1.Deployment).Spec.Template },
+		replicas: func(o workloadObject) (int32, int32) {
+			d := o.(*appsv1.Deployment)
+			return replicasOrDefault(d.Spec.Replicas), d.Status.ReadyReplicas
+		},
+		templatePath: []string{"spec", "template"},
+	},
+	appsv1.SchemeGroupVersion.WithKind("StatefulSet"): {
+		newObject:   func() workloadObject { return &appsv1.StatefulSet{} },
+		podTemplate: func(o workloadObject) *corev1.PodTemplateSpec { return &o.(*appsv1.StatefulSet).Spec.Template },
+		replicas: func(o workloadObject) (int32, int32) {
+			s := o.(*appsv1.StatefulSet)
+			return replicasOrDefault(s.Spec.Replicas), s.Status.ReadyReplicas
+		},
+		templatePath: []string{"spec", "template"},
+	},
+}
+
+func replicasOrDefault(replicas *int32) int32 {
+	if replicas == nil {
+		return 1 // the API server's default
+	}
+	return *replicas
+}
+
+// Supported says whether the package knows the kind.
+func Supported(gvk schema.GroupVersionKind) bool {
+	_, ok := workloadKinds[gvk]
+	return ok
+}
+
+// workload is a manifest decoded for reading and editing.
+type workload struct {
+	manifest *unstructured.Unstructured // as given; never changed
+	gvk      schema.GroupVersionKind
+	kind     workloadKind
+	object   workloadObject // the typed manifest; edits go here
+	decoded  workloadObject // the typed manifest as decoded: encode's baseline
+}
+
+// decodeWorkload decodes obj into its typed kind.
+func decodeWorkload(obj *unstructured.Unstructured) (*workload, error) {
+	if obj == nil {
+		return nil, errors.New("no workload")
+	}
+	gvk := obj.GroupVersionKind()
+	kind, ok := workloadKinds[gvk]
+	if !ok {
+		return nil, fmt.Errorf("%s %s/%s: kind %s is not supported (only apps/v1 Deployment and StatefulSet)",
+			gvk.Kind, obj.GetNamespace(), obj.GetName(), gvk)
+	}
+	object := kind.newObject()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, object); err != nil {
+		return nil, fmt.Errorf("%s %s/%s: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), malformedField(obj.Object, kind, err))
+	}
+	decoded, ok := object.DeepCopyObject().(workloadObject)
+	if !ok {
+		return nil, fmt.Errorf("%s %s/%s: copy is a %T", gvk.Kind, obj.GetNamespace(), obj.GetName(), object.DeepCopyObject())
+	}
+	return &workload{manifest: obj, gvk: gvk, kind: kind, object: object, decoded: decoded}, nil
+}
+
+// malformedField names the field of a manifest the converter refused: its
+// own errors ("cannot restore slice from string") do not say where. The
+// JSON decoder, which decodes the same types the same way, does.
+func malformedField(content map[string]interface{}, kind workloadKind, convertErr error) error {
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return convertErr
+	}
+	err = json.Unmarshal(raw, kind.newObject())
+	var typeErr *json.UnmarshalTypeError
+	if !errors.As(err, &typeErr) || typeErr.Field == "" {
+		return convertErr
+	}
+	return fmt.Errorf("field %s is %s, not %s", typeErr.Field, jsonValueName(typeErr.Value), typeName(typeErr.Type))
+}
+
+func jsonValueName(value string) string {
+	switch value {
+	case "array":
+		return "a list"
+	case "object":
+		return "an object"
+	case "":
+		return "a value"
+	}
+	return "a " + value
+}
+
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	}
+	return "a " + t.String()
+}
+
+// String names the workload in errors.
+func (w *workload) String() string {
+	return fmt.Sprintf("%s %s/%s", w.gvk.Kind, w.manifest.GetNamespace(), w.manifest.GetName())
+}
+
+func (w *workload) template() *corev1.PodTemplateSpec { return w.kind.podTemplate(w.object) }
+
+// statefulSet is the typed StatefulSet, nil for other kinds.
+func (w *workload) statefulSet() *appsv1.StatefulSet {
+	s, _ := w.object.(*appsv1.StatefulSet)
+	return s
+}
+
+// encode is the manifest with the typed edits written back, a new object.
+func (w *workload) encode() (*unstructured.Unstructured, error) {
+	out := w.manifest.DeepCopy()
+	if equality.Semantic.DeepEqual(w.decoded, w.object) {
+		return out, nil
+	}
+	before, err := runtime.DefaultUnstructuredConverter.ToUnstructured(w.decoded)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encode: %w", w, err)
+	}
+	after, err := runtime.DefaultUnstructuredConverter.ToUnstructured(w.object)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encode: %w", w, err)
+	}
+	applyChanges(out.Object, before, after)
+	return out, nil
+}
+
+// applyChanges makes target (a manifest) show what changed from before to
+// after, two encodings of one typed object before and after the edits:
+// everything else in target stays as it was. Lists of one length are
+// changed element by element (a container's image, not the container);
+// other lists and values are replaced whole.
+func applyChanges(target, before, after map[string]interface{}) {
+	for k := range before {
+		if _, kept := after[k]; !kept {
+			delete(target, k)
+		}
+	}
+	for k, a := range after {
+		if b, had := before[k]; had && reflect.DeepEqual(a, b) {
+			continue
+		}
+		target[k] = changedValue(target[k], before[k], a)
+	}
+}
+
+// changedValue is target's value changed from before to after.
+func changedValue(target, before, after interface{}) interface{} {
+	switch a := after.(type) {
+	case map[string]interface{}:
+		t, tIsMap := target.(map[string]interface{})
+		b, bIsMap := before.(map[string]interface{})
+		if tIsMap && bIsMap {
+			applyChanges(t, b, a)
+			return t
+		}
+	case []interface{}:
+		t, tIsList := target.([]interface{})
+		b, bIsList := before.([]interface{})
+		if tIsList && bIsList && len(t) == len(a) && len(b) == len(a) {
+			for i := range a {
+				if !reflect.DeepEqual(a[i], b[i]) {
+					t[i] = changedValue(t[i], b[i], a[i])
+				}
+			}
+			return t
+		}
+	}
+	return after // a fresh value of the converter's: not shared
+}
