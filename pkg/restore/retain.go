@@ -63,7 +63,7 @@ func decodePair(desired, observed *unstructured.Unstructured) (*workload, *workl
 		return nil, nil, fmt.Errorf("retain %s: observed %w", d, err)
 	}
 	if d.gvk != o.gvk {
-		return nil, nil, fmt.Errorf("retain %s: the observed object is a %s", d, o.gvk)
+		return nil, nil, fmt.Errorf("retain %s: the observed object is a %s (%s)", d, o.gvk.Kind, o.gvk.GroupVersion())
 	}
 	return d, o, nil
 }

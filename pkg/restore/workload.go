@@ -147,6 +147,11 @@ func typeName(t reflect.Type) string {
 		return "a string"
 	case reflect.Bool:
 		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
 	}
 	return "a " + t.String()
 }
