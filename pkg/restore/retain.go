@@ -40,9 +40,7 @@ func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstruc
 	if err != nil {
 		return nil, err
 	}
-	if annotations := retainedAnnotations(d, o, keep); len(annotations) > 0 {
-		d.object.SetAnnotations(annotations)
-	}
+	d.object.SetAnnotations(retainedAnnotations(d, o, keep))
 	if keep {
 		keepPartition(d, o)
 		if err := keepRestoredTemplate(d.template(), o); err != nil {
@@ -60,7 +58,7 @@ func decodePair(desired, observed *unstructured.Unstructured) (*workload, *workl
 	}
 	o, err := decodeWorkload(observed)
 	if err != nil {
-		return nil, nil, fmt.Errorf("retain %s: observed %w", d, err)
+		return nil, nil, fmt.Errorf("retain: observed %w", err)
 	}
 	if d.gvk != o.gvk {
 		return nil, nil, fmt.Errorf("retain %s: the observed object is a %s (%s)", d, o.gvk.Kind, o.gvk.GroupVersion())
@@ -72,7 +70,7 @@ func decodePair(desired, observed *unstructured.Unstructured) (*workload, *workl
 // rendered it) once the member's are decided on: the agent's kept, the
 // restore's kept or dropped with the restore, member-only keys dropped.
 func retainedAnnotations(desired, observed *workload, keep bool) map[string]string {
-	annotations := withAnnotations(desired.object.GetAnnotations(), nil)
+	annotations := withAnnotations(desired.object.GetAnnotations(), nil) // a copy
 	observedAnnotations := observed.object.GetAnnotations()
 	for k, v := range observedAnnotations {
 		if !IsStateshiftAnnotation(k) || (isRestoreKey(k) && !keep) || (!isRestoreKey(k) && !memberKeys[k]) {
