@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +29,7 @@ import (
 // workloadObject is a typed workload: its metadata and the object itself.
 type workloadObject interface {
 	metav1.Object
+	metav1.ObjectMetaAccessor
 	runtime.Object
 }
 
@@ -41,6 +43,9 @@ type workloadKind struct {
 	// templatePath is where the pod template sits in the manifest, for
 	// JSON patches.
 	templatePath []string
+	// parts are what of the typed object this package edits (a pointer
+	// into it), by their path in the manifest: encode writes back these.
+	parts map[string]func(workloadObject) interface{}
 }
 
 // workloadKinds are the supported kinds. Adding a kind is one entry.
@@ -53,6 +58,10 @@ var workloadKinds = map[schema.GroupVersionKind]workloadKind{
 			return replicasOrDefault(d.Spec.Replicas), d.Status.ReadyReplicas
 		},
 		templatePath: []string{"spec", "template"},
+		parts: map[string]func(workloadObject) interface{}{
+			"metadata":      func(o workloadObject) interface{} { return o.GetObjectMeta() },
+			"spec.template": func(o workloadObject) interface{} { return &o.(*appsv1.Deployment).Spec.Template },
+		},
 	},
 	appsv1.SchemeGroupVersion.WithKind("StatefulSet"): {
 		newObject:   func() workloadObject { return &appsv1.StatefulSet{} },
@@ -62,6 +71,11 @@ var workloadKinds = map[schema.GroupVersionKind]workloadKind{
 			return replicasOrDefault(s.Spec.Replicas), s.Status.ReadyReplicas
 		},
 		templatePath: []string{"spec", "template"},
+		parts: map[string]func(workloadObject) interface{}{
+			"metadata":            func(o workloadObject) interface{} { return o.GetObjectMeta() },
+			"spec.template":       func(o workloadObject) interface{} { return &o.(*appsv1.StatefulSet).Spec.Template },
+			"spec.updateStrategy": func(o workloadObject) interface{} { return &o.(*appsv1.StatefulSet).Spec.UpdateStrategy },
+		},
 	},
 }
 
@@ -170,21 +184,42 @@ func (w *workload) statefulSet() *appsv1.StatefulSet {
 }
 
 // encode is the manifest with the typed edits written back, a new object.
+// Only the parts the package edits are compared and encoded: the rest
+// cannot have changed, and encoding a whole workload costs more than the
+// rest of a Retain.
 func (w *workload) encode() (*unstructured.Unstructured, error) {
 	out := w.manifest.DeepCopy()
-	if equality.Semantic.DeepEqual(w.decoded, w.object) {
-		return out, nil
+	for _, path := range sortedKeys(w.kind.parts) {
+		part := w.kind.parts[path]
+		if equality.Semantic.DeepEqual(part(w.decoded), part(w.object)) {
+			continue
+		}
+		before, err := runtime.DefaultUnstructuredConverter.ToUnstructured(part(w.decoded))
+		if err != nil {
+			return nil, fmt.Errorf("%s: encode %s: %w", w, path, err)
+		}
+		after, err := runtime.DefaultUnstructuredConverter.ToUnstructured(part(w.object))
+		if err != nil {
+			return nil, fmt.Errorf("%s: encode %s: %w", w, path, err)
+		}
+		parent, key := parentMap(out.Object, strings.Split(path, "."))
+		parent[key] = changedValue(parent[key], before, after)
 	}
-	before, err := runtime.DefaultUnstructuredConverter.ToUnstructured(w.decoded)
-	if err != nil {
-		return nil, fmt.Errorf("%s: encode: %w", w, err)
-	}
-	after, err := runtime.DefaultUnstructuredConverter.ToUnstructured(w.object)
-	if err != nil {
-		return nil, fmt.Errorf("%s: encode: %w", w, err)
-	}
-	applyChanges(out.Object, before, after)
 	return out, nil
+}
+
+// parentMap is the map holding the last key of path in obj, created where
+// missing (or null), and that key.
+func parentMap(obj map[string]interface{}, path []string) (map[string]interface{}, string) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := obj[k].(map[string]interface{})
+		if !ok {
+			next = map[string]interface{}{}
+			obj[k] = next
+		}
+		obj = next
+	}
+	return obj, path[len(path)-1]
 }
 
 // applyChanges makes target (a manifest) show what changed from before to
