@@ -13,12 +13,17 @@ import (
 // restored workload keeps it (keepPartition) for as long as Retain keeps
 // the restore.
 
-// keepPods raises s's rolling update partition to keep, and says whether
-// s rolls its pods at all: an OnDelete StatefulSet's pods are never rolled
-// by a template change, so it needs (and gets) no partition.
-func keepPods(s *appsv1.StatefulSet, keep int32) bool {
-	if keep <= 0 || s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
-		return false
+// needsPartition says whether a plan keeping keep pods sets s's rolling
+// update partition: an OnDelete StatefulSet's pods are never rolled by a
+// template change, so it needs none.
+func needsPartition(s *appsv1.StatefulSet, keep int32) bool {
+	return s != nil && keep > 0 && s.Spec.UpdateStrategy.Type != appsv1.OnDeleteStatefulSetStrategyType
+}
+
+// keepPods raises s's rolling update partition to keep, where it needs one.
+func keepPods(s *appsv1.StatefulSet, keep int32) {
+	if !needsPartition(s, keep) {
+		return
 	}
 	s.Spec.UpdateStrategy.Type = appsv1.RollingUpdateStatefulSetStrategyType
 	if s.Spec.UpdateStrategy.RollingUpdate == nil {
@@ -27,7 +32,6 @@ func keepPods(s *appsv1.StatefulSet, keep int32) bool {
 	if p := s.Spec.UpdateStrategy.RollingUpdate.Partition; p == nil || *p < keep {
 		s.Spec.UpdateStrategy.RollingUpdate.Partition = &keep
 	}
-	return true
 }
 
 // keepPartition gives desired the observed StatefulSet's rolling update

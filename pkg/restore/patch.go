@@ -66,11 +66,11 @@ func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
 }
 
 // strategyOp sets the StatefulSet updateStrategy the rewrite gives w (the
-// pods it keeps), nil when it needs none. The value is the rewritten
-// manifest's, so that the patch and Rewrite agree to the field.
+// pods it keeps), nil when it needs none. The value is taken from the
+// rewritten manifest, so that the patch and Rewrite agree to the field;
+// w is Patches' own, and is rewritten here.
 func (rw *rewrite) strategyOp(w *workload) (*Operation, error) {
-	s := w.statefulSet()
-	if s == nil || !keepPods(s.DeepCopy(), rw.keepPods) {
+	if !needsPartition(w.statefulSet(), rw.keepPods) {
 		return nil, nil
 	}
 	rw.apply(w)
