@@ -34,7 +34,9 @@ func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
 	for _, c := range rw.sortedIndex() {
 		base := tp + "/spec/containers/" + strconv.Itoa(rw.index[c])
 		ops = append(ops,
-			Operation{Op: "replace", Path: base + "/image", Value: rw.images[c]},
+			// "add" replaces a member that exists (RFC 6902 4.1) and, unlike
+			// "replace", works when the template leaves the image out.
+			Operation{Op: "add", Path: base + "/image", Value: rw.images[c]},
 			Operation{Op: "add", Path: base + "/imagePullPolicy", Value: PullPolicy})
 	}
 

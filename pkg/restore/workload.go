@@ -254,14 +254,38 @@ func changedValue(target, before, after interface{}) interface{} {
 	case []interface{}:
 		t, tIsList := target.([]interface{})
 		b, bIsList := before.([]interface{})
-		if tIsList && bIsList && len(t) == len(a) && len(b) == len(a) {
+		switch {
+		case tIsList && bIsList && len(t) == len(b) && len(b) == len(a):
 			for i := range a {
 				if !reflect.DeepEqual(a[i], b[i]) {
 					t[i] = changedValue(t[i], b[i], a[i])
 				}
 			}
 			return t
+		case tIsList && bIsList && len(t) == len(b):
+			return resizedList(t, b, a)
 		}
 	}
 	return after // a fresh value of the converter's: not shared
+}
+
+// resizedList is after, a list that grew or shrank from before, with each
+// element it keeps unchanged (matched in order) taken from target: an
+// entry added to or removed from imagePullSecrets leaves the others as
+// the manifest wrote them.
+func resizedList(target, before, after []interface{}) []interface{} {
+	out := make([]interface{}, len(after))
+	next := 0 // the first element of before not matched yet
+	for i, a := range after {
+		j := next
+		for j < len(before) && !reflect.DeepEqual(before[j], a) {
+			j++
+		}
+		if j == len(before) {
+			out[i] = a
+			continue
+		}
+		out[i], next = target[j], j+1
+	}
+	return out
 }
