@@ -9,7 +9,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -191,7 +190,10 @@ func (w *workload) encode() (*unstructured.Unstructured, error) {
 	out := w.manifest.DeepCopy()
 	for _, path := range sortedKeys(w.kind.parts) {
 		part := w.kind.parts[path]
-		if equality.Semantic.DeepEqual(part(w.decoded), part(w.object)) {
+		// reflect's DeepEqual, several times faster than the API's
+		// semantic one: a nil map set to an empty one only costs an
+		// encode that finds no change.
+		if reflect.DeepEqual(part(w.decoded), part(w.object)) {
 			continue
 		}
 		before, err := runtime.DefaultUnstructuredConverter.ToUnstructured(part(w.decoded))
