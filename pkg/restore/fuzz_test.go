@@ -1,9 +1,11 @@
 package restore
 
 import (
+	"encoding/json"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // FuzzRewrite: whatever the plan, Rewrite never panics; when it accepts
@@ -41,5 +43,41 @@ func FuzzRewrite(f *testing.F) {
 			t.Fatalf("patches: %v", err)
 		}
 		assertEqual(t, applyOps(t, obj, ops), out)
+	})
+}
+
+// FuzzWorkloadManifest: whatever a StatefulSet manifest holds, every entry
+// point answers with a result or an error, never a panic; when Rewrite
+// accepts it, the JSON-patch form agrees.
+func FuzzWorkloadManifest(f *testing.F) {
+	for _, doc := range []string{
+		`{"spec":{"template":{"spec":{"containers":"app"}}}}`,
+		`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":3}]}}}}`,
+		`{"spec":{"template":{"metadata":null,"spec":{"containers":[{"name":"app","image":"x","f":[1]}],"imagePullSecrets":[null]}}}}`,
+		`{"spec":{"updateStrategy":{"rollingUpdate":{"partition":"1"}}}}`,
+		`{"metadata":{"annotations":{"stateshift.io/pull-secret":"ckpt-pull"}},"spec":null}`,
+	} {
+		f.Add([]byte(doc))
+	}
+	plan := Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}, PullSecret: "ckpt-pull", KeepPods: 1}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		obj := &unstructured.Unstructured{}
+		if json.Unmarshal(doc, &obj.Object) != nil || obj.Object == nil {
+			return
+		}
+		obj.SetAPIVersion("apps/v1")
+		obj.SetKind("StatefulSet")
+		good := toU(t, statefulSet())
+		_, _ = Retain(obj, good)
+		_, _ = Retain(good, obj)
+		_, _ = KeepRestored(good, obj)
+		out, err := Rewrite(obj, plan)
+		ops, patchErr := Patches(obj, plan)
+		if (err == nil) != (patchErr == nil) {
+			t.Fatalf("Rewrite error %v, Patches error %v", err, patchErr)
+		}
+		if err == nil {
+			assertEqual(t, applyOps(t, obj, ops), out)
+		}
 	})
 }

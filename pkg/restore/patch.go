@@ -21,16 +21,22 @@ type Operation struct {
 // by one when the map exists (so other annotations survive): they are valid
 // for obj as it is, and must be rebuilt when the workload changes.
 func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
-	rw, err := plan(obj, p)
+	w, err := decodeWorkload(obj)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	rw, err := plan(w, p)
 	if err != nil {
 		return nil, err
 	}
-	tp := "/" + strings.Join(rw.templatePath, "/")
+	tp := "/" + strings.Join(w.kind.templatePath, "/")
 	var ops []Operation
 	for _, c := range rw.sortedIndex() {
 		base := tp + "/spec/containers/" + strconv.Itoa(rw.index[c])
 		ops = append(ops,
-			Operation{Op: "replace", Path: base + "/image", Value: p.Containers[c]},
+			// "add" replaces a member that exists (RFC 6902 4.1) and, unlike
+			// "replace", works when the template leaves the image out.
+			Operation{Op: "add", Path: base + "/image", Value: rw.images[c]},
 			Operation{Op: "add", Path: base + "/imagePullPolicy", Value: PullPolicy})
 	}
 
@@ -38,7 +44,7 @@ func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
 		AnnotationRestoredFrom:   rw.restoredFrom,
 		AnnotationOriginalImages: rw.originalImages,
 	}
-	ops = append(ops, annotationOps(obj.Object, []string{"metadata"}, workload)...)
+	ops = append(ops, annotationOps(w.manifest.Object, []string{"metadata"}, workload)...)
 
 	template := map[string]string{
 		AnnotationRestoredFrom:   rw.restoredFrom,
@@ -48,31 +54,51 @@ func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
 	for _, k := range sortedKeys(rw.optional()) {
 		if v := rw.optional()[k]; v != "" {
 			template[k] = v
-		} else {
+		} else if _, left := w.template().Annotations[k]; left {
 			stale = append(stale, k)
 		}
 	}
-	ops = append(ops, annotationOps(obj.Object, append(append([]string{}, rw.templatePath...), "metadata"), template, stale...)...)
+	ops = append(ops, annotationOps(w.manifest.Object, append(append([]string{}, w.kind.templatePath...), "metadata"), template, stale...)...)
 	ops = append(ops, rw.pullSecret.ops(tp)...)
-	if rw.strategy != nil {
-		// "add" replaces a member that exists (RFC 6902 4.1); spec exists.
-		ops = append(ops, Operation{Op: "add", Path: "/spec/updateStrategy", Value: rw.strategy})
+	strategy, err := rw.strategyOp(w)
+	if err != nil || strategy == nil {
+		return ops, err
 	}
-	return ops, nil
+	return append(ops, *strategy), nil
+}
+
+// strategyOp sets the StatefulSet updateStrategy the rewrite gives w (the
+// pods it keeps), nil when it needs none. The value is taken from the
+// rewritten manifest, so that the patch and Rewrite agree to the field;
+// w is Patches' own, and is rewritten here.
+func (rw *rewrite) strategyOp(w *workload) (*Operation, error) {
+	if !needsPartition(w.statefulSet(), rw.keepPods) {
+		return nil, nil
+	}
+	rw.apply(w)
+	out, err := w.encode()
+	if err != nil {
+		return nil, err
+	}
+	strategy, found, err := unstructured.NestedMap(out.Object, "spec", "updateStrategy")
+	if err != nil || !found {
+		return nil, fmt.Errorf("restore %s: rewritten spec.updateStrategy: found %v, %v", w, found, err)
+	}
+	// "add" replaces a member that exists (RFC 6902 4.1); spec exists.
+	return &Operation{Op: "add", Path: "/spec/updateStrategy", Value: strategy}, nil
 }
 
 // annotationOps sets keys in the annotations of the metadata at path,
 // creating the metadata or the map when missing, and removes the keys in
-// remove that a previous rewrite left.
+// remove that a previous rewrite left. It reads the manifest (decoded
+// already, so every object on the path is one): whether a map exists is a
+// matter of the JSON document, which a typed object does not show.
 func annotationOps(obj map[string]interface{}, path []string, set map[string]string, remove ...string) []Operation {
 	pointer := "/" + strings.Join(path, "/")
-	meta, found, _ := unstructured.NestedFieldNoCopy(obj, path...)
-	if !found || meta == nil {
+	if !present(obj, path...) {
 		return []Operation{{Op: "add", Path: pointer, Value: map[string]interface{}{"annotations": set}}}
 	}
-	existing, found, _ := unstructured.NestedFieldNoCopy(obj, append(path, "annotations")...)
-	current, isMap := existing.(map[string]interface{})
-	if !found || existing == nil || !isMap {
+	if !present(obj, append(path, "annotations")...) {
 		return []Operation{{Op: "add", Path: pointer + "/annotations", Value: set}}
 	}
 	var ops []Operation
@@ -80,11 +106,15 @@ func annotationOps(obj map[string]interface{}, path []string, set map[string]str
 		ops = append(ops, Operation{Op: "add", Path: pointer + "/annotations/" + escape(k), Value: set[k]})
 	}
 	for _, k := range remove {
-		if _, stale := current[k]; stale {
-			ops = append(ops, Operation{Op: "remove", Path: pointer + "/annotations/" + escape(k)})
-		}
+		ops = append(ops, Operation{Op: "remove", Path: pointer + "/annotations/" + escape(k)})
 	}
 	return ops
+}
+
+// present says whether the manifest has a value (not null) at path.
+func present(obj map[string]interface{}, path ...string) bool {
+	v, found, err := unstructured.NestedFieldNoCopy(obj, path...)
+	return err == nil && found && v != nil
 }
 
 // escape encodes a JSON-pointer reference token (RFC 6901).

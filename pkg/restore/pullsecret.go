@@ -1,10 +1,9 @@
 package restore
 
 import (
-	"fmt"
 	"strconv"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // A destination pulls the checkpoint images with the pod's
@@ -32,74 +31,50 @@ type pullSecretChange struct {
 	stale int
 }
 
-// planPullSecret computes the change of plan p to the template at path.
-func planPullSecret(obj *unstructured.Unstructured, path []string, p Plan) (pullSecretChange, error) {
-	ch := pullSecretChange{stale: -1}
-	names, listed, err := pullSecretNames(obj.Object, path)
-	if err != nil {
-		return ch, fmt.Errorf("restore %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
-	}
-	ch.listed, ch.entries = listed, len(names)
-	recorded, _, _ := unstructured.NestedString(obj.Object, append(append([]string{}, path...), "metadata", "annotations", AnnotationPullSecret)...)
+// planPullSecret computes the change of plan p to template.
+func planPullSecret(template *corev1.PodTemplateSpec, p Plan) pullSecretChange {
+	secrets := template.Spec.ImagePullSecrets
+	ch := pullSecretChange{stale: -1, listed: secrets != nil, entries: len(secrets)}
+	recorded := template.Annotations[AnnotationPullSecret]
 	if recorded != "" && recorded != p.PullSecret {
-		ch.stale = lastIndex(names, recorded)
+		ch.stale = lastIndex(secrets, recorded)
 	}
 	if p.PullSecret == "" {
-		return ch, nil
+		return ch
 	}
-	ch.add = lastIndex(names, p.PullSecret) < 0
+	ch.add = lastIndex(secrets, p.PullSecret) < 0
 	if ch.add || recorded == p.PullSecret {
 		ch.record = p.PullSecret
 	}
-	return ch, nil
+	return ch
 }
 
-// pullSecretNames lists the names in the template's imagePullSecrets and
-// says whether the list exists.
-func pullSecretNames(obj map[string]interface{}, templatePath []string) ([]string, bool, error) {
-	raw, found, _ := unstructured.NestedFieldNoCopy(obj, append(append([]string{}, templatePath...), "spec", "imagePullSecrets")...)
-	if !found || raw == nil {
-		return nil, false, nil
-	}
-	list, ok := raw.([]interface{})
-	if !ok {
-		return nil, false, fmt.Errorf("pod template imagePullSecrets is a %T, not a list", raw)
-	}
-	names := make([]string, len(list))
-	for i, e := range list {
-		if m, ok := e.(map[string]interface{}); ok {
-			names[i], _ = m["name"].(string)
-		}
-	}
-	return names, true, nil
-}
-
-func lastIndex(names []string, name string) int {
-	for i := len(names) - 1; i >= 0; i-- {
-		if names[i] == name {
+func lastIndex(secrets []corev1.LocalObjectReference, name string) int {
+	for i := len(secrets) - 1; i >= 0; i-- {
+		if secrets[i].Name == name {
 			return i
 		}
 	}
 	return -1
 }
 
-// apply changes the pod template (a map of the copy Rewrite returns).
-func (ch pullSecretChange) apply(template map[string]interface{}) error {
-	list, _, _ := unstructured.NestedSlice(template, "spec", "imagePullSecrets")
-	if ch.stale >= 0 && ch.stale < len(list) {
-		list = append(list[:ch.stale:ch.stale], list[ch.stale+1:]...)
+// apply makes the change on a pod spec. Like the patch, it leaves no
+// empty list behind.
+func (ch pullSecretChange) apply(spec *corev1.PodSpec) {
+	if ch.stale < 0 && !ch.add {
+		return
+	}
+	secrets := spec.ImagePullSecrets
+	if ch.stale >= 0 && ch.stale < len(secrets) {
+		secrets = append(secrets[:ch.stale:ch.stale], secrets[ch.stale+1:]...)
 	}
 	if ch.add {
-		list = append(list, map[string]interface{}{"name": ch.record})
+		secrets = append(secrets, corev1.LocalObjectReference{Name: ch.record})
 	}
-	if ch.stale < 0 && !ch.add {
-		return nil
+	if len(secrets) == 0 {
+		secrets = nil
 	}
-	if len(list) == 0 {
-		unstructured.RemoveNestedField(template, "spec", "imagePullSecrets")
-		return nil
-	}
-	return unstructured.SetNestedSlice(template, list, "spec", "imagePullSecrets")
+	spec.ImagePullSecrets = secrets
 }
 
 // ops are the JSON-patch operations of the change; tp is the template's
@@ -127,35 +102,26 @@ func (ch pullSecretChange) ops(tp string) []Operation {
 // (restored) template's plan added, when desired lacks it: withdrawing
 // the plan must not change the restored pods' template (a rolling
 // restart, cold).
-func keepPullSecret(desiredTemplate, observedTemplate map[string]interface{}) error {
-	added, _, _ := unstructured.NestedString(observedTemplate, "metadata", "annotations", AnnotationPullSecret)
-	if added == "" {
-		return nil
+func keepPullSecret(desired, observed *corev1.PodTemplateSpec) {
+	added := observed.Annotations[AnnotationPullSecret]
+	if added == "" || lastIndex(desired.Spec.ImagePullSecrets, added) >= 0 {
+		return
 	}
-	names, _, err := pullSecretNames(desiredTemplate, nil)
-	if err != nil || lastIndex(names, added) >= 0 {
-		return err
-	}
-	list, _, _ := unstructured.NestedSlice(desiredTemplate, "spec", "imagePullSecrets")
-	list = append(list, map[string]interface{}{"name": added})
-	return unstructured.SetNestedSlice(desiredTemplate, list, "spec", "imagePullSecrets")
+	desired.Spec.ImagePullSecrets = append(desired.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: added})
 }
 
 // stripPullSecret removes from a (copied) pod template the entry its plan
 // added (AnnotationPullSecret), before the template is compared with the
 // workload's.
-func stripPullSecret(template map[string]interface{}) {
-	added, _, _ := unstructured.NestedString(template, "metadata", "annotations", AnnotationPullSecret)
-	names, _, err := pullSecretNames(template, nil)
-	i := lastIndex(names, added)
-	if added == "" || err != nil || i < 0 {
+func stripPullSecret(template *corev1.PodTemplateSpec) {
+	i := lastIndex(template.Spec.ImagePullSecrets, template.Annotations[AnnotationPullSecret])
+	if template.Annotations[AnnotationPullSecret] == "" || i < 0 {
 		return
 	}
-	list, _, _ := unstructured.NestedSlice(template, "spec", "imagePullSecrets")
-	list = append(list[:i:i], list[i+1:]...)
-	if len(list) == 0 {
-		unstructured.RemoveNestedField(template, "spec", "imagePullSecrets")
-		return
+	secrets := template.Spec.ImagePullSecrets
+	secrets = append(secrets[:i:i], secrets[i+1:]...)
+	if len(secrets) == 0 {
+		secrets = nil
 	}
-	_ = unstructured.SetNestedSlice(template, list, "spec", "imagePullSecrets")
+	template.Spec.ImagePullSecrets = secrets
 }

@@ -5,7 +5,9 @@ import (
 	"reflect"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Retain adjusts desired (the manifest Karmada is about to write on a
@@ -27,37 +29,50 @@ import (
 //
 // If the user changed the pod template (an image other than the recorded
 // original, or any other field), desired wins: those pods must start from
-// the new template, not from an old checkpoint.
+// the new template, not from an old checkpoint. desired and observed must
+// be of one supported kind; a malformed one is an error naming the field.
 func Retain(desired, observed *unstructured.Unstructured) (*unstructured.Unstructured, error) {
-	out := desired.DeepCopy()
-	keep, err := KeepRestored(desired, observed)
+	d, o, err := decodePair(desired, observed)
 	if err != nil {
 		return nil, err
 	}
-	if annotations := retainedAnnotations(out, desired, observed, keep); len(annotations) > 0 {
-		out.SetAnnotations(annotations)
-	}
-	if !keep {
-		return out, nil
-	}
-	if err := KeepPartition(out, observed); err != nil {
+	keep, err := keepRestored(d, o)
+	if err != nil {
 		return nil, err
 	}
-	if err := keepRestoredTemplate(out, observed); err != nil {
-		return nil, err
+	d.object.SetAnnotations(retainedAnnotations(d, o, keep))
+	if keep {
+		keepPartition(d, o)
+		if err := keepRestoredTemplate(d.template(), o); err != nil {
+			return nil, err
+		}
 	}
-	return out, nil
+	return d.encode()
 }
 
-// retainedAnnotations are the workload annotations of out (desired, as
-// Karmada rendered it) once the member's are decided on: the agent's kept,
-// the restore's kept or dropped with the restore, member-only keys dropped.
-func retainedAnnotations(out, desired, observed *unstructured.Unstructured, keep bool) map[string]string {
-	annotations := out.GetAnnotations()
-	if annotations == nil {
-		annotations = map[string]string{}
+// decodePair decodes Retain's desired and observed, of one kind.
+func decodePair(desired, observed *unstructured.Unstructured) (*workload, *workload, error) {
+	d, err := decodeWorkload(desired)
+	if err != nil {
+		return nil, nil, fmt.Errorf("retain: desired %w", err)
 	}
-	for k, v := range observed.GetAnnotations() {
+	o, err := decodeWorkload(observed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("retain: observed %w", err)
+	}
+	if d.gvk != o.gvk {
+		return nil, nil, fmt.Errorf("retain %s: the observed object is a %s (%s)", d, o.gvk.Kind, o.gvk.GroupVersion())
+	}
+	return d, o, nil
+}
+
+// retainedAnnotations are the workload annotations of desired (as Karmada
+// rendered it) once the member's are decided on: the agent's kept, the
+// restore's kept or dropped with the restore, member-only keys dropped.
+func retainedAnnotations(desired, observed *workload, keep bool) map[string]string {
+	annotations := withAnnotations(desired.object.GetAnnotations(), nil) // a copy
+	observedAnnotations := observed.object.GetAnnotations()
+	for k, v := range observedAnnotations {
 		if !IsStateshiftAnnotation(k) || (isRestoreKey(k) && !keep) || (!isRestoreKey(k) && !memberKeys[k]) {
 			continue
 		}
@@ -66,14 +81,14 @@ func retainedAnnotations(out, desired, observed *unstructured.Unstructured, keep
 		}
 	}
 	if keep {
-		annotations[AnnotationRestoreCompleted] = observed.GetAnnotations()[AnnotationRestoredFrom]
+		annotations[AnnotationRestoreCompleted] = observedAnnotations[AnnotationRestoredFrom]
 	}
-	if planned(out) {
+	if planned(desired) {
 		// A new restore is armed for this cluster: whatever completed here
 		// before must not stop its pods (even the same checkpoint again).
 		delete(annotations, AnnotationRestoreCompleted)
 	}
-	if !keep && !planned(out) {
+	if !keep && !planned(desired) {
 		// The restore is over (plan withdrawn and the user's template wins):
 		// the workload must not keep claiming it, even if Karmada's own
 		// annotation retention copied the keys from the member.
@@ -81,77 +96,43 @@ func retainedAnnotations(out, desired, observed *unstructured.Unstructured, keep
 			delete(annotations, k)
 		}
 	}
-	dropMemberKeys(annotations, desired)
+	dropMemberKeys(annotations, desired.object.GetAnnotations())
 	return annotations
 }
 
-// keepRestoredTemplate gives out's pod template what the restore changed
-// in observed's: the restored containers' images and pull policy, the
-// plan's pull Secret and the restore's pod-template annotations. Call it
-// only when the restore is kept (KeepRestored): out is then the
-// pre-restore workload, and without these the plan's withdrawal would
+// keepRestoredTemplate gives desired, a pod template, what the restore
+// changed in observed's: the restored containers' images and pull policy,
+// the plan's pull Secret and the restore's pod-template annotations. Call
+// it only when the restore is kept (keepRestored): desired is then the
+// pre-restore template, and without these the plan's withdrawal would
 // roll the restored pods back to a cold start.
-func keepRestoredTemplate(out, observed *unstructured.Unstructured) error {
-	path := podTemplatePaths[observed.GroupVersionKind()]
-	observedTemplate, _, err := unstructured.NestedMap(observed.Object, path...)
+func keepRestoredTemplate(desired *corev1.PodTemplateSpec, observed *workload) error {
+	originals, err := OriginalImages(observed.object.GetAnnotations())
 	if err != nil {
-		return fmt.Errorf("retain %s/%s: observed pod template: %w", observed.GetNamespace(), observed.GetName(), err)
+		return fmt.Errorf("retain %s: %w", observed, err)
 	}
-	desiredTemplate, _, err := unstructured.NestedMap(out.Object, path...)
-	if err != nil {
-		return fmt.Errorf("retain %s/%s: desired pod template: %w", out.GetNamespace(), out.GetName(), err)
-	}
-	originals, _ := OriginalImages(observed.GetAnnotations())
-	if err := keepRestoredContainers(desiredTemplate, observedTemplate, originals); err != nil {
-		return err
-	}
-	if err := keepPullSecret(desiredTemplate, observedTemplate); err != nil {
-		return err
-	}
-	if err := keepRestoreAnnotations(desiredTemplate, observedTemplate); err != nil {
-		return err
-	}
-	return unstructured.SetNestedMap(out.Object, desiredTemplate, path...)
-}
-
-// keepRestoredContainers carries the observed image and pull policy of
-// every restored container (those with a recorded original) to desired.
-func keepRestoredContainers(desiredTemplate, observedTemplate map[string]interface{}, originals map[string]string) error {
-	observedContainers, _, _ := unstructured.NestedSlice(observedTemplate, "spec", "containers")
-	desiredContainers, _, _ := unstructured.NestedSlice(desiredTemplate, "spec", "containers")
-	for i, dc := range desiredContainers {
-		d, ok := dc.(map[string]interface{})
-		if !ok {
+	observedTemplate := observed.template()
+	for i := range desired.Spec.Containers {
+		d := &desired.Spec.Containers[i]
+		o := containerByName(observedTemplate.Spec.Containers, d.Name)
+		if _, restored := originals[d.Name]; !restored || o == nil {
 			continue
 		}
-		name, _ := d["name"].(string)
-		o := containerByName(observedContainers, name)
-		if _, restored := originals[name]; !restored || o == nil {
-			continue
+		d.Image = o.Image
+		if o.ImagePullPolicy != "" {
+			d.ImagePullPolicy = o.ImagePullPolicy
 		}
-		d["image"] = o["image"]
-		if policy, ok := o["imagePullPolicy"]; ok {
-			d["imagePullPolicy"] = policy
-		}
-		desiredContainers[i] = d
 	}
-	return unstructured.SetNestedSlice(desiredTemplate, desiredContainers, "spec", "containers")
-}
-
-// keepRestoreAnnotations carries the observed pod-template annotations of
-// the restore (Rewrite's keys only: nothing a member user added).
-func keepRestoreAnnotations(desiredTemplate, observedTemplate map[string]interface{}) error {
-	observedAnnotations, _, _ := unstructured.NestedStringMap(observedTemplate, "metadata", "annotations")
-	desiredAnnotations, _, _ := unstructured.NestedStringMap(desiredTemplate, "metadata", "annotations")
-	if desiredAnnotations == nil {
-		desiredAnnotations = map[string]string{}
-	}
-	for k, v := range observedAnnotations {
+	keepPullSecret(desired, observedTemplate)
+	// Rewrite's keys only: nothing a member user added.
+	restoreAnnotations := map[string]string{}
+	for k, v := range observedTemplate.Annotations {
 		if isRestoreKey(k) {
-			desiredAnnotations[k] = v
+			restoreAnnotations[k] = v
 		}
 	}
-	return unstructured.SetNestedStringMap(desiredTemplate, desiredAnnotations, "metadata", "annotations")
+	desired.Annotations = withAnnotations(desired.Annotations, restoreAnnotations)
+	return nil
 }
 
 // KeepRestored says whether observed is a restored workload and desired is
@@ -159,21 +140,21 @@ func keepRestoreAnnotations(desiredTemplate, observedTemplate map[string]interfa
 // desired image equals the recorded original, desired carries no restore
 // of its own, and every other field desired sets in the pod template has
 // the value the member shows (the member may add defaults, never remove).
+// Objects of another or an unsupported kind are not.
 func KeepRestored(desired, observed *unstructured.Unstructured) (bool, error) {
-	path, ok := podTemplatePaths[observed.GroupVersionKind()]
-	if !ok || desired.GroupVersionKind() != observed.GroupVersionKind() {
+	if desired == nil || observed == nil || !Supported(observed.GroupVersionKind()) || desired.GroupVersionKind() != observed.GroupVersionKind() {
 		return false, nil
 	}
-	if _, restored := observed.GetAnnotations()[AnnotationRestoredFrom]; !restored {
+	d, o, err := decodePair(desired, observed)
+	if err != nil {
+		return false, err
+	}
+	return keepRestored(d, o)
+}
+
+func keepRestored(desired, observed *workload) (bool, error) {
+	if _, restored := observed.object.GetAnnotations()[AnnotationRestoredFrom]; !restored {
 		return false, nil
-	}
-	desiredTemplate, _, err := unstructured.NestedMap(desired.Object, path...)
-	if err != nil {
-		return false, fmt.Errorf("retain %s/%s: desired pod template: %w", desired.GetNamespace(), desired.GetName(), err)
-	}
-	observedTemplate, _, err := unstructured.NestedMap(observed.Object, path...)
-	if err != nil {
-		return false, fmt.Errorf("retain %s/%s: observed pod template: %w", observed.GetNamespace(), observed.GetName(), err)
 	}
 	if planned(desired) {
 		return false, nil // a plan is armed: its rewrite is the desired state
@@ -184,28 +165,41 @@ func KeepRestored(desired, observed *unstructured.Unstructured) (bool, error) {
 		// the workload back to its own images, cold.
 		return false, nil
 	}
-	originals, err := OriginalImages(observed.GetAnnotations())
+	originals, err := OriginalImages(observed.object.GetAnnotations())
 	if err != nil || len(originals) == 0 {
 		// Without the record we cannot tell a withdrawn plan from a user's
 		// change: let desired win.
 		return false, nil
 	}
-	if !validRestore(observed, observedTemplate, originals) {
+	if !validRestore(observed, originals) {
 		return false, nil // not stateshift's own restore: desired wins
 	}
-	desiredContainers, _, _ := unstructured.NestedSlice(desiredTemplate, "spec", "containers")
-	observedContainers, _, _ := unstructured.NestedSlice(observedTemplate, "spec", "containers")
 	for name, original := range originals {
-		d := containerByName(desiredContainers, name)
-		if d == nil || containerByName(observedContainers, name) == nil {
+		d := containerByName(desired.template().Spec.Containers, name)
+		if d == nil || containerByName(observed.template().Spec.Containers, name) == nil {
 			return false, nil
 		}
-		if d["image"] != original {
+		if d.Image != original {
 			return false, nil // the user changed the image: their change wins
 		}
 	}
-	// Compare the rest of the template with the restore's own fields out.
-	return subset(stripRestore(desiredTemplate, originals), stripRestore(observedTemplate, originals)), nil
+	return sameTemplate(desired, observed, originals)
+}
+
+// sameTemplate says whether every field desired sets in its pod template
+// has the value observed's shows, the restore's own fields left out. Both
+// are compared as the converter encodes them, so that one value written
+// two ways (a quantity "0.5" and "500m") is one value.
+func sameTemplate(desired, observed *workload, restored map[string]string) (bool, error) {
+	d, err := runtime.DefaultUnstructuredConverter.ToUnstructured(stripRestore(desired.template(), restored))
+	if err != nil {
+		return false, fmt.Errorf("retain %s: desired pod template: %w", desired, err)
+	}
+	o, err := runtime.DefaultUnstructuredConverter.ToUnstructured(stripRestore(observed.template(), restored))
+	if err != nil {
+		return false, fmt.Errorf("retain %s: observed pod template: %w", observed, err)
+	}
+	return subset(d, o), nil
 }
 
 // restoreCameUp says whether the member's restored workload ever ran: its
@@ -213,21 +207,14 @@ func KeepRestored(desired, observed *unstructured.Unstructured) (bool, error) {
 // lost later does not undo it), or every replica is ready now. The controller withdraws a plan from a
 // cluster only once its copy runs restored, or once its pods failed to
 // restore: only the first finds it ready.
-func restoreCameUp(observed *unstructured.Unstructured) bool {
-	ann := observed.GetAnnotations()
+func restoreCameUp(observed *workload) bool {
+	ann := observed.object.GetAnnotations()
 	if done := ann[AnnotationRestoreCompleted]; done != "" && done == ann[AnnotationRestoredFrom] {
 		return true
 	}
-	replicas, found, err := unstructured.NestedInt64(observed.Object, "spec", "replicas")
-	if err != nil {
-		return false
-	}
-	if !found {
-		replicas = 1 // the API server's default
-	}
 	// The destination ran nothing of the workload before the restore, so
 	// whatever is ready is restored.
-	ready, _, _ := unstructured.NestedInt64(observed.Object, "status", "readyReplicas")
+	replicas, ready := observed.kind.replicas(observed.object)
 	return ready >= replicas
 }
 
@@ -249,51 +236,34 @@ func isRestoreKey(k string) bool {
 // template is the witness: Karmada's objectwatcher copies a member's
 // top-level annotations into the desired object before calling Retain
 // (util.RetainAnnotations), but never the template's.
-func planned(obj *unstructured.Unstructured) bool {
-	path, ok := podTemplatePaths[obj.GroupVersionKind()]
-	if !ok {
-		return false
-	}
-	ann, _, _ := unstructured.NestedStringMap(obj.Object, append(append([]string{}, path...), "metadata", "annotations")...)
-	_, ok = ann[AnnotationRestoredFrom]
+func planned(w *workload) bool {
+	_, ok := w.template().Annotations[AnnotationRestoredFrom]
 	return ok
 }
 
-func containerByName(containers []interface{}, name string) map[string]interface{} {
-	for _, c := range containers {
-		if m, ok := c.(map[string]interface{}); ok && m["name"] == name {
-			return m
+func containerByName(containers []corev1.Container, name string) *corev1.Container {
+	for i := range containers {
+		if containers[i].Name == name {
+			return &containers[i]
 		}
 	}
 	return nil
 }
 
-// stripRestore removes what Rewrite sets from a (copied) pod template.
-func stripRestore(template map[string]interface{}, restored map[string]string) map[string]interface{} {
-	t := unstructured.Unstructured{Object: template}
-	out := t.DeepCopy().Object
+// stripRestore is a copy of a pod template without what Rewrite sets.
+func stripRestore(template *corev1.PodTemplateSpec, restored map[string]string) *corev1.PodTemplateSpec {
+	out := template.DeepCopy()
 	stripPullSecret(out) // before the annotation that names it goes
-	if ann, ok, _ := unstructured.NestedMap(out, "metadata", "annotations"); ok {
-		for k := range ann {
-			if IsStateshiftAnnotation(k) {
-				unstructured.RemoveNestedField(out, "metadata", "annotations", k)
-			}
+	for k := range out.Annotations {
+		if IsStateshiftAnnotation(k) {
+			delete(out.Annotations, k)
 		}
 	}
-	containers, _, _ := unstructured.NestedSlice(out, "spec", "containers")
-	for i, c := range containers {
-		m, ok := c.(map[string]interface{})
-		if !ok {
-			continue
+	for i := range out.Spec.Containers {
+		if restored[out.Spec.Containers[i].Name] != "" {
+			out.Spec.Containers[i].Image = ""
+			out.Spec.Containers[i].ImagePullPolicy = ""
 		}
-		if name, _ := m["name"].(string); restored[name] != "" {
-			delete(m, "image")
-			delete(m, "imagePullPolicy")
-		}
-		containers[i] = m
-	}
-	if containers != nil {
-		_ = unstructured.SetNestedSlice(out, containers, "spec", "containers")
 	}
 	return out
 }
@@ -385,8 +355,8 @@ const annotationManagedByKarmada = "resourcetemplate.karmada.io/managed-annotati
 // (memberKeys) and the restore's, which Retain itself decided on above.
 // Without Karmada's list nothing is dropped: the template's keys cannot be
 // told apart.
-func dropMemberKeys(annotations map[string]string, desired *unstructured.Unstructured) {
-	list, ok := desired.GetAnnotations()[annotationManagedByKarmada]
+func dropMemberKeys(annotations, desired map[string]string) {
+	list, ok := desired[annotationManagedByKarmada]
 	if !ok {
 		return
 	}
@@ -412,19 +382,18 @@ func dropMemberKeys(annotations map[string]string, desired *unstructured.Unstruc
 // rolling restart) and let a new pod start the checkpoint image without
 // the pod-restore webhook, restoring the same process again. It goes when
 // desired wins (the plan withdrawn and the template changed), below.
-func validRestore(observed *unstructured.Unstructured, template map[string]interface{}, originals map[string]string) bool {
-	from := observed.GetAnnotations()[AnnotationRestoredFrom]
+func validRestore(observed *workload, originals map[string]string) bool {
+	from := observed.object.GetAnnotations()[AnnotationRestoredFrom]
 	if (Plan{Checkpoint: from, Containers: map[string]string{"": ckptPlaceholder}}).Validate() != nil {
 		return false
 	}
-	templateAnnotations, _, _ := unstructured.NestedStringMap(template, "metadata", "annotations")
-	if templateAnnotations[AnnotationRestoredFrom] != from {
+	template := observed.template()
+	if template.Annotations[AnnotationRestoredFrom] != from {
 		return false
 	}
-	containers, _, _ := unstructured.NestedSlice(template, "spec", "containers")
 	for name := range originals {
-		image, _ := containerByName(containers, name)["image"].(string)
-		if CheckDigestImage(image) != nil {
+		c := containerByName(template.Spec.Containers, name)
+		if c == nil || CheckDigestImage(c.Image) != nil {
 			return false
 		}
 	}

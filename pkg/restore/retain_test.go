@@ -201,7 +201,12 @@ func TestRetainKeepsPlanPullSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertEqual(t, got, completed(karmadaRetained(restored, observed), plan.Checkpoint))
-		names, _, _ := pullSecretNames(got.Object, []string{"spec", "template"})
+		var names []string
+		secrets, _, _ := unstructured.NestedSlice(got.Object, "spec", "template", "spec", "imagePullSecrets")
+		for _, s := range secrets {
+			name, _, _ := unstructured.NestedString(s.(map[string]interface{}), "name")
+			names = append(names, name)
+		}
 		if want := len(own) + 1; len(names) != want || names[want-1] != "ckpt-pull" {
 			t.Fatalf("own %v: imagePullSecrets = %v, want the workload's own then ckpt-pull", own, names)
 		}

@@ -7,42 +7,29 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // PullPolicy is set on restored containers: the checkpoint image is pinned
 // by digest, so pulling it again on every start would only add latency.
 const PullPolicy = "IfNotPresent"
 
-// podTemplatePaths says where each supported kind keeps its pod template.
-// Adding a kind is one line.
-var podTemplatePaths = map[schema.GroupVersionKind][]string{
-	{Group: "apps", Version: "v1", Kind: "Deployment"}:  {"spec", "template"},
-	{Group: "apps", Version: "v1", Kind: "StatefulSet"}: {"spec", "template"},
-}
-
-// Supported says whether Rewrite knows the kind.
-func Supported(gvk schema.GroupVersionKind) bool {
-	_, ok := podTemplatePaths[gvk]
-	return ok
-}
-
 // rewrite is what a plan changes in one workload, computed once and then
 // either applied (Rewrite) or expressed as JSON-patch operations (Patches).
 type rewrite struct {
-	templatePath []string
-	// index of each planned container in the template's containers.
-	index map[string]int
+	// index of each planned container in the template's containers, and
+	// the checkpoint image it gets.
+	index  map[string]int
+	images map[string]string
 	// annotation values written on the workload and on the template.
 	restoredFrom   string
 	originalImages string
 	podImages      string // empty: remove any
 	sourceImages   string // empty: remove any
 	generation     string // empty: remove any
-	// strategy is the StatefulSet updateStrategy that keeps the pods that
-	// stay (Plan.KeepPods); nil: unchanged.
-	strategy map[string]interface{}
+	// keepPods is Plan.KeepPods: the StatefulSet pods that stay (partition).
+	keepPods int32
 	// pullSecret is the change to the template's imagePullSecrets.
 	pullSecret pullSecretChange
 }
@@ -54,61 +41,43 @@ func (rw *rewrite) optional() map[string]string {
 		AnnotationPullSecret: rw.pullSecret.record}
 }
 
-func plan(obj *unstructured.Unstructured, p Plan) (*rewrite, error) {
-	if obj == nil {
-		return nil, fmt.Errorf("restore: no workload")
-	}
-	gvk := obj.GroupVersionKind()
-	path, ok := podTemplatePaths[gvk]
-	if !ok {
-		return nil, fmt.Errorf("restore %s %s/%s: kind %s is not supported (only apps/v1 Deployment and StatefulSet)",
-			gvk.Kind, obj.GetNamespace(), obj.GetName(), gvk)
-	}
+// plan computes the rewrite of plan p for workload w.
+func plan(w *workload, p Plan) (*rewrite, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	containers, _, err := unstructured.NestedSlice(obj.Object, append(path, "spec", "containers")...)
-	if err != nil {
-		return nil, fmt.Errorf("restore %s %s/%s: containers: %w", gvk.Kind, obj.GetNamespace(), obj.GetName(), err)
-	}
+	containers := w.template().Spec.Containers
 	names := make([]string, 0, len(containers))
 	index := make(map[string]int, len(containers))
 	current := make(map[string]string, len(containers))
 	for i, c := range containers {
-		m, ok := c.(map[string]interface{})
-		if !ok {
-			return nil, fmt.Errorf("restore %s %s/%s: container %d is not an object", gvk.Kind, obj.GetNamespace(), obj.GetName(), i)
-		}
-		name, _ := m["name"].(string)
-		image, _ := m["image"].(string)
-		names = append(names, name)
-		index[name] = i
-		current[name] = image
+		names = append(names, c.Name)
+		index[c.Name] = i
+		current[c.Name] = c.Image
 	}
-	rw := &rewrite{templatePath: path, index: make(map[string]int, len(p.Containers)), restoredFrom: p.Checkpoint}
+	rw := &rewrite{index: make(map[string]int, len(p.Containers)), images: p.Containers, restoredFrom: p.Checkpoint, keepPods: p.KeepPods}
 	for _, c := range sortedKeys(p.Containers) {
 		i, ok := index[c]
 		if !ok {
-			return nil, fmt.Errorf("restore %s %s/%s: plan %s names container %q, the workload has %s",
-				gvk.Kind, obj.GetNamespace(), obj.GetName(), p.Checkpoint, c, strings.Join(names, ", "))
+			return nil, fmt.Errorf("restore %s: plan %s names container %q, the workload has %s", w, p.Checkpoint, c, strings.Join(names, ", "))
 		}
 		rw.index[c] = i
 	}
-
-	if rw.originalImages, err = originalImagesJSON(obj, rw.index, current); err != nil {
+	var err error
+	if rw.originalImages, err = originalImagesJSON(w, rw.index, current); err != nil {
 		return nil, err
 	}
-	return rw, rw.setOptional(obj, p)
+	return rw, rw.setOptional(w, p)
 }
 
 // originalImagesJSON is AnnotationOriginalImages after a rewrite of the
 // planned containers (index) of a workload running current. The originals
 // survive repeated rewrites: an image already recorded is the one the user
 // wrote, whatever the workload runs now.
-func originalImagesJSON(obj *unstructured.Unstructured, index map[string]int, current map[string]string) (string, error) {
-	originals, err := OriginalImages(obj.GetAnnotations())
+func originalImagesJSON(w *workload, index map[string]int, current map[string]string) (string, error) {
+	originals, err := OriginalImages(w.object.GetAnnotations())
 	if err != nil {
-		return "", fmt.Errorf("restore %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+		return "", fmt.Errorf("restore %s: %w", w, err)
 	}
 	if originals == nil {
 		originals = map[string]string{}
@@ -123,9 +92,8 @@ func originalImagesJSON(obj *unstructured.Unstructured, index map[string]int, cu
 }
 
 // setOptional records what a plan may or may not carry: the per-pod and
-// source images, the template generation, the pull Secret and the kept
-// pods' strategy.
-func (rw *rewrite) setOptional(obj *unstructured.Unstructured, p Plan) error {
+// source images, the template generation and the pull Secret.
+func (rw *rewrite) setOptional(w *workload, p Plan) error {
 	if len(p.Pods) > 0 {
 		raw, err := json.Marshal(p.Pods)
 		if err != nil {
@@ -143,12 +111,8 @@ func (rw *rewrite) setOptional(obj *unstructured.Unstructured, p Plan) error {
 	if p.TemplateGeneration > 0 {
 		rw.generation = strconv.FormatInt(p.TemplateGeneration, 10)
 	}
-	var err error
-	if rw.pullSecret, err = planPullSecret(obj, rw.templatePath, p); err != nil {
-		return err
-	}
-	rw.strategy, err = keptStrategy(obj, p.KeepPods)
-	return err
+	rw.pullSecret = planPullSecret(w.template(), p)
+	return nil
 }
 
 // Rewrite returns a copy of obj that restores the plan's containers from
@@ -158,58 +122,54 @@ func (rw *rewrite) setOptional(obj *unstructured.Unstructured, p Plan) error {
 // in annotations on the workload and on its pod template. Nothing else
 // changes, and Rewrite(Rewrite(x)) equals Rewrite(x).
 func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured, error) {
-	rw, err := plan(obj, p)
+	w, err := decodeWorkload(obj)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	rw, err := plan(w, p)
 	if err != nil {
 		return nil, err
 	}
-	out := obj.DeepCopy()
-	containersPath := append(append([]string{}, rw.templatePath...), "spec", "containers")
-	containers, _, _ := unstructured.NestedFieldNoCopy(out.Object, containersPath...)
-	list := containers.([]interface{})
+	rw.apply(w)
+	return w.encode()
+}
+
+// apply makes the rewrite's edits on w's typed object.
+func (rw *rewrite) apply(w *workload) {
+	template := w.template()
 	for c, i := range rw.index {
-		m := list[i].(map[string]interface{})
-		m["image"] = p.Containers[c]
-		m["imagePullPolicy"] = PullPolicy
+		template.Spec.Containers[i].Image = rw.images[c]
+		template.Spec.Containers[i].ImagePullPolicy = corev1.PullPolicy(PullPolicy)
 	}
+	w.object.SetAnnotations(withAnnotations(w.object.GetAnnotations(), map[string]string{
+		AnnotationRestoredFrom:   rw.restoredFrom,
+		AnnotationOriginalImages: rw.originalImages,
+	}))
+	set := rw.optional()
+	set[AnnotationRestoredFrom] = rw.restoredFrom
+	set[AnnotationOriginalImages] = rw.originalImages
+	template.Annotations = withAnnotations(template.Annotations, set)
+	rw.pullSecret.apply(&template.Spec)
+	if s := w.statefulSet(); s != nil {
+		keepPods(s, rw.keepPods)
+	}
+}
 
-	annotations := out.GetAnnotations()
-	if annotations == nil {
-		annotations = map[string]string{}
+// withAnnotations is annotations (a copy) with set's keys set, and removed
+// where set's value is empty.
+func withAnnotations(annotations, set map[string]string) map[string]string {
+	out := make(map[string]string, len(annotations)+len(set))
+	for k, v := range annotations {
+		out[k] = v
 	}
-	annotations[AnnotationRestoredFrom] = rw.restoredFrom
-	annotations[AnnotationOriginalImages] = rw.originalImages
-	out.SetAnnotations(annotations)
-
-	templateAnnotationsPath := append(append([]string{}, rw.templatePath...), "metadata", "annotations")
-	tmpl, _, err := unstructured.NestedStringMap(out.Object, templateAnnotationsPath...)
-	if err != nil {
-		return nil, fmt.Errorf("restore %s/%s: pod template annotations: %w", out.GetNamespace(), out.GetName(), err)
-	}
-	if tmpl == nil {
-		tmpl = map[string]string{}
-	}
-	tmpl[AnnotationRestoredFrom] = rw.restoredFrom
-	tmpl[AnnotationOriginalImages] = rw.originalImages
-	for k, v := range rw.optional() {
+	for k, v := range set {
 		if v != "" {
-			tmpl[k] = v
+			out[k] = v
 		} else {
-			delete(tmpl, k)
+			delete(out, k)
 		}
 	}
-	if err := unstructured.SetNestedStringMap(out.Object, tmpl, templateAnnotationsPath...); err != nil {
-		return nil, err
-	}
-	template, _, _ := unstructured.NestedFieldNoCopy(out.Object, rw.templatePath...)
-	if err := rw.pullSecret.apply(template.(map[string]interface{})); err != nil {
-		return nil, err
-	}
-	if rw.strategy != nil {
-		if err := unstructured.SetNestedMap(out.Object, rw.strategy, "spec", "updateStrategy"); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return out
 }
 
 // OriginalImages reads AnnotationOriginalImages; nil when absent.
