@@ -6,9 +6,11 @@
 // uncompressed layer, a 30-minute schedule so that only the move's fresh
 // checkpoint counts); a person's Migration moves it to member2, where CRI-O
 // restores it from the checkpoint image. The clock runs from the
-// Migration's creation to the moment `memstate query` on member2 answers
-// from the restored process (member1's start time and memory). Median of 3
-// runs:
+// Migration's creation to the moment `memstate query --no-digest` on
+// member2 answers from the restored process (member1's start time, memory
+// identity and a counter not below its value before the move); then,
+// untimed, a full query must find the memory's digest unchanged. Median of
+// 3 runs:
 //
 //	BENCH real-migration state_mib=256 checkpoint_s=<x> image_s=<x> restore_s=<x> trigger_to_restored_s=<x> floor_s=<x> over_floor=<x>
 //
