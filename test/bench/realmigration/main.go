@@ -114,8 +114,8 @@ func run(ctx context.Context, o *Options) error {
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
-		fmt.Fprintf(os.Stderr, "run %d: trigger_to_restored_s=%.2f checkpoint_s=%.2f image_s=%.2f restore_s=%.2f other_s=%.2f restore_api_s=%.0f archive_mib=%.0f counter=%d->%d over_floor=%.2f\n",
-			i+1, m.total, m.checkpoint, m.image, m.restore, m.other(), m.restoreAPI, m.archiveMiB, m.counterBefore, m.counterAfter, m.total/f.total())
+		fmt.Fprintf(os.Stderr, "run %d: trigger_to_restored_s=%.2f checkpoint_s=%.2f image_s=%.2f restore_s=%.2f (pull_s=%.2f) other_s=%.2f restore_api_s=%.0f archive_mib=%.0f counter=%d->%d over_floor=%.2f\n",
+			i+1, m.total, m.checkpoint, m.image, m.restore, m.pull, m.other(), m.restoreAPI, m.archiveMiB, m.counterBefore, m.counterAfter, m.total/f.total())
 		printFloor(i, f)
 		moves, floors = append(moves, m), append(floors, f)
 	}

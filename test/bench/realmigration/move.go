@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,10 @@ type move struct {
 	restore float64
 	// restoreAPI is the same from the pod's own timestamps (whole seconds).
 	restoreAPI float64
+	// pull is the kubelet's pull of the checkpoint image, from its Pulled
+	// event; restore - pull is the rest: the sandbox, CRI-O's copy of the
+	// checkpoint out of the mounted image and CRIU's restore.
+	pull float64
 	// archiveMiB is the size of the kubelet's checkpoint archive.
 	archiveMiB float64
 	// counterBefore and counterAfter: the process's counter just before
@@ -190,6 +195,7 @@ func moveOnce(ctx context.Context, env *framework.Env, o *Options, i int) (res m
 	if s := dst.Status.ContainerStatuses[0].State.Running; s != nil {
 		res.restoreAPI = s.StartedAt.Sub(dst.CreationTimestamp.Time).Seconds()
 	}
+	res.pull = pullSeconds(ctx, env, ns, dst.Name)
 	added, running := clock.seen(dst.UID)
 	if added.IsZero() || running.IsZero() {
 		fmt.Fprintf(os.Stderr, "  run %d: the watch of member2 missed %s/%s; restore_s is from its timestamps (whole seconds)\n", i+1, ns, dst.Name)
@@ -198,6 +204,31 @@ func moveOnce(ctx context.Context, env *framework.Env, o *Options, i int) (res m
 		res.restore = running.Sub(added).Seconds()
 	}
 	return res, nil
+}
+
+// pulledIn is the duration in a kubelet Pulled event's message:
+// `Successfully pulled image "x" in 3.946s (3.946s including waiting)...`.
+var pulledIn = regexp.MustCompile(` in ([0-9.]+(?:ms|s|m[0-9.]+s)) \(`)
+
+// pullSeconds is how long member2's kubelet took to pull pod's image, from
+// its Pulled event; -1 when the event is not there (an image already
+// present has none with a duration).
+func pullSeconds(ctx context.Context, env *framework.Env, ns, pod string) float64 {
+	var events corev1.EventList
+	if err := env.Members[framework.Member2].List(ctx, &events, client.InNamespace(ns)); err != nil {
+		return -1
+	}
+	for _, e := range events.Items {
+		if e.InvolvedObject.Name != pod || e.Reason != "Pulled" {
+			continue
+		}
+		if m := pulledIn.FindStringSubmatch(e.Message); m != nil {
+			if d, err := time.ParseDuration(m[1]); err == nil {
+				return d.Seconds()
+			}
+		}
+	}
+	return -1
 }
 
 // sameProcess says why st is not the process before described (member1's,
