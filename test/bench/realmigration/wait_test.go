@@ -50,3 +50,22 @@ func TestMedianTakesEachFieldOnItsOwn(t *testing.T) {
 		t.Fatalf("medians dump %v upload %v, want 2 and 2", d, u)
 	}
 }
+
+// TestPulledInReadsTheKubeletsMessage: the pull's duration comes from the
+// kubelet's own words; a message without one gives no match.
+func TestPulledInReadsTheKubeletsMessage(t *testing.T) {
+	for msg, want := range map[string]string{
+		`Successfully pulled image "127.0.0.1:5000/e2e/x@sha256:ab" in 3.946s (3.946s including waiting). Image size: 270886912 bytes.`: "3.946s",
+		`Successfully pulled image "r/x:1" in 812ms (812ms including waiting). Image size: 1 bytes.`:                                    "812ms",
+		`Successfully pulled image "r/x:1" in 1m2.5s (1m2.5s including waiting). Image size: 1 bytes.`:                                  "1m2.5s",
+		`Container image "r/x:1" already present on machine`:                                                                            "",
+	} {
+		got := ""
+		if m := pulledIn.FindStringSubmatch(msg); m != nil {
+			got = m[1]
+		}
+		if got != want {
+			t.Errorf("%q: got %q, want %q", msg, got, want)
+		}
+	}
+}

@@ -144,7 +144,18 @@ type MemState struct {
 
 // QueryMemState asks a memstate pod for its state.
 func (e *Env) QueryMemState(ctx context.Context, cluster, ns, pod string) (MemState, error) {
-	out, err := e.Exec(ctx, cluster, ns, pod, "main", "/memstate", "query")
+	return e.queryMemState(ctx, cluster, ns, pod, "query")
+}
+
+// QueryMemStateIdentity is QueryMemState without the pass over the memory
+// (Digest empty, Intact false): the process's identity and counter only,
+// for a clock that stops at the process's first answer.
+func (e *Env) QueryMemStateIdentity(ctx context.Context, cluster, ns, pod string) (MemState, error) {
+	return e.queryMemState(ctx, cluster, ns, pod, "query", "--no-digest")
+}
+
+func (e *Env) queryMemState(ctx context.Context, cluster, ns, pod string, args ...string) (MemState, error) {
+	out, err := e.Exec(ctx, cluster, ns, pod, "main", append([]string{"/memstate"}, args...)...)
 	if err != nil {
 		return MemState{}, err
 	}

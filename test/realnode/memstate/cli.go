@@ -22,7 +22,7 @@ const (
 
 const usage = `usage:
   memstate serve [--mib 8] [--listen 127.0.0.1:7070]
-  memstate query [--addr 127.0.0.1:7070] [--timeout 5s]
+  memstate query [--addr 127.0.0.1:7070] [--timeout 5s] [--no-digest]
   memstate set-note VALUE [--addr 127.0.0.1:7070] [--timeout 5s]
 `
 
@@ -114,6 +114,10 @@ func runClient(ctx context.Context, cmd string, args []string, positional int, s
 	fs := newFlagSet(cmd, stderr)
 	addr := fs.String("addr", defaultAddr, "address of memstate serve")
 	timeout := fs.Duration("timeout", defaultTimeout, "deadline of the whole request")
+	noDigest := false
+	if cmd == "query" {
+		fs.BoolVar(&noDigest, "no-digest", false, "answer without recomputing the memory's digest (digest empty, intact false)")
+	}
 	if err := parse(fs, args, positional); err != nil {
 		return err
 	}
@@ -124,7 +128,7 @@ func runClient(ctx context.Context, cmd string, args []string, positional int, s
 	if cmd == "set-note" {
 		line, err = setNote(ctx, *addr, fs.Arg(0), *timeout)
 	} else {
-		line, err = query(ctx, *addr, *timeout)
+		line, err = query(ctx, *addr, *timeout, !noDigest)
 	}
 	if err != nil {
 		return err
@@ -134,8 +138,12 @@ func runClient(ctx context.Context, cmd string, args []string, positional int, s
 }
 
 // query returns the server's Status as one line of JSON.
-func query(ctx context.Context, addr string, timeout time.Duration) ([]byte, error) {
-	return request(ctx, http.MethodGet, "http://"+addr+"/", nil, timeout)
+func query(ctx context.Context, addr string, timeout time.Duration, withDigest bool) ([]byte, error) {
+	url := "http://" + addr + "/"
+	if !withDigest {
+		url += "?digest=false"
+	}
+	return request(ctx, http.MethodGet, url, nil, timeout)
 }
 
 // setNote sets the note and returns the Status after the change.

@@ -130,6 +130,26 @@ func TestDigestIsRecomputed(t *testing.T) {
 	}
 }
 
+// TestLightQuerySkipsTheDigest: --no-digest answers the process's identity
+// and counter without a pass over the memory, and never claims the memory
+// intact (it did not look).
+func TestLightQuerySkipsTheDigest(t *testing.T) {
+	s, addr := startServer(t, 1)
+	st, rc, stderr := cli(t, "query", "--addr", addr, "--no-digest")
+	if rc != 0 {
+		t.Fatalf("query --no-digest: rc %d, %s", rc, stderr)
+	}
+	if st.Digest != "" || st.Intact {
+		t.Errorf("a light answer reports a digest: %+v", st)
+	}
+	if st.DigestAtStart != s.digestAtStart || st.StartedUnix != s.started.Unix() || st.PID != s.pid {
+		t.Errorf("a light answer lacks the identity: %+v", st)
+	}
+	if _, rc, _ := cli(t, "set-note", "x", "--addr", addr, "--no-digest"); rc != 2 {
+		t.Errorf("set-note --no-digest: rc %d, want 2 (usage)", rc)
+	}
+}
+
 func TestQueryFailsClearly(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
