@@ -3,6 +3,7 @@ package migration
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 
@@ -162,7 +163,7 @@ func (r CheckpointReconciler) scheduled(ctx context.Context, p *v1alpha1.Checkpo
 			if !PodRunsTemplate(&pod, w.u) {
 				continue // an old pod of a rollout: its state is not the new template's
 			}
-			if due := Due(mine, interval(p), r.now()); due > 0 {
+			if due := Due(append(mine, restoredFrom(&pod, current)...), interval(p), r.now()); due > 0 {
 				wait = min(wait, due)
 				continue
 			}
@@ -172,6 +173,40 @@ func (r CheckpointReconciler) scheduled(ctx context.Context, p *v1alpha1.Checkpo
 		}
 	}
 	return wait, nil
+}
+
+// restoredFrom is the verified Checkpoint among cps whose images pod runs
+// (none for a pod that started from its own image). Such a pod resumed
+// that Checkpoint's state, so its first scheduled checkpoint is due an
+// interval after it rather than at once: a checkpoint right after a move
+// froze the process that had just resumed, for as long as its dump takes,
+// only to upload again the state it was restored from.
+func restoredFrom(pod *corev1.Pod, cps []v1alpha1.Checkpoint) []v1alpha1.Checkpoint {
+	runs := map[string]string{}
+	for _, c := range pod.Spec.Containers {
+		runs[c.Name] = c.Image
+	}
+	for i := range cps {
+		cp := &cps[i]
+		if cp.Status.Phase != v1alpha1.CheckpointSucceeded || len(cp.Status.Containers) == 0 {
+			continue
+		}
+		if reflect.DeepEqual(images(cp), pick(runs, images(cp))) {
+			return []v1alpha1.Checkpoint{*cp}
+		}
+	}
+	return nil
+}
+
+// pick is the entries of m whose keys are in keys.
+func pick(m, keys map[string]string) map[string]string {
+	out := make(map[string]string, len(keys))
+	for k := range keys {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func podRef(cluster, pod string, l *v1alpha1.Checkpoint) v1alpha1.PodCheckpointRef {

@@ -986,3 +986,96 @@ func (h *harness) checkpointPolicy() *v1alpha1.CheckpointPolicy {
 	}
 	return p
 }
+
+// TestRestoredPodNotCheckpointedAtOnce: a pod that runs a checkpoint's
+// images resumed that checkpoint's state, so its first scheduled
+// checkpoint comes an interval after it. Before, the controller checkpointed
+// every moved pod at once (it had no checkpoint on its new cluster): the
+// process that had just resumed was frozen again for its dump, and the
+// state it was restored from was uploaded a second time. A pod that
+// started from its own image is checkpointed at once, as before.
+func TestRestoredPodNotCheckpointedAtOnce(t *testing.T) {
+	h := start(t)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
+	h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval = metav1.Duration{Duration: 30 * time.Minute} })
+	var first []string
+	h.eventually("the first scheduled checkpoint", 20*time.Second, func() (bool, string) {
+		first = h.agent(true)
+		return len(first) == 1, fmt.Sprint(first)
+	})
+	cp := &v1alpha1.Checkpoint{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: first[0]}, cp); err != nil {
+		t.Fatal(err)
+	}
+
+	// Karmada moves db to member2, where db-0 restores the checkpoint.
+	h.setPodImage("db-0", cp.Status.Containers[0].Image, "registry.example.com/db:1")
+	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) {
+		rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "member2", Replicas: 1}}
+	})
+	h.setBindingStatus("member2", first[0])
+	h.eventually("the detected move restored", 15*time.Second, func() (bool, string) {
+		ms := h.migrations()
+		return len(ms) == 1 && ms[0].Status.Phase == v1alpha1.MigrationRestored, fmt.Sprintf("%+v", ms)
+	})
+	if got := h.checkpointsOn("member2", 5*time.Second); len(got) > 0 {
+		t.Fatalf("the restored pod was checkpointed at once on member2: %v", got)
+	}
+
+	// The same pod from its own image (a cold start): checkpointed at once.
+	h.setPodImage("db-0", "registry.example.com/db:1", "")
+	h.setBindingStatus("member2", "")
+	h.eventually("a cold pod's checkpoint on member2", 10*time.Second, func() (bool, string) {
+		got := h.checkpointsOn("member2", 0)
+		return len(got) == 1, fmt.Sprint(got)
+	})
+}
+
+// setPodImage sets the image of a pod's one container, as the restore plan
+// or the pod-restore webhook would have created it; with original, the pod
+// records it as the restore's original image (as Rewrite's pod template
+// does), without, it records none.
+func (h *harness) setPodImage(name, image, original string) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pod := &corev1.Pod{}
+		if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: name}, pod); err != nil {
+			return err
+		}
+		pod.Spec.Containers[0].Image = image
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		delete(pod.Annotations, restore.AnnotationOriginalImages)
+		if original != "" {
+			pod.Annotations[restore.AnnotationOriginalImages] = fmt.Sprintf(`{"app":%q}`, original)
+		}
+		return h.c.Update(h.ctx, pod)
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// checkpointsOn lists the Checkpoints for cluster, watching for wait: the
+// names seen (none when nothing appeared in that time).
+func (h *harness) checkpointsOn(cluster string, wait time.Duration) []string {
+	h.t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		var l v1alpha1.CheckpointList
+		if err := h.c.List(h.ctx, &l, client.InNamespace(h.ns), client.MatchingLabels{migration.LabelCluster: cluster}); err != nil {
+			h.t.Fatal(err)
+		}
+		var names []string
+		for _, cp := range l.Items {
+			names = append(names, cp.Name)
+		}
+		if len(names) > 0 || !time.Now().Before(deadline) {
+			return names
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
