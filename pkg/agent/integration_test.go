@@ -33,6 +33,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -114,6 +115,7 @@ func TestAgent(t *testing.T) {
 	t.Run("kubelet garbage, 404 and vanished archive", func(t *testing.T) { fakeKubelet(t, f) })
 	t.Run("concurrency is bounded per node", func(t *testing.T) { boundedConcurrency(t, f) })
 	t.Run("agent killed mid-push", func(t *testing.T) { killedMidPush(t, f) })
+	t.Run("agent killed, then its pod gone", func(t *testing.T) { killedThenPodGone(t, f) })
 	t.Run("metrics", metricsRecorded)
 }
 
@@ -155,6 +157,46 @@ func killedMidPush(t *testing.T, f *fixture) {
 	}
 	// (The archive-outside-the-folder case leaves its archive on purpose:
 	// the agent never deletes files it refused.)
+	left, _ := os.ReadDir(f.node2.CheckpointDir())
+	for _, e := range left {
+		if strings.HasPrefix(e.Name(), "checkpoint-"+pod.Name+"_") {
+			t.Errorf("archive %s left on the node", e.Name())
+		}
+	}
+}
+
+// killedThenPodGone stops the agent while it checkpoints and deletes the
+// pod before the agent comes back: the Checkpoint it had claimed ends
+// Failed (PodNotFound) at once, saying why, instead of staying in progress
+// for good; no archive is left on the node.
+func killedThenPodGone(t *testing.T, f *fixture) {
+	agent := func() func() {
+		return startAgent(t, f, "sim-node-2", f.agentCfg, f.tokenFile(t, "stateshift-checkpoint-agent"), f.node2.CAFile(), f.node2.CheckpointDir())
+	}
+	stop := agent()
+	f.node2.InjectCheckpointDelay(3 * time.Second)
+	defer f.node2.InjectCheckpointDelay(0)
+	pod := runPod(t, f, "sim-node-2", "goes-away", "")
+	cp := newCheckpoint("goes-away", pod.Name, v1alpha1.BuilderNative, f.reg.Host)
+	create(t, f, cp)
+	eventually(t, 60*time.Second, func() error {
+		if got := getCheckpoint(t, f, cp.Name); got.Status.Phase != v1alpha1.CheckpointCheckpointing {
+			return fmt.Errorf("phase %q", got.Status.Phase)
+		}
+		return nil
+	})
+	stop()
+	must(t, f.env.Client.Delete(t.Context(), pod, client.GracePeriodSeconds(0)))
+	eventually(t, 30*time.Second, func() error {
+		err := f.env.Client.Get(t.Context(), client.ObjectKeyFromObject(pod), &corev1.Pod{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("pod still there: %v", err)
+		}
+		return nil
+	})
+	defer agent()()
+	got := waitPhase(t, f, cp.Name, v1alpha1.CheckpointFailed)
+	wantMessage(t, got, "PodNotFound", "no longer exists")
 	left, _ := os.ReadDir(f.node2.CheckpointDir())
 	for _, e := range left {
 		if strings.HasPrefix(e.Name(), "checkpoint-"+pod.Name+"_") {

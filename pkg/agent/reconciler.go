@@ -196,6 +196,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // user sees why it waits; every agent writes the same words, and the
 // optimistic update never overwrites the owning agent's claim.
 func (r *Reconciler) notOnThisNode(ctx context.Context, cp *v1alpha1.Checkpoint) (ctrl.Result, error) {
+	if cp.Status.NodeName == r.NodeName && cp.Status.Phase != "" && cp.Status.Phase != v1alpha1.CheckpointPending {
+		return r.claimedPodGone(ctx, cp)
+	}
 	if cp.Status.Phase != "" && cp.Status.Phase != v1alpha1.CheckpointPending {
 		return ctrl.Result{}, nil
 	}
@@ -748,6 +751,32 @@ func (r *Reconciler) finish(ctx context.Context, cp *v1alpha1.Checkpoint, pod *c
 	}
 	checkpoints.WithLabelValues(string(cp.Status.Phase)).Inc()
 	return client.IgnoreNotFound(r.Client.Status().Update(ctx, cp))
+}
+
+// claimedPodGone ends a Checkpoint this node claimed and left mid-way (the
+// agent stopped during it) whose pod has since gone or moved to another
+// node: no attempt here can finish it, and without an end it stayed
+// Checkpointing or Pushing for good, holding up a Migration until its
+// deadline. The API server, not the cache, decides that the pod is gone.
+// Images the interrupted attempt pushed are named as stray images (from
+// the journal), so that the controller deletes them.
+func (r *Reconciler) claimedPodGone(ctx context.Context, cp *v1alpha1.Checkpoint) (ctrl.Result, error) {
+	pod := &corev1.Pod{}
+	err := r.Reader.Get(ctx, types.NamespacedName{Namespace: cp.Namespace, Name: cp.Spec.PodName}, pod)
+	switch {
+	case err != nil && !apierrors.IsNotFound(err):
+		return ctrl.Result{}, err
+	case err == nil && pod.Spec.NodeName == r.NodeName:
+		// Still ours, not in the cache yet: its watch event brings it back.
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	}
+	where := "no longer exists"
+	if err == nil {
+		where = fmt.Sprintf("now runs on node %q", pod.Spec.NodeName)
+	}
+	r.recoverJournaledImages(cp)
+	return ctrl.Result{}, r.finish(ctx, cp, nil, permanent(reasonPodNotFound, fmt.Errorf(
+		"pod %s/%s %s: this node's agent stopped during attempt %d and cannot finish it", cp.Namespace, cp.Spec.PodName, where, cp.Status.Attempts)))
 }
 
 func (r *Reconciler) condition(cp *v1alpha1.Checkpoint, typ string, status metav1.ConditionStatus, reason, msg string) {
