@@ -127,6 +127,25 @@ func (c *Controller) latestCheckpointName(ctx context.Context, w *workload, pod 
 	return last.Name, nil
 }
 
+// existingPropagation reads the PropagationPolicy want names; when there
+// is none it creates want and returns nil (nothing to compare: it is as
+// wanted). An AlreadyExists answer means another round created it: that
+// round compared it too.
+func (c *Controller) existingPropagation(ctx context.Context, want *policyv1alpha1.PropagationPolicy) (*policyv1alpha1.PropagationPolicy, error) {
+	got := &policyv1alpha1.PropagationPolicy{}
+	err := c.Client.Get(ctx, client.ObjectKeyFromObject(want), got)
+	if apierrors.IsNotFound(err) {
+		if err := c.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("create PropagationPolicy %s/%s: %w", want.Namespace, want.Name, err)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return got, nil
+}
+
 // ensurePropagation makes sure the namespace has the PropagationPolicy
 // that carries Checkpoints labelled for cluster to that cluster only.
 func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) error {
@@ -150,15 +169,8 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 			},
 		},
 	}
-	got := &policyv1alpha1.PropagationPolicy{}
-	err := c.Client.Get(ctx, client.ObjectKeyFromObject(want), got)
-	if apierrors.IsNotFound(err) {
-		if err := c.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create PropagationPolicy %s/%s: %w", ns, want.Name, err)
-		}
-		return nil
-	}
-	if err != nil {
+	got, err := c.existingPropagation(ctx, want)
+	if err != nil || got == nil {
 		return err
 	}
 	if stalePropagation(got, want) { // made by an earlier version

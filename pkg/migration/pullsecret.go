@@ -204,15 +204,8 @@ func (c *Controller) propagatePullSecret(ctx context.Context, ns, secret string,
 		return err
 	}
 	want := PullSecretPropagation(ns, secret, clusters, users)
-	got := &policyv1alpha1.PropagationPolicy{}
-	err = c.Client.Get(ctx, client.ObjectKeyFromObject(want), got)
-	if apierrors.IsNotFound(err) {
-		if err := c.Client.Create(ctx, want); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create PropagationPolicy %s/%s: %w", ns, want.Name, err)
-		}
-		return nil
-	}
-	if err != nil {
+	got, err := c.existingPropagation(ctx, want)
+	if err != nil || got == nil {
 		return err
 	}
 	if reflect.DeepEqual(got.Spec, want.Spec) && reflect.DeepEqual(got.OwnerReferences, want.OwnerReferences) &&
