@@ -958,7 +958,9 @@ func TestArmedReportedBetweenRounds(t *testing.T) {
 	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
 	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
 	h.statefulSet("member1")
-	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval = metav1.Duration{Duration: 30 * time.Minute} })
+	h.policy(func(p *v1alpha1.CheckpointPolicy) {
+		p.Spec.Schedule.Interval = metav1.Duration{Duration: 30 * time.Minute}
+	})
 	h.eventually("the first scheduled checkpoint", 20*time.Second, func() (bool, string) {
 		done := h.agent(true)
 		return len(done) == 1, fmt.Sprint(done)
@@ -999,7 +1001,9 @@ func TestRestoredPodNotCheckpointedAtOnce(t *testing.T) {
 	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
 	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
 	h.statefulSet("member1")
-	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval = metav1.Duration{Duration: 30 * time.Minute} })
+	h.policy(func(p *v1alpha1.CheckpointPolicy) {
+		p.Spec.Schedule.Interval = metav1.Duration{Duration: 30 * time.Minute}
+	})
 	var first []string
 	h.eventually("the first scheduled checkpoint", 20*time.Second, func() (bool, string) {
 		first = h.agent(true)
