@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -37,7 +38,13 @@ func planOwner(owner *v1alpha1.CheckpointPolicy) []metav1.OwnerReference {
 	if owner == nil {
 		return nil
 	}
-	return []metav1.OwnerReference{*metav1.NewControllerRef(owner, v1alpha1.GroupVersion.WithKind("CheckpointPolicy"))}
+	// Not metav1.NewControllerRef: its blockOwnerDeletion needs update on
+	// checkpointpolicies/finalizers where an API server enforces owner
+	// reference permissions, a right the controller has no other use for.
+	return []metav1.OwnerReference{{
+		APIVersion: v1alpha1.GroupVersion.String(), Kind: "CheckpointPolicy", Name: owner.Name, UID: owner.UID,
+		Controller: ptr.To(true),
+	}}
 }
 
 // excluded is the exclude list of an armed OverridePolicy.

@@ -69,6 +69,12 @@ func main() {
 	}
 }
 
+// agentSlots is how many checkpoints the agents of a member holding
+// workloads pods run at once on a real cluster: 2 per node of 110 pods.
+func agentSlots(workloads int) int {
+	return 2 * max(1, (workloads+109)/110)
+}
+
 func run(ctx context.Context, c config) error {
 	if c.storm > c.workloads || c.namespaces < 1 || c.workloads < c.namespaces {
 		return fmt.Errorf("need 0 <= -storm <= -workloads and 1 <= -namespaces <= -workloads")
@@ -77,6 +83,13 @@ func run(ctx context.Context, c config) error {
 	if os.Getenv("NODESIM_PODS") == "" {
 		_ = os.Setenv("NODESIM_PODS", fmt.Sprint(c.workloads+100))
 	}
+	// That one node's agent stands in for the agents of the nodes a member
+	// of that size has (110 pods a node, 2 checkpoints at once each).
+	if os.Getenv("AGENT_MAX_CONCURRENT") == "" {
+		_ = os.Setenv("AGENT_MAX_CONCURRENT", fmt.Sprint(agentSlots(c.workloads)))
+	}
+	fmt.Fprintf(os.Stderr, "bench scale: simulated nodes hold %s pods, their agents run %s checkpoints at once\n",
+		os.Getenv("NODESIM_PODS"), os.Getenv("AGENT_MAX_CONCURRENT"))
 	env, err := framework.Setup(ctx)
 	if err != nil {
 		return err
