@@ -955,16 +955,7 @@ func TestMoveThroughEmptyBinding(t *testing.T) {
 // requeued the policy.
 func TestArmedReportedBetweenRounds(t *testing.T) {
 	h := start(t)
-	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
-	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
-	h.statefulSet("member1")
-	h.policy(func(p *v1alpha1.CheckpointPolicy) {
-		p.Spec.Schedule.Interval = metav1.Duration{Duration: 30 * time.Minute}
-	})
-	h.eventually("the first scheduled checkpoint", 20*time.Second, func() (bool, string) {
-		done := h.agent(true)
-		return len(done) == 1, fmt.Sprint(done)
-	})
+	h.protectedOnMember1(30 * time.Minute)
 	h.eventually("the restore armed", 10*time.Second, func() (bool, string) {
 		op := h.overridePolicy()
 		return op != nil, ""
@@ -978,6 +969,26 @@ func TestArmedReportedBetweenRounds(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%+v", p.Status)
 	})
+}
+
+// protectedOnMember1 runs db on member1 under a policy with interval and
+// plays the agent for the first scheduled Checkpoint, which it returns.
+func (h *harness) protectedOnMember1(interval time.Duration) *v1alpha1.Checkpoint {
+	h.t.Helper()
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
+	h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval = metav1.Duration{Duration: interval} })
+	var first []string
+	h.eventually("the first scheduled checkpoint", 20*time.Second, func() (bool, string) {
+		first = h.agent(true)
+		return len(first) == 1, fmt.Sprint(first)
+	})
+	cp := &v1alpha1.Checkpoint{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: first[0]}, cp); err != nil {
+		h.t.Fatal(err)
+	}
+	return cp
 }
 
 func (h *harness) checkpointPolicy() *v1alpha1.CheckpointPolicy {
@@ -998,28 +1009,14 @@ func (h *harness) checkpointPolicy() *v1alpha1.CheckpointPolicy {
 // started from its own image is checkpointed at once, as before.
 func TestRestoredPodNotCheckpointedAtOnce(t *testing.T) {
 	h := start(t)
-	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
-	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member2"}})
-	h.statefulSet("member1")
-	h.policy(func(p *v1alpha1.CheckpointPolicy) {
-		p.Spec.Schedule.Interval = metav1.Duration{Duration: 30 * time.Minute}
-	})
-	var first []string
-	h.eventually("the first scheduled checkpoint", 20*time.Second, func() (bool, string) {
-		first = h.agent(true)
-		return len(first) == 1, fmt.Sprint(first)
-	})
-	cp := &v1alpha1.Checkpoint{}
-	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: first[0]}, cp); err != nil {
-		t.Fatal(err)
-	}
+	cp := h.protectedOnMember1(30 * time.Minute)
 
 	// Karmada moves db to member2, where db-0 restores the checkpoint.
 	h.setPodImage("db-0", cp.Status.Containers[0].Image, "registry.example.com/db:1")
 	h.updateBinding(false, func(rb *workv1alpha2.ResourceBinding) {
 		rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: "member2", Replicas: 1}}
 	})
-	h.setBindingStatus("member2", first[0])
+	h.setBindingStatus("member2", cp.Name)
 	h.eventually("the detected move restored", 15*time.Second, func() (bool, string) {
 		ms := h.migrations()
 		return len(ms) == 1 && ms[0].Status.Phase == v1alpha1.MigrationRestored, fmt.Sprintf("%+v", ms)
