@@ -257,16 +257,39 @@ start_karmada_webhook() {
   kubectl_for karmada apply -f "${RUN_DIR}/karmada/webhook-configuration.yaml" > /dev/null
 }
 
+# KARMADA_API_QPS and KARMADA_CONCURRENT_SYNCS (unset: Karmada's defaults,
+# 40 requests a second and 5 workers) set karmada-controller-manager's and
+# karmada-scheduler's client rate limits (burst twice the rate) and the
+# controller manager's workers for templates, bindings and Works. Every
+# Checkpoint is a resource template with its own binding and Work, so the
+# defaults hold a federation to about two checkpoints a second; the scale
+# benchmark raises them as an operator of a large federation would.
+karmada_tuning_flags() {
+  local scheduler="${1:-}"
+  if [[ -n "${KARMADA_API_QPS:-}" ]]; then
+    echo "--kube-api-qps ${KARMADA_API_QPS} --kube-api-burst $((KARMADA_API_QPS * 2))"
+    [[ -n "${scheduler}" ]] ||
+      echo "--cluster-api-qps ${KARMADA_API_QPS} --cluster-api-burst $((KARMADA_API_QPS * 2))"
+  fi
+  if [[ -n "${KARMADA_CONCURRENT_SYNCS:-}" && -z "${scheduler}" ]]; then
+    local n="${KARMADA_CONCURRENT_SYNCS}"
+    echo "--concurrent-resource-template-syncs ${n} --concurrent-resourcebinding-syncs ${n} --concurrent-work-syncs ${n}"
+  fi
+}
+
 start_karmada_controllers() {
   local kc="${RUN_DIR}/karmada.kubeconfig"
+  # shellcheck disable=SC2046 # the tuning flags are words
   start_proc karmada-controller-manager "${KARMADA_BIN}/karmada-controller-manager" \
     --kubeconfig "${kc}" --leader-elect=false \
     --feature-gates "${KARMADA_FEATURE_GATES}" --enable-no-execute-taint-eviction=true \
-    --cluster-status-update-frequency 10s \
+    --cluster-status-update-frequency 10s $(karmada_tuning_flags) \
     --health-probe-bind-address "127.0.0.1:${KARMADA_CM_HEALTH_PORT}" \
     --metrics-bind-address "127.0.0.1:${KARMADA_CM_METRICS_PORT}"
+  # shellcheck disable=SC2046
   start_proc karmada-scheduler "${KARMADA_BIN}/karmada-scheduler" \
     --kubeconfig "${kc}" --leader-elect=false --feature-gates "${KARMADA_FEATURE_GATES}" \
+    $(karmada_tuning_flags scheduler) \
     --health-probe-bind-address "127.0.0.1:${KARMADA_SCHEDULER_HEALTH_PORT}" \
     --metrics-bind-address "127.0.0.1:${KARMADA_SCHEDULER_METRICS_PORT}"
   wait_for karmada-controller-manager "${TIMEOUT}" http_ok "http://127.0.0.1:${KARMADA_CM_HEALTH_PORT}/healthz"

@@ -134,10 +134,11 @@ start_agents() {
 }
 
 # start_agent NAME MEMBER NODE DIR KUBELET_CA CHECKPOINT_DIR METRICS_PORT HEALTH_PORT
-# AGENT_MAX_CONCURRENT (unset: the agent's default) is each agent's
-# --max-concurrent. The scale benchmark raises it: one simulated node holds
-# a whole member's pods there, and its agent stands in for the agents of
-# the several nodes such a member has.
+# AGENT_MAX_CONCURRENT and AGENT_KUBE_API_QPS (unset: the agent's defaults)
+# are each agent's --max-concurrent and --kube-api-qps (burst twice that).
+# The scale benchmark raises them: one simulated node holds a whole
+# member's pods there, and its agent stands in for the agents of the
+# several nodes such a member has.
 start_agent() {
   local name="$1" m="$2" node="$3" dir="$4" ca="$5" archives="$6" metrics="$7" health="$8"
   mkdir -p "${dir}/buildah/storage" "${dir}/buildah/run" "${dir}/work"
@@ -151,6 +152,7 @@ start_agent() {
     --buildah-root "${dir}/buildah/storage" --buildah-runroot "${dir}/buildah/run" \
     --insecure-registries "${REGISTRY_HOST}" \
     --max-attempts 8 ${AGENT_MAX_CONCURRENT:+--max-concurrent "${AGENT_MAX_CONCURRENT}"} \
+    ${AGENT_KUBE_API_QPS:+--kube-api-qps "${AGENT_KUBE_API_QPS}" --kube-api-burst "$((AGENT_KUBE_API_QPS * 2))"} \
     --metrics-bind-address "127.0.0.1:${metrics}" \
     --health-probe-bind-address "127.0.0.1:${health}"
 }

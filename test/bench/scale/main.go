@@ -88,8 +88,21 @@ func run(ctx context.Context, c config) error {
 	if os.Getenv("AGENT_MAX_CONCURRENT") == "" {
 		_ = os.Setenv("AGENT_MAX_CONCURRENT", fmt.Sprint(agentSlots(c.workloads)))
 	}
-	fmt.Fprintf(os.Stderr, "bench scale: simulated nodes hold %s pods, their agents run %s checkpoints at once\n",
-		os.Getenv("NODESIM_PODS"), os.Getenv("AGENT_MAX_CONCURRENT"))
+	// ... with the API request rate of those agents (20 a second each).
+	if os.Getenv("AGENT_KUBE_API_QPS") == "" {
+		_ = os.Setenv("AGENT_KUBE_API_QPS", fmt.Sprint(10*agentSlots(c.workloads)))
+	}
+	// Karmada tuned for a large federation (hack/local-up.sh): its
+	// defaults, 40 requests a second and 5 workers, carry about two
+	// Checkpoints a second through their bindings and Works.
+	for k, v := range map[string]string{"KARMADA_API_QPS": "400", "KARMADA_CONCURRENT_SYNCS": "20"} {
+		if os.Getenv(k) == "" {
+			_ = os.Setenv(k, v)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench scale: simulated nodes hold %s pods, their agents run %s checkpoints at once at %s requests/s; Karmada %s requests/s, %s workers\n",
+		os.Getenv("NODESIM_PODS"), os.Getenv("AGENT_MAX_CONCURRENT"), os.Getenv("AGENT_KUBE_API_QPS"),
+		os.Getenv("KARMADA_API_QPS"), os.Getenv("KARMADA_CONCURRENT_SYNCS"))
 	env, err := framework.Setup(ctx)
 	if err != nil {
 		return err

@@ -88,6 +88,8 @@ spec:
             - --push-timeout=30m
             - --verify-timeout=2m
             - --max-concurrent={{ $a.maxConcurrent }}
+            - --kube-api-qps={{ $a.kubeAPIQPS }}
+            - --kube-api-burst={{ $a.kubeAPIBurst }}
             {{- if eq $a.metrics.mode "secure" }}
             # HTTPS for callers allowed `get /metrics` (TokenReview and
             # SubjectAccessReview by the member's API server).

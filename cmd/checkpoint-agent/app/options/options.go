@@ -40,6 +40,8 @@ type Options struct {
 
 	MaxConcurrent int
 	MaxAttempts   int32
+	KubeAPIQPS    float32
+	KubeAPIBurst  int
 	BackoffBase   time.Duration
 	BackoffMax    time.Duration
 	PodWait       time.Duration
@@ -69,6 +71,8 @@ func New() *Options {
 		BuildahDriver:          "overlay",
 		MaxConcurrent:          2,
 		MaxAttempts:            5,
+		KubeAPIQPS:             20,
+		KubeAPIBurst:           40,
 		BackoffBase:            2 * time.Second,
 		BackoffMax:             time.Minute,
 		PodWait:                2 * time.Minute,
@@ -101,6 +105,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.InsecureRegistries, "insecure-registries", o.InsecureRegistries, "Registry hosts (host:port) spoken to over plain HTTP.")
 	fs.BoolVar(&o.RequireSecretNamespaces, "require-secret-namespaces", o.RequireSecretNamespaces, "Refuse registry Secrets without the annotation stateshift.io/allowed-namespaces; without this flag such a Secret serves every namespace (a Secret with the annotation is always enforced).")
 	fs.IntVar(&o.MaxConcurrent, "max-concurrent", o.MaxConcurrent, "Checkpoints executed at once on this node.")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Requests per second to the member's API server (status writes, reads, Events). Each Checkpoint costs about six; raise it with --max-concurrent.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of requests to the member's API server above --kube-api-qps.")
 	fs.Int32Var(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "Attempts per Checkpoint before it is Failed.")
 	fs.DurationVar(&o.BackoffBase, "retry-backoff", o.BackoffBase, "First retry delay; doubles per attempt.")
 	fs.DurationVar(&o.BackoffMax, "retry-backoff-max", o.BackoffMax, "Longest retry delay.")
@@ -139,6 +145,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxConcurrent < 1 {
 		errs = append(errs, errors.New("--max-concurrent must be at least 1"))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		errs = append(errs, errors.New("--kube-api-qps must be > 0 and --kube-api-burst at least 1"))
 	}
 	if o.MaxAttempts < 1 {
 		errs = append(errs, errors.New("--max-attempts must be at least 1"))
