@@ -1,9 +1,6 @@
 package builder
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"os"
 
@@ -13,30 +10,13 @@ import (
 
 // fileLayer is the archive itself as an uncompressed OCI layer. tarball's
 // layers always gzip, so this small v1.Layer exists for the fast path: its
-// digest and diffID are the archive's sha256, computed in one streaming pass,
-// and each upload attempt reopens the file.
+// digest and diffID are the archive's sha256, computed while uploadFileBlob
+// streamed it to the registry; should remote.Write upload it again (the blob
+// gone in between), it reopens the file.
 type fileLayer struct {
 	path   string
 	digest v1.Hash
 	size   int64
-}
-
-func newFileLayer(path string) (*fileLayer, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open archive: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return nil, fmt.Errorf("hash archive: %w", err)
-	}
-	return &fileLayer{
-		path:   path,
-		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))},
-		size:   n,
-	}, nil
 }
 
 func (l *fileLayer) Digest() (v1.Hash, error)             { return l.digest, nil }

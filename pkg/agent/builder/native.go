@@ -53,7 +53,13 @@ func (n *Native) Build(ctx context.Context, req Request) (Result, error) {
 		layer, err = tarball.LayerFromOpener(func() (io.ReadCloser, error) { return os.Open(req.ArchivePath) },
 			tarball.WithMediaType(types.OCILayer))
 	} else {
-		layer, err = newFileLayer(req.ArchivePath)
+		layer, err = uploadFileBlob(ctx, tag.Context(), kc, req.ArchivePath)
+		if kind := classifyGo(err); kind != nil {
+			return Result{}, fmt.Errorf("native: push %s: %w: %v", tag, kind, err)
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("native: upload %s to %s: %w", req.ArchivePath, tag.Context(), err)
+		}
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("native: layer from %s: %w", req.ArchivePath, err)
