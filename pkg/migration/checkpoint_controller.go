@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,15 +56,14 @@ func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	status := v1alpha1.CheckpointPolicyStatus{ObservedGeneration: p.Generation, Conditions: append([]metav1.Condition(nil), p.Status.Conditions...)}
 	next := interval(p)
 	var errs []error
-	for _, w := range workloads {
-		pw, wait, err := r.protect(ctx, p, w)
-		if err != nil {
-			errs = append(errs, err)
-			pw.Message = err.Error()
-			markProtected(p, &pw, nil, r.now(), err)
+	for _, o := range r.protectAll(ctx, p, workloads) {
+		if o.err != nil {
+			errs = append(errs, o.err)
+			o.pw.Message = o.err.Error()
+			markProtected(p, &o.pw, nil, r.now(), o.err)
 		}
-		next = min(next, max(wait, time.Second))
-		status.Workloads = append(status.Workloads, pw)
+		next = min(next, max(o.wait, time.Second))
+		status.Workloads = append(status.Workloads, o.pw)
 	}
 	if err := r.pruneDeletedWorkloads(ctx, p); err != nil {
 		errs = append(errs, err)
@@ -148,6 +148,34 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 	}
 	markProtected(p, &pw, OfTemplate(cps, TemplateHash(w.u)), r.now(), nil)
 	return pw, wait, nil
+}
+
+// protected is one workload's outcome of a round.
+type protected struct {
+	pw   v1alpha1.ProtectedWorkload
+	wait time.Duration
+	err  error
+}
+
+// protectAll runs protect for every workload, concurrentSyncs at a time,
+// and returns the outcomes in the workloads' order. Workloads share
+// nothing a round writes (each has its own Checkpoints and images), and
+// the calls of one mostly wait on API servers and registries.
+func (r CheckpointReconciler) protectAll(ctx context.Context, p *v1alpha1.CheckpointPolicy, workloads []*workload) []protected {
+	out := make([]protected, len(workloads))
+	slots := make(chan struct{}, r.concurrentSyncs())
+	var wg sync.WaitGroup
+	for i, w := range workloads {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			pw, wait, err := r.protect(ctx, p, w)
+			out[i] = protected{pw: pw, wait: wait, err: err}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // scheduled takes a checkpoint of every running pod of the current

@@ -44,7 +44,16 @@ type Options struct {
 	// AnnotationAllowedRepositories (otherwise such a namespace may use
 	// any repository).
 	RequireRepositoryAllowlist bool
+	// ConcurrentSyncs is how many objects each controller reconciles at
+	// once, and how many workloads of one policy a round handles at once
+	// (DefaultConcurrentSyncs when zero). A round's API calls wait on the
+	// Karmada API server more than they use CPU: one at a time, a policy
+	// of 100 workloads took 46 s on a busy control plane.
+	ConcurrentSyncs int
 }
+
+// DefaultConcurrentSyncs is Options.ConcurrentSyncs's default.
+const DefaultConcurrentSyncs = 4
 
 // DefaultReconcileTimeout is Options.ReconcileTimeout's default: far longer
 // than a round takes (a few API calls and registry deletes), short enough
@@ -97,9 +106,18 @@ func (c *Controller) reconcileTimeout() time.Duration {
 	return DefaultReconcileTimeout
 }
 
+func (c *Controller) concurrentSyncs() int {
+	if c.Options.ConcurrentSyncs > 0 {
+		return c.Options.ConcurrentSyncs
+	}
+	return DefaultConcurrentSyncs
+}
+
 // bounded are the controller-runtime options every reconciler runs with.
+// Each object is still reconciled by one worker at a time: the workqueue
+// never hands out a key that is being processed.
 func (c *Controller) bounded() controller.Options {
-	return controller.Options{ReconciliationTimeout: c.reconcileTimeout()}
+	return controller.Options{ReconciliationTimeout: c.reconcileTimeout(), MaxConcurrentReconciles: c.concurrentSyncs()}
 }
 
 // SetupFunc registers one controller's reconcilers on a manager.

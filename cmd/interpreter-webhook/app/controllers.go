@@ -24,6 +24,7 @@ func Controllers(o *options.Options) []func(manager.Manager) error {
 			SecretNamespace:  o.SecretNamespace,
 			WatchClusters:    true,
 			ReconcileTimeout: o.ReconcileTimeout,
+			ConcurrentSyncs:  o.ConcurrentSyncs,
 			Controllers:      o.Controllers,
 
 			RequireRepositoryAllowlist: o.RequireRepositoryAllowlist,

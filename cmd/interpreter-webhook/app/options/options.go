@@ -73,6 +73,9 @@ type Options struct {
 	// RequireRepositoryAllowlist refuses CheckpointPolicies in namespaces
 	// without the stateshift.io/allowed-repositories annotation.
 	RequireRepositoryAllowlist bool
+	// ConcurrentSyncs: objects each migration controller reconciles at
+	// once, and workloads of one policy handled at once.
+	ConcurrentSyncs int
 
 	// RestConfig is resolved by Complete; nil means no API server.
 	RestConfig *rest.Config
@@ -97,6 +100,7 @@ func New() *Options {
 		Controllers:             []string{"*"},
 		SecretNamespace:         migration.DefaultSecretNamespace,
 		ReconcileTimeout:        migration.DefaultReconcileTimeout,
+		ConcurrentSyncs:         migration.DefaultConcurrentSyncs,
 	}
 }
 
@@ -122,6 +126,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Migration controllers to run: '*' runs all, 'foo' runs foo, '-foo' turns foo off. All: %s.", strings.Join(migration.ControllerNames(), ", ")))
 	fs.StringVar(&o.SecretNamespace, "secret-namespace", o.SecretNamespace, "Namespace of the registry credentials Secrets the CheckpointPolicies name (the controllers' own namespace).")
 	fs.DurationVar(&o.ReconcileTimeout, "reconcile-timeout", o.ReconcileTimeout, "Upper bound of every reconcile of the migration controllers.")
+	fs.IntVar(&o.ConcurrentSyncs, "concurrent-syncs", o.ConcurrentSyncs, "Objects each migration controller reconciles at once, and workloads of one CheckpointPolicy a round handles at once.")
 	fs.BoolVar(&o.RequireRepositoryAllowlist, "require-repository-allowlist", o.RequireRepositoryAllowlist,
 		"Take no checkpoint for a CheckpointPolicy whose namespace lacks the annotation stateshift.io/allowed-repositories (without it such a namespace may use any repository).")
 }
@@ -153,6 +158,9 @@ func (o *Options) Validate() error {
 	}
 	if o.SecretNamespace == "" {
 		return fmt.Errorf("--secret-namespace must be set")
+	}
+	if o.ConcurrentSyncs < 1 {
+		return fmt.Errorf("--concurrent-syncs must be at least 1")
 	}
 	if o.ReconcileTimeout <= 0 {
 		return fmt.Errorf("--reconcile-timeout must be positive")
