@@ -157,6 +157,9 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 				Kind:          v1alpha1.CheckpointKind,
 				LabelSelector: &metav1.LabelSelector{MatchLabels: ownCheckpoints(cluster)},
 			}},
+			// Placed by the checkpointplacement controller, not by
+			// Karmada's scheduler (see CheckpointSchedulerName).
+			SchedulerName: CheckpointSchedulerName,
 			Placement: policyv1alpha1.Placement{
 				ClusterAffinity: &policyv1alpha1.ClusterAffinity{ClusterNames: []string{cluster}},
 				// A cordon's fresh checkpoint must reach the cordoned
@@ -176,6 +179,7 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 	if stalePropagation(got, want) { // made by an earlier version
 		got.Spec.Placement.ClusterTolerations = want.Spec.Placement.ClusterTolerations
 		got.Spec.ResourceSelectors = want.Spec.ResourceSelectors
+		got.Spec.SchedulerName = want.Spec.SchedulerName
 		if err := c.Client.Update(ctx, got); err != nil {
 			return fmt.Errorf("update PropagationPolicy %s/%s: %w", ns, want.Name, err)
 		}

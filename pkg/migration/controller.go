@@ -131,11 +131,13 @@ type SetupFunc func(mgr manager.Manager, c *Controller) error
 //	restoreplan    the restore OverridePolicy of each protected workload
 //	migrations     Migration status and the binding's scheduling hold and placement
 //	movedetection  Migrations (created for moves seen on bindings and cordoned clusters)
+//	checkpointplacement  the placement of Checkpoints' bindings (CheckpointSchedulerName)
 var Controllers = map[string]SetupFunc{
-	"checkpoints":   setupCheckpoints,
-	"restoreplan":   setupRestorePlan,
-	"migrations":    setupMigrations,
-	"movedetection": setupMoveDetection,
+	"checkpointplacement": setupCheckpointPlacement,
+	"checkpoints":         setupCheckpoints,
+	"restoreplan":         setupRestorePlan,
+	"migrations":          setupMigrations,
+	"movedetection":       setupMoveDetection,
 }
 
 // ControllerNames lists the registered controllers, sorted.

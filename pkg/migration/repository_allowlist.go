@@ -77,5 +77,6 @@ func stalePropagation(got, want *policyv1alpha1.PropagationPolicy) bool {
 	if len(got.Spec.Placement.ClusterTolerations) == 0 {
 		return true
 	}
-	return !reflect.DeepEqual(got.Spec.ResourceSelectors, want.Spec.ResourceSelectors)
+	return !reflect.DeepEqual(got.Spec.ResourceSelectors, want.Spec.ResourceSelectors) ||
+		got.Spec.SchedulerName != want.Spec.SchedulerName
 }

@@ -45,6 +45,11 @@ rules:
   - apiGroups: ["work.karmada.io"]
     resources: ["resourcebindings"]
     verbs: ["get", "list", "watch", "patch"]
+  # The Scheduled condition of Checkpoints' bindings, which the controller
+  # places itself (schedulerName stateshift-checkpoints).
+  - apiGroups: ["work.karmada.io"]
+    resources: ["resourcebindings/status"]
+    verbs: ["patch"]
   - apiGroups: ["cluster.karmada.io"]
     resources: ["clusters"]
     verbs: ["get", "list", "watch"]

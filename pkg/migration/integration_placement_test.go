@@ -1,0 +1,104 @@
+package migration_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
+	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/migration"
+)
+
+// Checkpoints' bindings are placed by the controller, under the shipped
+// RBAC, on the one cluster their policy names, as Karmada's scheduler
+// would: a cordon's NoSchedule taint is tolerated, a NoExecute taint is
+// not, an evicted binding is not placed again, and other bindings are
+// left to Karmada's scheduler.
+func TestCheckpointPlacement(t *testing.T) {
+	h := startWith(t, harnessOptions{shippedRBAC: true})
+	cp := h.protectedOnMember1(time.Hour)
+
+	var pps policyv1alpha1.PropagationPolicyList
+	if err := h.c.List(h.ctx, &pps, client.InNamespace(h.ns), client.MatchingLabels{migration.LabelManagedBy: migration.ManagedBy}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pps.Items) == 0 {
+		t.Fatal("no PropagationPolicy carries the Checkpoints")
+	}
+	for _, pp := range pps.Items {
+		if pp.Spec.SchedulerName != migration.CheckpointSchedulerName {
+			t.Errorf("PropagationPolicy %s: schedulerName %q, want %q", pp.Name, pp.Spec.SchedulerName, migration.CheckpointSchedulerName)
+		}
+	}
+
+	h.cordon("member1", true)
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "lost"},
+		Spec: clusterv1alpha1.ClusterSpec{Taints: []corev1.Taint{{Key: "cluster.karmada.io/not-ready", Effect: corev1.TaintEffectNoExecute}}}})
+
+	onCordoned := h.checkpointBinding("on-cordoned", cp.Name, migration.CheckpointSchedulerName, "member1", nil)
+	onLost := h.checkpointBinding("on-lost", cp.Name, migration.CheckpointSchedulerName, "lost", nil)
+	evicted := h.checkpointBinding("evicted", cp.Name, migration.CheckpointSchedulerName, "member1",
+		[]workv1alpha2.GracefulEvictionTask{{FromCluster: "member1", Reason: "TaintUntolerated", Producer: "taint-manager"}})
+	karmadas := h.checkpointBinding("karmadas", cp.Name, "default-scheduler", "member1", nil)
+
+	h.eventually("the cordoned cluster's Checkpoint placed there", 20*time.Second, func() (bool, string) {
+		rb := h.getBinding(onCordoned)
+		cond := meta.FindStatusCondition(rb.Status.Conditions, workv1alpha2.Scheduled)
+		return len(rb.Spec.Clusters) == 1 && rb.Spec.Clusters[0].Name == "member1" && cond != nil && cond.Status == metav1.ConditionTrue &&
+				rb.Status.SchedulerObservedGeneration == rb.Generation,
+			fmt.Sprintf("clusters %v, Scheduled %+v", rb.Spec.Clusters, cond)
+	})
+	h.eventually("the lost cluster's Checkpoint not placed, and why", 20*time.Second, func() (bool, string) {
+		rb := h.getBinding(onLost)
+		cond := meta.FindStatusCondition(rb.Status.Conditions, workv1alpha2.Scheduled)
+		return len(rb.Spec.Clusters) == 0 && cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == "NoClusterFit",
+			fmt.Sprintf("clusters %v, Scheduled %+v", rb.Spec.Clusters, cond)
+	})
+	// The placed one proves the controller has run over all of them.
+	for _, name := range []string{evicted, karmadas} {
+		if rb := h.getBinding(name); len(rb.Spec.Clusters) != 0 || len(rb.Status.Conditions) != 0 {
+			t.Errorf("binding %s was placed: clusters %v, conditions %+v", name, rb.Spec.Clusters, rb.Status.Conditions)
+		}
+	}
+}
+
+// checkpointBinding creates the ResourceBinding Karmada's detector makes
+// for a Checkpoint under a policy placing it on cluster, and returns its
+// name.
+func (h *harness) checkpointBinding(name, checkpoint, scheduler, cluster string, evictions []workv1alpha2.GracefulEvictionTask) string {
+	h.t.Helper()
+	rb := &workv1alpha2.ResourceBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: name},
+		Spec: workv1alpha2.ResourceBindingSpec{
+			Resource: workv1alpha2.ObjectReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.CheckpointKind,
+				Namespace: h.ns, Name: checkpoint},
+			SchedulerName: scheduler,
+			Placement: &policyv1alpha1.Placement{
+				ClusterAffinity: &policyv1alpha1.ClusterAffinity{ClusterNames: []string{cluster}},
+				ClusterTolerations: []corev1.Toleration{{Key: clusterv1alpha1.TaintClusterUnscheduler,
+					Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+			},
+			GracefulEvictionTasks: evictions,
+		},
+	}
+	h.create(rb)
+	return name
+}
+
+func (h *harness) getBinding(name string) *workv1alpha2.ResourceBinding {
+	h.t.Helper()
+	rb := &workv1alpha2.ResourceBinding{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: name}, rb); err != nil {
+		h.t.Fatal(err)
+	}
+	return rb
+}
