@@ -79,6 +79,12 @@ func (r CheckpointPlacementReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err := r.Client.Patch(ctx, rb, patch); err != nil {
 		return ctrl.Result{}, fmt.Errorf("place binding %s/%s on %s: %w", rb.Namespace, rb.Name, cluster, err)
 	}
+	// One write per Checkpoint is the usual cost: the Scheduled condition
+	// is written only to take back an earlier NoClusterFit (a Checkpoint
+	// is placed once, and nothing reads the condition of a placed one).
+	if meta.FindStatusCondition(rb.Status.Conditions, workv1alpha2.Scheduled) == nil {
+		return ctrl.Result{}, nil
+	}
 	return ctrl.Result{}, r.setScheduled(ctx, rb, metav1.ConditionTrue, "Success", "placed on "+cluster+" by "+CheckpointSchedulerName)
 }
 

@@ -53,8 +53,7 @@ func TestCheckpointPlacement(t *testing.T) {
 	h.eventually("the cordoned cluster's Checkpoint placed there", 20*time.Second, func() (bool, string) {
 		rb := h.getBinding(onCordoned)
 		cond := meta.FindStatusCondition(rb.Status.Conditions, workv1alpha2.Scheduled)
-		return len(rb.Spec.Clusters) == 1 && rb.Spec.Clusters[0].Name == "member1" && cond != nil && cond.Status == metav1.ConditionTrue &&
-				rb.Status.SchedulerObservedGeneration == rb.Generation,
+		return len(rb.Spec.Clusters) == 1 && rb.Spec.Clusters[0].Name == "member1" && cond == nil,
 			fmt.Sprintf("clusters %v, Scheduled %+v", rb.Spec.Clusters, cond)
 	})
 	h.eventually("the lost cluster's Checkpoint not placed, and why", 20*time.Second, func() (bool, string) {
@@ -63,7 +62,16 @@ func TestCheckpointPlacement(t *testing.T) {
 		return len(rb.Spec.Clusters) == 0 && cond != nil && cond.Status == metav1.ConditionFalse && cond.Reason == "NoClusterFit",
 			fmt.Sprintf("clusters %v, Scheduled %+v", rb.Spec.Clusters, cond)
 	})
-	// The placed one proves the controller has run over all of them.
+	// The taint goes: the retry places it and takes back NoClusterFit.
+	h.untaint("lost")
+	h.eventually("the recovered cluster's Checkpoint placed there", 45*time.Second, func() (bool, string) {
+		rb := h.getBinding(onLost)
+		cond := meta.FindStatusCondition(rb.Status.Conditions, workv1alpha2.Scheduled)
+		return len(rb.Spec.Clusters) == 1 && rb.Spec.Clusters[0].Name == "lost" && cond != nil && cond.Status == metav1.ConditionTrue &&
+				rb.Status.SchedulerObservedGeneration == rb.Generation,
+			fmt.Sprintf("clusters %v, Scheduled %+v", rb.Spec.Clusters, cond)
+	})
+	// The placed ones prove the controller has run over all of them.
 	for _, name := range []string{evicted, karmadas} {
 		if rb := h.getBinding(name); len(rb.Spec.Clusters) != 0 || len(rb.Status.Conditions) != 0 {
 			t.Errorf("binding %s was placed: clusters %v, conditions %+v", name, rb.Spec.Clusters, rb.Status.Conditions)
@@ -92,6 +100,18 @@ func (h *harness) checkpointBinding(name, checkpoint, scheduler, cluster string,
 	}
 	h.create(rb)
 	return name
+}
+
+func (h *harness) untaint(cluster string) {
+	h.t.Helper()
+	cl := &clusterv1alpha1.Cluster{}
+	if err := h.c.Get(h.ctx, types.NamespacedName{Name: cluster}, cl); err != nil {
+		h.t.Fatal(err)
+	}
+	cl.Spec.Taints = nil
+	if err := h.c.Update(h.ctx, cl); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 func (h *harness) getBinding(name string) *workv1alpha2.ResourceBinding {
