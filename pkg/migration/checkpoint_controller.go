@@ -56,7 +56,7 @@ func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	status := v1alpha1.CheckpointPolicyStatus{ObservedGeneration: p.Generation, Conditions: append([]metav1.Condition(nil), p.Status.Conditions...)}
 	next := interval(p)
 	var errs []error
-	for _, o := range r.protectAll(ctx, p, workloads) {
+	for _, o := range r.protectAll(withRepositoryVerdict(ctx), p, workloads) {
 		if o.err != nil {
 			errs = append(errs, o.err)
 			o.pw.Message = o.err.Error()

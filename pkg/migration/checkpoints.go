@@ -42,7 +42,7 @@ func (c *Controller) migrationCheckpoints(ctx context.Context, m *v1alpha1.Migra
 // createCheckpoint asks for a checkpoint of pod in cluster.
 func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, cluster string, running *corev1.Pod, migration string) (*v1alpha1.Checkpoint, error) {
 	pod := running.Name
-	if err := c.checkRepository(ctx, p); err != nil {
+	if err := c.checkRepositoryOnce(ctx, p); err != nil {
 		return nil, err
 	}
 	if err := c.ensurePropagation(ctx, w.ns(), cluster); err != nil {
@@ -115,9 +115,15 @@ func newCheckpoint(p *v1alpha1.CheckpointPolicy, w *workload, cluster, pod, migr
 }
 
 // latestCheckpointName is the newest Checkpoint of the pod, read uncached.
+//
+// From the cache: a Checkpoint created so recently that the cache lacks it
+// makes the derived name its own, and Create's AlreadyExists answer leads
+// createCheckpoint to it (unfinished: it is the one to use), so a stale
+// cache costs a request, never a duplicate. A live list here was a request
+// per Checkpoint.
 func (c *Controller) latestCheckpointName(ctx context.Context, w *workload, pod string) (string, error) {
 	var l v1alpha1.CheckpointList
-	if err := c.reader().List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label(), LabelPod: pod}); err != nil {
+	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns()), client.MatchingLabels{LabelWorkload: w.label(), LabelPod: pod}); err != nil {
 		return "", err
 	}
 	last := newest(l.Items)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
@@ -42,6 +43,32 @@ func RepositoryAllowed(repository, list string) bool {
 // use: a checkpoint is a memory dump, and a tenant must not send one to a
 // repository another tenant reads. A namespace without the annotation may
 // use any repository unless Options.RequireRepositoryAllowlist is set.
+// repositoryVerdict is one round's answer of checkRepository, shared by the
+// workloads the round checkpoints: one namespace read (and at most one
+// RepositoryNotAllowed Event) per round instead of one per Checkpoint.
+type repositoryVerdict struct {
+	once sync.Once
+	err  error
+}
+
+type repositoryVerdictKey struct{}
+
+// withRepositoryVerdict gives ctx a place for a round's verdict.
+func withRepositoryVerdict(ctx context.Context) context.Context {
+	return context.WithValue(ctx, repositoryVerdictKey{}, &repositoryVerdict{})
+}
+
+// checkRepositoryOnce is checkRepository, asked once per round when ctx
+// is a round's (withRepositoryVerdict).
+func (c *Controller) checkRepositoryOnce(ctx context.Context, p *v1alpha1.CheckpointPolicy) error {
+	v, ok := ctx.Value(repositoryVerdictKey{}).(*repositoryVerdict)
+	if !ok {
+		return c.checkRepository(ctx, p)
+	}
+	v.once.Do(func() { v.err = c.checkRepository(ctx, p) })
+	return v.err
+}
+
 func (c *Controller) checkRepository(ctx context.Context, p *v1alpha1.CheckpointPolicy) error {
 	ns := &corev1.Namespace{}
 	if err := c.reader().Get(ctx, client.ObjectKey{Name: p.Namespace}, ns); err != nil {
