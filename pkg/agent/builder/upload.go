@@ -45,12 +45,16 @@ func uploadFileBlob(ctx context.Context, repo name.Repository, kc authn.Keychain
 	}
 	defer f.Close()
 	h := sha256.New()
-	counted := &countingReader{r: io.TeeReader(f, h)}
-	location, err = uploadStep(ctx, hc, http.MethodPatch, location, counted, -1, http.StatusAccepted, http.StatusNoContent, http.StatusCreated)
+	location, err = uploadStep(ctx, hc, http.MethodPatch, location, io.TeeReader(f, h), -1, http.StatusAccepted, http.StatusNoContent, http.StatusCreated)
 	if err != nil {
 		return nil, err
 	}
-	layer := &fileLayer{path: path, size: counted.n, digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}}
+	// The file's offset is what the upload read, and so what was hashed.
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("archive size: %w", err)
+	}
+	layer := &fileLayer{path: path, size: size, digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}}
 	q := location.Query()
 	q.Set("digest", layer.digest.String())
 	location.RawQuery = q.Encode()
@@ -86,15 +90,4 @@ func uploadStep(ctx context.Context, hc *http.Client, method string, target *url
 		return target, nil
 	}
 	return target.Parse(loc)
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
