@@ -89,8 +89,11 @@ func (e *Env) hasTaint(ctx context.Context, cluster, taint string) bool {
 	return slices.Contains(TaintStrings(c), taint)
 }
 
-// DumpLogsOnFailure prints the tail of the named components' logs (all of
-// local-up's components when none are named) if the test fails.
+// DumpLogsOnFailure keeps the named components' logs (all of local-up's
+// components when none are named) if the test fails: copied whole into
+// FailureLogDir, named in one line. Printing them into the test output
+// would push the test's own failure message out of the tail CI shows, and
+// the run folder is removed when the suite stops the environment.
 func (e *Env) DumpLogsOnFailure(t testing.TB, components ...string) {
 	t.Cleanup(func() {
 		if !t.Failed() {
@@ -99,9 +102,12 @@ func (e *Env) DumpLogsOnFailure(t testing.TB, components ...string) {
 		if len(components) == 0 {
 			components = e.Components()
 		}
-		for _, c := range components {
-			t.Logf("----- last 30 lines of %s/logs/%s.log\n%s", e.RunDir, c, e.LogTail(c, 30))
+		dir, err := e.keepLogs(t.Name(), components)
+		if err != nil {
+			t.Logf("keep the logs of %v: %v", components, err)
+			return
 		}
+		t.Logf("logs of %s kept in %s", strings.Join(components, ", "), dir)
 	})
 }
 

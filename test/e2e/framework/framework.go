@@ -8,7 +8,9 @@ package framework
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,3 +282,66 @@ func (e *Env) Connect(cluster string) (client.Client, error) {
 // ProcessRunning tells whether local-up started a component NAME that
 // still runs (pids/NAME.pid).
 func (e *Env) ProcessRunning(name string) bool { return processRunning(e.RunDir, name) }
+
+// FailureLogDir is where failed tests keep their components' logs
+// (STATESHIFT_E2E_FAILURE_LOGS overrides it). It is outside the run folder,
+// which local-down removes, so a failed CI run can still be read afterwards.
+func FailureLogDir() string {
+	if d := os.Getenv("STATESHIFT_E2E_FAILURE_LOGS"); d != "" {
+		return d
+	}
+	return "/var/tmp/stateshift-e2e-failures"
+}
+
+// keptFailureRuns bounds FailureLogDir: the oldest folders go first.
+const keptFailureRuns = 20
+
+// keepLogs copies the components' logs into a new folder of FailureLogDir
+// named after the test and the time, and returns it.
+func (e *Env) keepLogs(test string, components []string) (string, error) {
+	root := FailureLogDir()
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return "", err
+	}
+	pruneFailureRuns(root, keptFailureRuns-1)
+	dir := filepath.Join(root, time.Now().UTC().Format("20060102T150405Z")+"-"+strings.ReplaceAll(test, "/", "_"))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	var errs []error
+	for _, c := range components {
+		if err := copyFile(filepath.Join(e.RunDir, "logs", c+".log"), filepath.Join(dir, c+".log")); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return dir, errors.Join(errs...)
+}
+
+// pruneFailureRuns leaves at most keep folders in root (names start with
+// their UTC time, so they sort oldest first).
+func pruneFailureRuns(root string, keep int) {
+	entries, err := os.ReadDir(root)
+	if err != nil || len(entries) <= keep {
+		return
+	}
+	for _, old := range entries[:len(entries)-keep] {
+		_ = os.RemoveAll(filepath.Join(root, old.Name()))
+	}
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = in.Close() }()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		return fmt.Errorf("copy %s: %w", from, err)
+	}
+	return out.Close()
+}
