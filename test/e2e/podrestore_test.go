@@ -25,7 +25,7 @@ import (
 
 // TestMigrationStatefulSetPodsRestoreTheirOwn: a StatefulSet with two
 // replicas moves to member2; each pod resumes from ITS OWN checkpoint (the
-// template carries one image; member2's pod-restore webhook sets each
+// template names one image per pod; member2's pod-restore webhook sets each
 // pod's from stateshift.io/pod-images). Then restore once per pod: after
 // the restore completed, a re-created db-1 starts cold while db-0 keeps
 // running restored. Last, with member2's webhook stopped, a re-created pod
