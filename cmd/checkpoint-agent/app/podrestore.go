@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -99,7 +100,10 @@ func runPodRestore(ctx context.Context, o *options.Options, p *podRestoreOptions
 		minVersion = tls.VersionTLS12
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme(),
+		Scheme: scheme(),
+		// The scope controller caches the metadata of every Deployment and
+		// StatefulSet of the member; it reads only their annotations.
+		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Metrics:                metricsServer(o),
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		WebhookServer: webhook.NewServer(webhook.Options{
