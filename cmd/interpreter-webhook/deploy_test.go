@@ -241,19 +241,23 @@ func TestApplyPodRestoreConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Webhooks) != 1 {
+	// Two entries: a pending restore's pods (Fail) and a completed one's
+	// (Ignore); both pointed at the Service, with the caBundle.
+	if len(m.Webhooks) != 2 {
 		t.Fatalf("webhooks: %+v", m.Webhooks)
 	}
-	w := m.Webhooks[0]
-	svc := w.ClientConfig.Service
-	if svc == nil || svc.Namespace != "stateshift-system" || svc.Name != "stateshift-pod-restore" || svc.Path == nil || *svc.Path != "/mutate-pods" {
-		t.Fatalf("clientConfig: %+v", w.ClientConfig)
+	for i, want := range []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Fail, admissionregistrationv1.Ignore} {
+		w := m.Webhooks[i]
+		svc := w.ClientConfig.Service
+		if svc == nil || svc.Namespace != "stateshift-system" || svc.Name != "stateshift-pod-restore" || svc.Path == nil || *svc.Path != "/mutate-pods" {
+			t.Fatalf("%s clientConfig: %+v", w.Name, w.ClientConfig)
+		}
+		if w.FailurePolicy == nil || *w.FailurePolicy != want || len(w.MatchConditions) != 2 ||
+			w.SideEffects == nil || *w.SideEffects != admissionregistrationv1.SideEffectClassNone {
+			t.Fatalf("%s: failurePolicy %v (want %s) matchConditions %+v sideEffects %v", w.Name, w.FailurePolicy, want, w.MatchConditions, w.SideEffects)
+		}
+		verify(t, w.ClientConfig.CABundle, dir, "stateshift-pod-restore.stateshift-system.svc")
 	}
-	if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail || len(w.MatchConditions) != 1 ||
-		w.SideEffects == nil || *w.SideEffects != admissionregistrationv1.SideEffectClassNone {
-		t.Fatalf("webhook: failurePolicy %v matchConditions %+v sideEffects %v", w.FailurePolicy, w.MatchConditions, w.SideEffects)
-	}
-	verify(t, w.ClientConfig.CABundle, dir, "stateshift-pod-restore.stateshift-system.svc")
 	secret := &corev1.Secret{}
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: "stateshift-system", Name: "stateshift-pod-restore-certs"}, secret); err != nil {
 		t.Fatal(err)

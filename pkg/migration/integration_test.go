@@ -431,7 +431,18 @@ func TestProtectArmRetainAndCordonMove(t *testing.T) {
 		return op != nil && excludes(op) == "member1" && op.Annotations[restore.AnnotationRestoredFrom] == first[0], excludes(op)
 	})
 	op := h.overridePolicy()
-	if pt := op.Spec.OverrideRules[0].Overriders.Plaintext; len(pt) == 0 || pt[0].Path != "/spec/template/spec/containers/0/image" || !strings.Contains(string(pt[0].Value.Raw), "@sha256:") {
+	// The template's containers keep their images; the restore's images
+	// (by digest) go into its annotations, for the pod-restore webhook.
+	restoresDigest := false
+	for _, o := range op.Spec.OverrideRules[0].Overriders.Plaintext {
+		if strings.Contains(o.Path, "/containers/") {
+			t.Fatalf("overrider %s %s changes a container", o.Operator, o.Path)
+		}
+		if strings.HasPrefix(o.Path, "/spec/template/metadata") && strings.Contains(o.Path+string(o.Value.Raw), "restore-images") && strings.Contains(string(o.Value.Raw), "@sha256:") {
+			restoresDigest = true
+		}
+	}
+	if !restoresDigest {
 		t.Fatalf("overriders do not restore a digest: %+v", op.Spec.OverrideRules[0].Overriders.Plaintext)
 	}
 

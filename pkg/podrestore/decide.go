@@ -18,6 +18,9 @@ const (
 	Unchanged Outcome = "unchanged"
 	// PerPod: the pod's own checkpoint images were set.
 	PerPod Outcome = "per-pod"
+	// Shared: the checkpoint images every pod of the restore restores
+	// (stateshift.io/restore-images) were set.
+	Shared Outcome = "shared"
 	// Cold: the pod starts from the template's original images.
 	Cold Outcome = "cold"
 )
@@ -100,13 +103,7 @@ func Decide(pod *corev1.Pod, owner *Owner) (Decision, error) {
 	}
 	raw, perPod := pod.Annotations[restore.AnnotationPodImages]
 	if !perPod {
-		restores := map[string]string{}
-		for _, c := range pod.Spec.Containers {
-			if _, ok := originals[c.Name]; ok {
-				restores[c.Name] = c.Image
-			}
-		}
-		return Decision{Outcome: Unchanged, Reason: "every pod restores " + from, Restores: restores}, nil
+		return decideShared(pod, from, originals)
 	}
 	var pods map[string]map[string]string
 	if err := json.Unmarshal([]byte(raw), &pods); err != nil {
@@ -119,32 +116,78 @@ func Decide(pod *corev1.Pod, owner *Owner) (Decision, error) {
 		return Decision{Outcome: Cold, Images: originals, Reason: fmt.Sprintf(
 			"the restore plan %s has no checkpoint of pod %q (it has %v): starting from the template's image", from, pod.Name, sortedKeys(pods))}, nil
 	}
-	for _, c := range sortedKeys(mine) {
-		if _, restored := originals[c]; !restored {
-			return Decision{}, fmt.Errorf("pod annotation %s: pod %s: container %q is not a restored container (%v)", restore.AnnotationPodImages, pod.Name, c, sortedKeys(originals))
-		}
-		if err := restore.CheckDigestImage(mine[c]); err != nil {
-			return Decision{}, fmt.Errorf("pod annotation %s: pod %s: container %q: %w", restore.AnnotationPodImages, pod.Name, c, err)
-		}
+	if err := checkImages(restore.AnnotationPodImages+" (pod "+pod.Name+")", mine, originals); err != nil {
+		return Decision{}, err
 	}
 	return Decision{Outcome: PerPod, Images: mine, Restores: mine, Reason: fmt.Sprintf("pod %s restores its own checkpoint (plan %s)", pod.Name, from)}, nil
 }
 
+// decideShared gives a pod the images every pod of the restore restores
+// (restore-images). A template rewritten before that annotation existed
+// runs the checkpoint images itself: the pod is left as it is.
+func decideShared(pod *corev1.Pod, from string, originals map[string]string) (Decision, error) {
+	shared, err := restore.RestoreImages(pod.Annotations)
+	if err != nil {
+		return Decision{}, fmt.Errorf("pod annotation %s: %w", restore.AnnotationRestoreImages, err)
+	}
+	if shared == nil {
+		restores := map[string]string{}
+		for _, c := range pod.Spec.Containers {
+			if _, ok := originals[c.Name]; ok {
+				restores[c.Name] = c.Image
+			}
+		}
+		return Decision{Outcome: Unchanged, Reason: "every pod restores " + from, Restores: restores}, nil
+	}
+	if err := checkImages(restore.AnnotationRestoreImages, shared, originals); err != nil {
+		return Decision{}, err
+	}
+	return Decision{Outcome: Shared, Images: shared, Restores: shared, Reason: "every pod restores " + from}, nil
+}
+
+// checkImages checks a map container -> checkpoint image read from
+// annotation key: every container is a restored one (named in
+// original-images), every image is pinned by digest.
+func checkImages(key string, images, originals map[string]string) error {
+	if len(images) == 0 {
+		return fmt.Errorf("pod annotation %s names no container", key)
+	}
+	for _, c := range sortedKeys(images) {
+		if _, restored := originals[c]; !restored {
+			return fmt.Errorf("pod annotation %s: container %q is not a restored container (%v)", key, c, sortedKeys(originals))
+		}
+		if err := restore.CheckDigestImage(images[c]); err != nil {
+			return fmt.Errorf("pod annotation %s: container %q: %w", key, c, err)
+		}
+	}
+	return nil
+}
+
 // Apply returns a copy of pod changed as d says. A Cold pod loses the
 // restore annotations (it is not restored; kubectl describe shows why in
-// stateshift.io/cold-start); a PerPod pod records its images. The large
-// pod-images map is dropped from the pod either way: it is the template's.
+// stateshift.io/cold-start); a PerPod or Shared pod records its images and
+// pulls them IfNotPresent. The pod-images and restore-images maps are
+// dropped from the pod either way: they are the template's.
 func Apply(pod *corev1.Pod, d Decision) (*corev1.Pod, error) {
 	out := pod.DeepCopy()
 	if d.Outcome == Unchanged {
 		return out, nil
 	}
 	for i := range out.Spec.Containers {
-		if image, ok := d.Images[out.Spec.Containers[i].Name]; ok {
-			out.Spec.Containers[i].Image = image
+		c := &out.Spec.Containers[i]
+		image, ok := d.Images[c.Name]
+		if !ok {
+			continue
 		}
+		if d.Outcome != Cold && c.Image != image {
+			// Pinned by digest: pulling it again on every start would
+			// only add latency.
+			c.ImagePullPolicy = corev1.PullPolicy(restore.PullPolicy)
+		}
+		c.Image = image
 	}
 	delete(out.Annotations, restore.AnnotationPodImages)
+	delete(out.Annotations, restore.AnnotationRestoreImages)
 	switch d.Outcome {
 	case Cold:
 		delete(out.Annotations, restore.AnnotationRestoredFrom)
@@ -152,7 +195,7 @@ func Apply(pod *corev1.Pod, d Decision) (*corev1.Pod, error) {
 		delete(out.Annotations, restore.AnnotationSourceImages)
 		delete(out.Annotations, restore.AnnotationTemplateGeneration)
 		out.Annotations[restore.AnnotationColdStart] = d.Reason
-	case PerPod:
+	case PerPod, Shared:
 		raw, err := json.Marshal(d.Images)
 		if err != nil {
 			return nil, err

@@ -18,11 +18,13 @@ const (
 )
 
 // restoredPod is a pod as the StatefulSet controller creates it from a
-// template Rewrite changed for two pods: the template's image is db-0's.
+// template Rewrite changed for two pods: the template keeps its image and
+// names db-0's checkpoint as every pod's default.
 func restoredPod(name string, annotations map[string]string) *corev1.Pod {
 	a := map[string]string{
 		restore.AnnotationRestoredFrom:   "db-0-ckpt",
 		restore.AnnotationOriginalImages: `{"app":"` + original + `"}`,
+		restore.AnnotationRestoreImages:  `{"app":"` + ckpt0 + `"}`,
 		restore.AnnotationPodImages:      `{"db-0":{"app":"` + ckpt0 + `"},"db-1":{"app":"` + ckpt1 + `"}}`,
 		"team":                           "payments",
 	}
@@ -36,10 +38,20 @@ func restoredPod(name string, annotations map[string]string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Annotations: a},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{
-			{Name: "app", Image: ckpt0, ImagePullPolicy: corev1.PullIfNotPresent},
+			{Name: "app", Image: original, ImagePullPolicy: corev1.PullAlways},
 			{Name: "metrics", Image: sidecar},
 		}},
 	}
+}
+
+// legacyPod is a pod of a template an older version rewrote: the template
+// ran the checkpoint image and had no restore-images.
+func legacyPod(name string, annotations map[string]string) *corev1.Pod {
+	p := restoredPod(name, annotations)
+	delete(p.Annotations, restore.AnnotationRestoreImages)
+	p.Spec.Containers[0].Image = ckpt0
+	p.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+	return p
 }
 
 func TestDecide(t *testing.T) {
@@ -65,7 +77,14 @@ func TestDecide(t *testing.T) {
 		{"no owner: per-pod still applies", restoredPod("db-1", nil), nil, PerPod, ckpt1, ""},
 		{"restore completed: cold", restoredPod("db-1", nil), done, Cold, original, ""},
 		{"an older restore completed: this one still restores", restoredPod("db-1", nil), doneOther, PerPod, ckpt1, ""},
-		{"one checkpoint for all (Deployment)", restoredPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: ""}), sts, Unchanged, ckpt0, ""},
+		{"one checkpoint for all (Deployment)", restoredPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: ""}), sts, Shared, ckpt0, ""},
+		{"one checkpoint for all, template of an older version: as it is", legacyPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: ""}), sts, Unchanged, ckpt0, ""},
+		{"template of an older version, per pod", legacyPod("db-1", nil), sts, PerPod, ckpt1, ""},
+		{"template of an older version, completed: cold", legacyPod("db-1", nil), done, Cold, original, ""},
+		{"restore-images not JSON", restoredPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: "", restore.AnnotationRestoreImages: "{"}), sts, "", "", "restore-images is not a JSON object"},
+		{"restore-images with a tag", restoredPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: "", restore.AnnotationRestoreImages: `{"app":"registry.example.com/ckpt/db:latest"}`}), sts, "", "", "not by digest"},
+		{"restore-images names a container not restored", restoredPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: "", restore.AnnotationRestoreImages: `{"metrics":"` + ckpt1 + `"}`}), sts, "", "", `container "metrics" is not a restored container`},
+		{"restore-images empty", restoredPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: "", restore.AnnotationRestoreImages: `{}`}), sts, "", "", "names no container"},
 		{"one checkpoint for all, completed: cold", restoredPod("web-7f9c-abcde", map[string]string{restore.AnnotationPodImages: ""}),
 			&Owner{Kind: "Deployment", Name: "web", Annotations: map[string]string{restore.AnnotationRestoreCompleted: "db-0-ckpt"}}, Cold, original, ""},
 		{"checkpoint of the same image: restores", restoredPod("db-1", map[string]string{restore.AnnotationSourceImages: `{"app":"` + original + `"}`}), sts, PerPod, ckpt1, ""},
@@ -119,10 +138,16 @@ func TestDecide(t *testing.T) {
 				if a[restore.AnnotationColdStart] != d.Reason || a[restore.AnnotationRestoredFrom] != "" || a[restore.AnnotationPodImages] != "" || a[restore.AnnotationSourceImages] != "" || a[restore.AnnotationTemplateGeneration] != "" {
 					t.Fatalf("cold pod annotations %v", a)
 				}
-			case PerPod:
-				if !strings.Contains(a[restore.AnnotationRestoredImages], tc.app) || a[restore.AnnotationPodImages] != "" || a[restore.AnnotationRestoredFrom] == "" {
-					t.Fatalf("per-pod annotations %v", a)
+			case PerPod, Shared:
+				if !strings.Contains(a[restore.AnnotationRestoredImages], tc.app) || a[restore.AnnotationPodImages] != "" || a[restore.AnnotationRestoreImages] != "" || a[restore.AnnotationRestoredFrom] == "" {
+					t.Fatalf("%s annotations %v", d.Outcome, a)
 				}
+				if got.Spec.Containers[0].ImagePullPolicy != corev1.PullIfNotPresent {
+					t.Fatalf("restored container pulls %s, want IfNotPresent (pinned by digest)", got.Spec.Containers[0].ImagePullPolicy)
+				}
+			}
+			if d.Outcome == Cold && (a[restore.AnnotationRestoreImages] != "" || got.Spec.Containers[0].ImagePullPolicy != tc.pod.Spec.Containers[0].ImagePullPolicy) {
+				t.Fatalf("cold pod: restore-images %q, pull policy %s", a[restore.AnnotationRestoreImages], got.Spec.Containers[0].ImagePullPolicy)
 			}
 		})
 	}

@@ -9,20 +9,23 @@ import (
 )
 
 // FuzzDecide feeds the pod-restore decision arbitrary restore annotations
-// (a pod's author writes them): it never panics, a per-pod image is always
-// by digest and of a restored container, and every image the pod would
+// (a pod's author writes them): it never panics, a per-pod or shared image
+// is always by digest and of a restored container, and every image the pod would
 // restore is in Restores, where the webhook checks its origin.
 func FuzzDecide(f *testing.F) {
 	p := restoredPod("db-0", nil)
-	f.Add(p.Annotations[restore.AnnotationOriginalImages], p.Annotations[restore.AnnotationPodImages], "", "db-0", "", "")
-	f.Add(`{"app":"x"}`, `{"db-0":{"app":"a@sha256:`+strings.Repeat("0", 64)+`"}}`, `{"app":"y"}`, "db-0", "db-0-ckpt", "3")
-	f.Add(`{`, `[]`, `null`, "", "", "")
-	f.Add(`{"app":""}`, `{"":{}}`, `{"app":"x"}`, "db-9", "x", "x")
-	f.Fuzz(func(t *testing.T, originals, podImages, sourceImages, podName, completed, generation string) {
+	f.Add(p.Annotations[restore.AnnotationOriginalImages], p.Annotations[restore.AnnotationPodImages], "", "db-0", "", "", p.Annotations[restore.AnnotationRestoreImages])
+	f.Add(`{"app":"x"}`, `{"db-0":{"app":"a@sha256:`+strings.Repeat("0", 64)+`"}}`, `{"app":"y"}`, "db-0", "db-0-ckpt", "3", "")
+	f.Add(`{`, `[]`, `null`, "", "", "", `{`)
+	f.Add(`{"app":""}`, `{"":{}}`, `{"app":"x"}`, "db-9", "x", "x", `{"app":"a@sha256:`+strings.Repeat("1", 64)+`"}`)
+	f.Add(`{"app":"x"}`, "", "", "web-1", "", "", `{"app":"a:latest"}`)
+	f.Fuzz(func(t *testing.T, originals, podImages, sourceImages, podName, completed, generation, restoreImages string) {
+		// An empty value leaves the annotation out (restoredPod's rule).
 		pod := restoredPod(podName, map[string]string{
 			restore.AnnotationOriginalImages: originals,
 			restore.AnnotationPodImages:      podImages,
 			restore.AnnotationSourceImages:   sourceImages,
+			restore.AnnotationRestoreImages:  restoreImages,
 		})
 		if generation != "" {
 			pod.Annotations[restore.AnnotationTemplateGeneration] = generation
@@ -36,10 +39,10 @@ func FuzzDecide(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Apply after a successful Decide: %v", err)
 		}
-		if d.Outcome == PerPod {
+		if d.Outcome == PerPod || d.Outcome == Shared {
 			for c, img := range d.Images {
 				if err := restore.CheckDigestImage(img); err != nil {
-					t.Fatalf("per-pod image %q of %s is not by digest: %v", img, c, err)
+					t.Fatalf("%s image %q of %s is not by digest: %v", d.Outcome, img, c, err)
 				}
 			}
 		}

@@ -26,6 +26,7 @@ const (
 const (
 	AnnotationRestoredFrom       = v1alpha1.AnnotationRestoredFrom
 	AnnotationOriginalImages     = v1alpha1.AnnotationOriginalImages
+	AnnotationRestoreImages      = v1alpha1.AnnotationRestoreImages
 	AnnotationPodImages          = v1alpha1.AnnotationPodImages
 	AnnotationSourceImages       = v1alpha1.AnnotationSourceImages
 	AnnotationTemplateGeneration = v1alpha1.AnnotationTemplateGeneration

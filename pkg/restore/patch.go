@@ -2,6 +2,7 @@ package restore
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -17,9 +18,9 @@ type Operation struct {
 
 // Patches expresses Rewrite(obj, p) as JSON-patch operations against obj,
 // the form a Karmada OverridePolicy plaintext overrider carries. The
-// operations address containers by position and add annotation keys one
-// by one when the map exists (so other annotations survive): they are valid
-// for obj as it is, and must be rebuilt when the workload changes.
+// operations add annotation keys one by one when the map exists (so other
+// annotations survive) and address pull Secrets by position: they are
+// valid for obj as it is, and must be rebuilt when the workload changes.
 func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
 	w, err := decodeWorkload(obj)
 	if err != nil {
@@ -31,33 +32,31 @@ func Patches(obj *unstructured.Unstructured, p Plan) ([]Operation, error) {
 	}
 	tp := "/" + strings.Join(w.kind.templatePath, "/")
 	var ops []Operation
-	for _, c := range rw.sortedIndex() {
-		base := tp + "/spec/containers/" + strconv.Itoa(rw.index[c])
-		ops = append(ops,
-			// "add" replaces a member that exists (RFC 6902 4.1) and, unlike
-			// "replace", works when the template leaves the image out.
-			Operation{Op: "add", Path: base + "/image", Value: rw.images[c]},
-			Operation{Op: "add", Path: base + "/imagePullPolicy", Value: PullPolicy})
+	for _, c := range sortedKeys(rw.index) {
+		i := rw.index[c]
+		if w.template().Spec.Containers[i].Image != rw.originals[c] {
+			// A template an older version rewrote runs the checkpoint
+			// image: back to the original. "add" replaces a member that
+			// exists (RFC 6902 4.1).
+			ops = append(ops, Operation{Op: "add", Path: tp + "/spec/containers/" + strconv.Itoa(i) + "/image", Value: rw.originals[c]})
+		}
 	}
-
 	workload := map[string]string{
 		AnnotationRestoredFrom:   rw.restoredFrom,
 		AnnotationOriginalImages: rw.originalImages,
 	}
 	ops = append(ops, annotationOps(w.manifest.Object, []string{"metadata"}, workload)...)
 
-	template := map[string]string{
-		AnnotationRestoredFrom:   rw.restoredFrom,
-		AnnotationOriginalImages: rw.originalImages,
-	}
+	template := map[string]string{}
 	var stale []string
-	for _, k := range sortedKeys(rw.optional()) {
-		if v := rw.optional()[k]; v != "" {
+	for k, v := range rw.templateAnnotations() {
+		if v != "" {
 			template[k] = v
 		} else if _, left := w.template().Annotations[k]; left {
 			stale = append(stale, k)
 		}
 	}
+	sort.Strings(stale)
 	ops = append(ops, annotationOps(w.manifest.Object, append(append([]string{}, w.kind.templatePath...), "metadata"), template, stale...)...)
 	ops = append(ops, rw.pullSecret.ops(tp)...)
 	strategy, err := rw.strategyOp(w)

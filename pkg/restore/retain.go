@@ -112,10 +112,14 @@ func keepRestoredTemplate(desired *corev1.PodTemplateSpec, observed *workload) e
 		return fmt.Errorf("retain %s: %w", observed, err)
 	}
 	observedTemplate := observed.template()
+	// A template rewritten before restore-images existed runs the
+	// checkpoint images in its containers; one rewritten since keeps the
+	// originals, which desired has too (keepRestored checked), and this
+	// copies nothing.
 	for i := range desired.Spec.Containers {
 		d := &desired.Spec.Containers[i]
 		o := containerByName(observedTemplate.Spec.Containers, d.Name)
-		if _, restored := originals[d.Name]; !restored || o == nil {
+		if _, restored := originals[d.Name]; !restored || o == nil || o.Image == d.Image {
 			continue
 		}
 		d.Image = o.Image
@@ -220,7 +224,7 @@ func restoreCameUp(observed *workload) bool {
 
 // restoreKeys are the annotations of a restore (Rewrite's and Retain's;
 // the agent's are not).
-var restoreKeys = []string{AnnotationRestoredFrom, AnnotationOriginalImages, AnnotationPodImages, AnnotationSourceImages, AnnotationTemplateGeneration,
+var restoreKeys = []string{AnnotationRestoredFrom, AnnotationOriginalImages, AnnotationRestoreImages, AnnotationPodImages, AnnotationSourceImages, AnnotationTemplateGeneration,
 	AnnotationPullSecret, AnnotationRestoreCompleted}
 
 func isRestoreKey(k string) bool {
@@ -374,14 +378,15 @@ func dropMemberKeys(annotations, desired map[string]string) {
 // validRestore says whether observed carries stateshift's own restore, as
 // Rewrite writes it, before Retain keeps it: the checkpoint's name is a
 // valid one, the pod template names the same checkpoint, and every
-// restored container runs an image by digest (a checkpoint image; a
-// member user's swap to a tag, with a forged record, is not kept).
+// restored container restores an image by digest (a checkpoint image; a
+// member user's swap to a tag, with a forged record, is not kept). A
+// template rewritten before restore-images existed named the checkpoint
+// images in its containers.
 //
 // restored-from stays on a kept template for as long as the workload runs
-// from its checkpoint images: removing it would change the template (a
-// rolling restart) and let a new pod start the checkpoint image without
-// the pod-restore webhook, restoring the same process again. It goes when
-// desired wins (the plan withdrawn and the template changed), below.
+// restored: removing it would change the template (a rolling restart). It
+// goes when desired wins (the plan withdrawn and the template changed),
+// below.
 func validRestore(observed *workload, originals map[string]string) bool {
 	from := observed.object.GetAnnotations()[AnnotationRestoredFrom]
 	if (Plan{Checkpoint: from, Containers: map[string]string{"": ckptPlaceholder}}).Validate() != nil {
@@ -391,9 +396,20 @@ func validRestore(observed *workload, originals map[string]string) bool {
 	if template.Annotations[AnnotationRestoredFrom] != from {
 		return false
 	}
+	restoring, err := RestoreImages(template.Annotations)
+	if err != nil {
+		return false
+	}
 	for name := range originals {
 		c := containerByName(template.Spec.Containers, name)
-		if c == nil || CheckDigestImage(c.Image) != nil {
+		if c == nil {
+			return false
+		}
+		image := c.Image // a template rewritten before restore-images
+		if restoring != nil {
+			image = restoring[name]
+		}
+		if CheckDigestImage(image) != nil {
 			return false
 		}
 	}

@@ -3,16 +3,15 @@ package restore
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// PullPolicy is set on restored containers: the checkpoint image is pinned
-// by digest, so pulling it again on every start would only add latency.
+// PullPolicy is set on restored containers (by the member's pod-restore
+// webhook): the checkpoint image is pinned by digest, so pulling it again
+// on every start would only add latency.
 const PullPolicy = "IfNotPresent"
 
 // rewrite is what a plan changes in one workload, computed once and then
@@ -25,9 +24,14 @@ type rewrite struct {
 	// annotation values written on the workload and on the template.
 	restoredFrom   string
 	originalImages string
-	podImages      string // empty: remove any
-	sourceImages   string // empty: remove any
-	generation     string // empty: remove any
+	restoreImages  string // rw.images as JSON
+	// originals: container -> the image it had before any restore; the
+	// template runs these (a template an older version rewrote ran the
+	// checkpoint images).
+	originals    map[string]string
+	podImages    string // empty: remove any
+	sourceImages string // empty: remove any
+	generation   string // empty: remove any
 	// keepPods is Plan.KeepPods: the StatefulSet pods that stay (partition).
 	keepPods int32
 	// pullSecret is the change to the template's imagePullSecrets.
@@ -67,6 +71,14 @@ func plan(w *workload, p Plan) (*rewrite, error) {
 	if rw.originalImages, err = originalImagesJSON(w, rw.index, current); err != nil {
 		return nil, err
 	}
+	if err := json.Unmarshal([]byte(rw.originalImages), &rw.originals); err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(rw.images) // map keys are sorted: stable output
+	if err != nil {
+		return nil, err
+	}
+	rw.restoreImages = string(raw)
 	return rw, rw.setOptional(w, p)
 }
 
@@ -116,10 +128,14 @@ func (rw *rewrite) setOptional(w *workload, p Plan) error {
 }
 
 // Rewrite returns a copy of obj that restores the plan's containers from
-// their checkpoint images: image replaced by the digest, pull policy
-// IfNotPresent, the plan's pull Secret added to imagePullSecrets, and the
-// checkpoint name and the original images recorded
-// in annotations on the workload and on its pod template. Nothing else
+// their checkpoint images: the checkpoint images, the checkpoint's name and
+// the original images recorded in annotations on the pod template (and the
+// last two on the workload), the plan's pull Secret added to
+// imagePullSecrets. The containers keep their own images: the member's
+// pod-restore webhook gives each pod of a pending restore its checkpoint
+// images, so that once the restore completed a new pod starts from the
+// template as it is, with or without the webhook (a template that named the
+// checkpoint images would restore the old process again). Nothing else
 // changes, and Rewrite(Rewrite(x)) equals Rewrite(x).
 func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured, error) {
 	w, err := decodeWorkload(obj)
@@ -138,21 +154,27 @@ func Rewrite(obj *unstructured.Unstructured, p Plan) (*unstructured.Unstructured
 func (rw *rewrite) apply(w *workload) {
 	template := w.template()
 	for c, i := range rw.index {
-		template.Spec.Containers[i].Image = rw.images[c]
-		template.Spec.Containers[i].ImagePullPolicy = corev1.PullPolicy(PullPolicy)
+		template.Spec.Containers[i].Image = rw.originals[c]
 	}
 	w.object.SetAnnotations(withAnnotations(w.object.GetAnnotations(), map[string]string{
 		AnnotationRestoredFrom:   rw.restoredFrom,
 		AnnotationOriginalImages: rw.originalImages,
 	}))
-	set := rw.optional()
-	set[AnnotationRestoredFrom] = rw.restoredFrom
-	set[AnnotationOriginalImages] = rw.originalImages
-	template.Annotations = withAnnotations(template.Annotations, set)
+	template.Annotations = withAnnotations(template.Annotations, rw.templateAnnotations())
 	rw.pullSecret.apply(&template.Spec)
 	if s := w.statefulSet(); s != nil {
 		keepPods(s, rw.keepPods)
 	}
+}
+
+// templateAnnotations are the pod-template annotations of the rewrite,
+// the optional ones empty when the plan does not carry them.
+func (rw *rewrite) templateAnnotations() map[string]string {
+	set := rw.optional()
+	set[AnnotationRestoredFrom] = rw.restoredFrom
+	set[AnnotationOriginalImages] = rw.originalImages
+	set[AnnotationRestoreImages] = rw.restoreImages
+	return set
 }
 
 // withAnnotations is annotations (a copy) with set's keys set, and removed
@@ -172,6 +194,20 @@ func withAnnotations(annotations, set map[string]string) map[string]string {
 	return out
 }
 
+// RestoreImages reads AnnotationRestoreImages (container -> checkpoint
+// image); nil when absent.
+func RestoreImages(annotations map[string]string) (map[string]string, error) {
+	raw, ok := annotations[AnnotationRestoreImages]
+	if !ok {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("annotation %s is not a JSON object of strings: %w", AnnotationRestoreImages, err)
+	}
+	return m, nil
+}
+
 // OriginalImages reads AnnotationOriginalImages; nil when absent.
 func OriginalImages(annotations map[string]string) (map[string]string, error) {
 	raw, ok := annotations[AnnotationOriginalImages]
@@ -183,14 +219,4 @@ func OriginalImages(annotations map[string]string) (map[string]string, error) {
 		return nil, fmt.Errorf("annotation %s is not a JSON object of strings: %w", AnnotationOriginalImages, err)
 	}
 	return m, nil
-}
-
-// sortedIndex lists the planned containers by position, for stable patches.
-func (rw *rewrite) sortedIndex() []string {
-	names := make([]string, 0, len(rw.index))
-	for c := range rw.index {
-		names = append(names, c)
-	}
-	sort.Slice(names, func(i, j int) bool { return rw.index[names[i]] < rw.index[names[j]] })
-	return names
 }

@@ -29,9 +29,13 @@ func appRestored(s *appsv1.StatefulSet) {
 	s.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
 	s.Spec.Template.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
 	s.Spec.Template.Annotations[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`
-	s.Spec.Template.Spec.Containers[0].Image = ckptApp
-	s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+	s.Spec.Template.Annotations[AnnotationRestoreImages] = appRestoreImages
 }
+
+// appRestoreImages is the restore-images annotation of a plan restoring
+// the app container from ckptApp: the template's containers keep their own
+// images (the pod-restore webhook sets the checkpoint images on pods).
+const appRestoreImages = `{"app":"` + ckptApp + `"}`
 
 func rewriteCases() []rewriteCase {
 	appOnly := Plan{Checkpoint: "db-0-ckpt-1", Containers: map[string]string{"app": ckptApp}}
@@ -75,11 +79,8 @@ func rewriteCases() []rewriteCase {
 				d := deployment()
 				orig := `{"app":"` + appImage + `","sidecar":"` + sidecarImage + `"}`
 				d.Annotations = map[string]string{AnnotationRestoredFrom: "db-0-ckpt-1", AnnotationOriginalImages: orig}
-				d.Spec.Template.Annotations = map[string]string{AnnotationRestoredFrom: "db-0-ckpt-1", AnnotationOriginalImages: orig}
-				d.Spec.Template.Spec.Containers[0].Image = ckptApp
-				d.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
-				d.Spec.Template.Spec.Containers[1].Image = ckptSidecar
-				d.Spec.Template.Spec.Containers[1].ImagePullPolicy = corev1.PullIfNotPresent
+				d.Spec.Template.Annotations = map[string]string{AnnotationRestoredFrom: "db-0-ckpt-1", AnnotationOriginalImages: orig,
+					AnnotationRestoreImages: `{"app":"` + ckptApp + `","sidecar":"` + ckptSidecar + `"}`}
 				return toU(t, d)
 			},
 		},
@@ -97,13 +98,11 @@ func rewriteCases() []rewriteCase {
 				orig := `{"app":"` + appImage + `"}`
 				s.Annotations[AnnotationRestoredFrom] = "db-ckpt"
 				s.Annotations[AnnotationOriginalImages] = orig
-				s.Spec.Template.Spec.Containers[0].Image = ckptApp
-				s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
 				u := toU(t, s)
 				unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata")
 				pods := `{"db-0":{"app":"` + ckptApp0 + `"},"db-1":{"app":"` + ckptApp + `"}}`
 				_ = unstructured.SetNestedStringMap(u.Object, map[string]string{
-					AnnotationRestoredFrom: "db-ckpt", AnnotationOriginalImages: orig, AnnotationPodImages: pods,
+					AnnotationRestoredFrom: "db-ckpt", AnnotationOriginalImages: orig, AnnotationPodImages: pods, AnnotationRestoreImages: appRestoreImages,
 				}, "spec", "template", "metadata", "annotations")
 				return u
 			},
@@ -125,8 +124,7 @@ func rewriteCases() []rewriteCase {
 				s.Annotations[AnnotationOriginalImages] = orig
 				s.Spec.Template.Annotations[AnnotationRestoredFrom] = "db-0-ckpt-1"
 				s.Spec.Template.Annotations[AnnotationOriginalImages] = orig
-				s.Spec.Template.Spec.Containers[0].Image = ckptApp
-				s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+				s.Spec.Template.Annotations[AnnotationRestoreImages] = appRestoreImages
 				return toU(t, s)
 			},
 		},
@@ -147,8 +145,7 @@ func rewriteCases() []rewriteCase {
 				s.Spec.Template.Annotations[AnnotationOriginalImages] = orig
 				s.Spec.Template.Annotations[AnnotationSourceImages] = `{"app":"registry.example.com/team/app:1.3"}`
 				s.Spec.Template.Annotations[AnnotationTemplateGeneration] = "7"
-				s.Spec.Template.Spec.Containers[0].Image = ckptApp
-				s.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+				s.Spec.Template.Annotations[AnnotationRestoreImages] = appRestoreImages
 				return toU(t, s)
 			},
 		},
@@ -180,9 +177,8 @@ func rewriteCases() []rewriteCase {
 				d := deployment()
 				orig := `{"app":"` + appImage + `"}`
 				d.Annotations = map[string]string{AnnotationRestoredFrom: "db-0-ckpt-1", AnnotationOriginalImages: orig}
-				d.Spec.Template.Annotations = map[string]string{AnnotationRestoredFrom: "db-0-ckpt-1", AnnotationOriginalImages: orig, AnnotationPullSecret: "ckpt-pull"}
-				d.Spec.Template.Spec.Containers[0].Image = ckptApp
-				d.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+				d.Spec.Template.Annotations = map[string]string{AnnotationRestoredFrom: "db-0-ckpt-1", AnnotationOriginalImages: orig, AnnotationPullSecret: "ckpt-pull",
+					AnnotationRestoreImages: appRestoreImages}
 				d.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "team-images"}, {Name: "base-images"}, {Name: "ckpt-pull"}}
 				return toU(t, d)
 			},

@@ -105,8 +105,8 @@ const (
 "spec":{"replicas":2,%s"selector":{"matchLabels":{"app":"db"}},"template":{"metadata":{"labels":{"app":"db"}%s},
 "spec":{"containers":[{"name":"app","image":"registry.example.com/team/app:1.4","futureField":"x",%s"resources":{"requests":{"cpu":"%s"}}},
 {"name":"sidecar","image":"registry.example.com/team/sidecar:2.0"}]%s}}}%s}`
-	roundTripRestoredAnnotations = `,"annotations":{"stateshift.io/restored-from":"db-0-ckpt-1","stateshift.io/original-images":"{\"app\":\"registry.example.com/team/app:1.4\"}","stateshift.io/pull-secret":"ckpt-pull"}`
-	roundTripRestoredContainer   = `"imagePullPolicy":"IfNotPresent",`
+	roundTripRestoredAnnotations = `,"annotations":{"stateshift.io/restored-from":"db-0-ckpt-1","stateshift.io/original-images":"{\"app\":\"registry.example.com/team/app:1.4\"}","stateshift.io/pull-secret":"ckpt-pull","stateshift.io/restore-images":"{\"app\":\"registry.example.com/ckpt/app@sha256:1111111111111111111111111111111111111111111111111111111111111111\"}"}`
+	roundTripRestoredContainer   = ``
 	roundTripRestoredPullSecrets = `,"imagePullSecrets":[{"name":"ckpt-pull"}]`
 )
 
@@ -125,9 +125,6 @@ func roundTripManifest(t testing.TB, kind string, restored, member bool) *unstru
 	doc := fmt.Sprintf(roundTripTemplate, kind, serviceName, templateAnnotations, container, cpu, pullSecrets, status)
 	u := fromJSON(t, doc)
 	if restored {
-		containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
-		containers[0].(map[string]interface{})["image"] = ckptApp
-		_ = unstructured.SetNestedSlice(u.Object, containers, "spec", "template", "spec", "containers")
 		a := u.GetAnnotations()
 		a[AnnotationRestoredFrom] = "db-0-ckpt-1"
 		a[AnnotationOriginalImages] = `{"app":"` + appImage + `"}`

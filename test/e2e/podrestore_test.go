@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,16 +18,18 @@ import (
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/podrestore"
 	"github.com/stateshift/stateshift/pkg/restore"
 	"github.com/stateshift/stateshift/test/e2e/framework"
 )
 
 // TestMigrationStatefulSetPodsRestoreTheirOwn: a StatefulSet with two
 // replicas moves to member2; each pod resumes from ITS OWN checkpoint (the
-// template carries one image; member2's pod-restore webhook sets each
+// template names one image per pod; member2's pod-restore webhook sets each
 // pod's from stateshift.io/pod-images). Then restore once per pod: after
 // the restore completed, a re-created db-1 starts cold while db-0 keeps
-// running restored.
+// running restored. Last, with member2's webhook stopped, a re-created pod
+// of the completed restore is still admitted (review finding 9).
 func TestMigrationStatefulSetPodsRestoreTheirOwn(t *testing.T) {
 	framework.Phase(t)
 	env.DumpLogsOnFailure(t, append(migrationLogs, "pod-restore-member1", "pod-restore-member2")...)
@@ -110,6 +113,55 @@ func TestMigrationStatefulSetPodsRestoreTheirOwn(t *testing.T) {
 	if after.RestoredFrom != images["db-0"] || after.RestoredCounter != before.RestoredCounter || after.Counter < before.Counter {
 		t.Fatalf("db-0 was disturbed by db-1's re-creation: before %+v after %+v", before, after)
 	}
+
+	// A completed restore no longer needs the webhook (review finding 9):
+	// member2's pod-restore process listed it in its webhook
+	// configuration's conditions, so with the process stopped a re-created
+	// db-1 is still admitted, from the template's own image.
+	var completedKey string
+	framework.Eventually(t, moveTimeout, "member2's webhook configuration lists the completed restore", func(ctx context.Context) (bool, string, error) {
+		s := &appsv1.StatefulSet{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, s); err != nil {
+			return false, "", err
+		}
+		completedKey = ns + "/" + s.Annotations[restore.AnnotationRestoreCompleted]
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Name: "stateshift-pod-restore"}, cfg); err != nil {
+			return false, "", err
+		}
+		for _, w := range cfg.Webhooks {
+			for _, c := range w.MatchConditions {
+				if c.Name == podrestore.CompletedCondition {
+					return strings.Contains(c.Expression, "'"+completedKey+"'"), fmt.Sprintf("%s: %.200s", w.Name, c.Expression), nil
+				}
+			}
+		}
+		return false, "no " + podrestore.CompletedCondition + " condition", nil
+	})
+	env.StopComponents(t, "pod-restore-member2")
+	old = &corev1.Pod{}
+	if err := env.Members[framework.Member2].Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "db-1"}, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Members[framework.Member2].Delete(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, moveTimeout, "with the webhook down, db-1 of the completed restore "+completedKey+" is re-created from the template's image", func(ctx context.Context) (bool, string, error) {
+		p := &corev1.Pod{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "db-1"}, p); err != nil {
+			return false, "", client.IgnoreNotFound(err)
+		}
+		if p.UID == old.UID {
+			return false, "old db-1 still there", nil
+		}
+		st, err := podState(ctx, framework.Member2, ns, "db-1")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return st.Running && st.RestoredFrom == "" && st.Image == framework.TestImage,
+			fmt.Sprintf("running=%t image=%s restoredFrom=%q", st.Running, st.Image, st.RestoredFrom), nil
+	})
+	env.StartComponents(t)
 	// The template change rule still holds for the whole StatefulSet: the
 	// OverridePolicy no longer targets member2.
 	op := &policyv1alpha1.OverridePolicy{}

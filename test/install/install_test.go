@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/podrestore"
 	"github.com/stateshift/stateshift/pkg/stateshiftctl"
 	"github.com/stateshift/stateshift/test/chart"
 	"github.com/stateshift/stateshift/test/e2e/framework"
@@ -133,6 +135,38 @@ func TestInstallMoveRestores(t *testing.T) {
 	before := protectedOnMember1(t, ns)
 	env.Create(t, framework.ManualMigration(ns, "to-member2", "Deployment", "mem", framework.Member2))
 	restoredOnMember2(t, ns, before)
+
+	// Once the restore completed, member2's pod-restore process lists it
+	// in its webhook configuration's conditions (its pods then need the
+	// webhook no more), and Karmada, which delivers that configuration,
+	// keeps the conditions (the chart's ResourceInterpreterCustomization).
+	var key string
+	listed := func(ctx context.Context) (bool, string, error) {
+		d := &appsv1.Deployment{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "mem"}, d); err != nil {
+			return false, "", err
+		}
+		done := d.Annotations[v1alpha1.AnnotationRestoreCompleted]
+		if done == "" {
+			return false, "member2's Deployment records no completed restore yet", nil
+		}
+		key = ns + "/" + done
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Name: "stateshift-pod-restore"}, cfg); err != nil {
+			return false, "", err
+		}
+		found := 0
+		for _, w := range cfg.Webhooks {
+			for _, c := range w.MatchConditions {
+				if (c.Name == podrestore.PendingCondition || c.Name == podrestore.CompletedCondition) && strings.Contains(c.Expression, "'"+key+"'") {
+					found++
+				}
+			}
+		}
+		return found == 2, fmt.Sprintf("%d of 2 conditions list %s", found, key), nil
+	}
+	framework.Eventually(t, moveTimeout, "member2's pod-restore webhook configuration lists the completed restore", listed)
+	framework.Consistently(t, 20*time.Second, "Karmada keeps the listed restore in the delivered configuration", listed)
 }
 
 // TestInstallCertRotationDuringMove: while a Migration runs, helm upgrade
@@ -176,6 +210,38 @@ func TestInstallUpgradeToNewImageTag(t *testing.T) {
 	before := protectedOnMember1(t, ns)
 	env.Create(t, framework.ManualMigration(ns, "to-member2", "Deployment", "mem", framework.Member2))
 	restoredOnMember2(t, ns, before)
+
+	// Once the restore completed, member2's pod-restore process lists it
+	// in its webhook configuration's conditions (its pods then need the
+	// webhook no more), and Karmada, which delivers that configuration,
+	// keeps the conditions (the chart's ResourceInterpreterCustomization).
+	var key string
+	listed := func(ctx context.Context) (bool, string, error) {
+		d := &appsv1.Deployment{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "mem"}, d); err != nil {
+			return false, "", err
+		}
+		done := d.Annotations[v1alpha1.AnnotationRestoreCompleted]
+		if done == "" {
+			return false, "member2's Deployment records no completed restore yet", nil
+		}
+		key = ns + "/" + done
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Name: "stateshift-pod-restore"}, cfg); err != nil {
+			return false, "", err
+		}
+		found := 0
+		for _, w := range cfg.Webhooks {
+			for _, c := range w.MatchConditions {
+				if (c.Name == podrestore.PendingCondition || c.Name == podrestore.CompletedCondition) && strings.Contains(c.Expression, "'"+key+"'") {
+					found++
+				}
+			}
+		}
+		return found == 2, fmt.Sprintf("%d of 2 conditions list %s", found, key), nil
+	}
+	framework.Eventually(t, moveTimeout, "member2's pod-restore webhook configuration lists the completed restore", listed)
+	framework.Consistently(t, 20*time.Second, "Karmada keeps the listed restore in the delivered configuration", listed)
 }
 
 // TestInstallPluginDoctor: `kubectl stateshift doctor --all-members`, run

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -31,6 +32,10 @@ type podRestoreOptions struct {
 	// RegistryAuthFile is a docker config.json (a mounted dockerconfigjson
 	// Secret) used to read checkpoint manifests; missing means anonymous.
 	RegistryAuthFile string
+	// WebhookConfiguration is the MutatingWebhookConfiguration whose
+	// restore-pending and restore-completed conditions this process keeps
+	// in step with the member's completed restores; empty: left alone.
+	WebhookConfiguration string
 }
 
 func (p *podRestoreOptions) validate() error {
@@ -49,9 +54,11 @@ func (p *podRestoreOptions) validate() error {
 // newPodRestoreCommand serves the member-side mutating webhook that gives
 // each pod of a restored workload its own checkpoint and keeps restores to
 // once (pkg/podrestore). It runs as a Deployment beside the agent's
-// DaemonSet, unprivileged: it only reads workload metadata.
+// DaemonSet, unprivileged: it reads workload metadata and writes only its
+// own webhook configuration's conditions.
 func newPodRestoreCommand(ctx context.Context, o *options.Options) *cobra.Command {
-	p := &podRestoreOptions{BindAddress: "0.0.0.0", SecurePort: 9443, CertDir: "/var/run/stateshift/serving-certs", TLSMinVersion: "1.3"}
+	p := &podRestoreOptions{BindAddress: "0.0.0.0", SecurePort: 9443, CertDir: "/var/run/stateshift/serving-certs", TLSMinVersion: "1.3",
+		WebhookConfiguration: "stateshift-pod-restore"}
 	cmd := &cobra.Command{
 		Use:   "pod-restore-webhook",
 		Short: "Serves the member cluster's mutating webhook for pods of restored workloads",
@@ -59,7 +66,11 @@ func newPodRestoreCommand(ctx context.Context, o *options.Options) *cobra.Comman
 pod template stateshift rewrote (annotation stateshift.io/restored-from). It sets a
 StatefulSet pod's own checkpoint images (stateshift.io/pod-images) and starts a pod
 from the template's original image once the workload's restore has completed
-(stateshift.io/restore-completed): a restore happens once.`,
+(stateshift.io/restore-completed): a restore happens once.
+
+It also writes the completed restores of the member into its webhook
+configuration's conditions (--webhook-configuration): pods of a completed
+restore no longer need the webhook to be admitted.`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := p.validate(); err != nil {
@@ -73,6 +84,7 @@ from the template's original image once the workload's restore has completed
 	fs.IntVar(&p.SecurePort, "secure-port", p.SecurePort, "The port on which to serve HTTPS.")
 	fs.StringVar(&p.CertDir, "cert-dir", p.CertDir, "The directory with tls.crt and tls.key; a rotated pair is picked up without restart.")
 	fs.StringVar(&p.TLSMinVersion, "tls-min-version", p.TLSMinVersion, "Minimum TLS version: 1.2 or 1.3.")
+	fs.StringVar(&p.WebhookConfiguration, "webhook-configuration", p.WebhookConfiguration, "The MutatingWebhookConfiguration whose restore-pending and restore-completed matchConditions list the member's completed restores (so that their pods are admitted without the webhook); empty leaves it alone, and every restored pod then needs the webhook.")
 	fs.StringVar(&p.RegistryAuthFile, "registry-auth-file", p.RegistryAuthFile, "docker config.json (a mounted dockerconfigjson Secret) with which checkpoint manifests are read to check their namespace; re-read on every call; missing or empty means anonymous. --insecure-registries applies too.")
 	return cmd
 }
@@ -88,7 +100,10 @@ func runPodRestore(ctx context.Context, o *options.Options, p *podRestoreOptions
 		minVersion = tls.VersionTLS12
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme(),
+		Scheme: scheme(),
+		// The scope controller caches the metadata of every Deployment and
+		// StatefulSet of the member; it reads only their annotations.
+		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Metrics:                metricsServer(o),
 		HealthProbeBindAddress: o.HealthProbeBindAddress,
 		WebhookServer: webhook.NewServer(webhook.Options{
@@ -99,9 +114,17 @@ func runPodRestore(ctx context.Context, o *options.Options, p *podRestoreOptions
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
-	// The API reader: no cache, so no watch on every workload of the cluster.
+	// The handler reads through the API reader: a pod's owner is read
+	// when the pod is created, never from a cache that may lag. The scope
+	// controller watches only the metadata of Deployments and StatefulSets.
 	images := &podrestore.RegistryReader{Keychain: authFileKeychain{p.RegistryAuthFile}, InsecureRegistries: o.InsecureRegistries}
 	mgr.GetWebhookServer().Register(podrestore.Path, &admission.Webhook{Handler: &podrestore.Handler{Reader: mgr.GetAPIReader(), Images: images}})
+	if p.WebhookConfiguration != "" {
+		scope := &podrestore.ScopeReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Configuration: p.WebhookConfiguration}
+		if err := scope.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("pod-restore scope controller: %w", err)
+		}
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}

@@ -125,10 +125,12 @@ var targets = []target{{
 			"TokenReviews and SubjectAccessReviews to check who scrapes its metrics, and the\n" +
 			"ClusterRole stateshift-metrics-reader to bind a scraper to.",
 		"pod-restore-rbac.yaml": "Least privilege for the pod-restore webhook: it reads the metadata of the workload\n" +
-			"creating a restored pod and writes nothing.",
+			"creating a restored pod, watches the metadata of Deployments and StatefulSets, and\n" +
+			"updates only its own webhook configuration (by name), to list the completed restores.",
 		"pod-restore.yaml": "The pod-restore webhook (checkpoint-agent pod-restore-webhook): gives each pod of a\n" +
-			"restored StatefulSet its own checkpoint, keeps a restore to once, and refuses a\n" +
-			"checkpoint image taken in another namespace (it reads the image's manifest).",
+			"restored workload its checkpoint images (a StatefulSet pod its own), keeps a restore\n" +
+			"to once, and refuses a checkpoint image taken in another namespace (it reads the\n" +
+			"image's manifest).",
 		"pod-restore-webhook.yaml": "Registers the pod-restore webhook with a member's API server. Apply with\n" +
 			"hack/apply-interpreter-config.sh --webhook pod-restore, which fills clientConfig and caBundle.",
 	},

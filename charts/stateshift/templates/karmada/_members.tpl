@@ -327,10 +327,16 @@ spec:
 ---
 # matchConditions: the API server calls the webhook only for pods created
 # from a template stateshift rewrote; every other pod is admitted without a
-# call. failurePolicy Fail for those pods: when the webhook is down a
-# restored StatefulSet's pods wait (the controller retries) instead of
-# starting from another pod's checkpoint. Delete this configuration to let
-# them start from the template's images.
+# call. Two entries for those pods, told apart by the member's completed
+# restores, which the webhook's process writes into the restore-pending
+# and restore-completed conditions (--webhook-configuration):
+# - a pending restore: failurePolicy Fail. When the webhook is down the
+#   pod waits (its controller retries) instead of starting without its
+#   checkpoint;
+# - a completed restore: failurePolicy Ignore. The webhook only records why
+#   the pod starts cold; without it the pod starts from the template, which
+#   runs the workload's own images. A restored workload needs the webhook
+#   only until its restore completed.
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
 metadata:
@@ -338,10 +344,11 @@ metadata:
   labels:
     {{- include "stateshift.memberLabels" . | nindent 4 }}
 webhooks:
-  - name: pods.restore.stateshift.io
+{{- range $entry := list (dict "name" "pods.restore.stateshift.io" "failurePolicy" "Fail" "condition" "restore-pending" "expression" "!has(object.metadata.annotations) || !('stateshift.io/restored-from' in object.metadata.annotations) || !((request.namespace + '/' + object.metadata.annotations['stateshift.io/restored-from']) in [])") (dict "name" "completed.pods.restore.stateshift.io" "failurePolicy" "Ignore" "condition" "restore-completed" "expression" "has(object.metadata.annotations) && 'stateshift.io/restored-from' in object.metadata.annotations && (request.namespace + '/' + object.metadata.annotations['stateshift.io/restored-from']) in []") }}
+  - name: {{ $entry.name }}
     admissionReviewVersions: ["v1"]
     sideEffects: None
-    failurePolicy: Fail
+    failurePolicy: {{ $entry.failurePolicy }}
     reinvocationPolicy: Never
     timeoutSeconds: {{ $p.timeoutSeconds }}
     rules:
@@ -356,19 +363,23 @@ webhooks:
     matchConditions:
       - name: restored-template
         expression: "has(object.metadata.annotations) && 'stateshift.io/restored-from' in object.metadata.annotations"
+      # Written by the webhook's process (pkg/podrestore ScopeReconciler).
+      - name: {{ $entry.condition }}
+        expression: {{ $entry.expression | quote }}
     clientConfig:
       {{- if $p.url }}
       url: {{ $p.url }}
       {{- else }}
       service: {namespace: {{ $ns }}, name: stateshift-pod-restore, path: /mutate-pods, port: 443}
       {{- end }}
-      {{- if eq .Values.certs.mode "cert-manager" }}
+      {{- if eq $.Values.certs.mode "cert-manager" }}
       caBundle: __CA_BUNDLE__
       {{- else if $certs.caBundle }}
       caBundle: {{ $certs.caBundle | b64enc }}
       {{- else }}
       # caBundle: filled by hack/apply-interpreter-config.sh
       {{- end }}
+{{- end }}
 {{- with trim (include "stateshift.karmada.memberMonitoring" .) }}
 ---
 {{ . }}

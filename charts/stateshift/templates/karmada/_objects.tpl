@@ -92,6 +92,50 @@ webhooks:
     interpreterContextVersions: ["v1alpha1"]
     timeoutSeconds: {{ $.Values.interpreter.timeoutSeconds }}
 {{- end }}
+{{- if .Values.members.enabled }}
+---
+# The members' pod-restore webhook configuration is delivered by Karmada,
+# and the webhook's process writes the member's completed restores into
+# its restore-pending and restore-completed conditions: Karmada keeps those
+# two expressions as the member shows them (without this it would put the
+# delivered ones back on every sync), everything else as delivered. Every
+# other MutatingWebhookConfiguration is left as Karmada treats it.
+apiVersion: config.karmada.io/v1alpha1
+kind: ResourceInterpreterCustomization
+metadata:
+  name: stateshift-pod-restore-conditions
+  labels:
+    {{- include "stateshift.karmadaLabels" . | nindent 4 }}
+spec:
+  target:
+    apiVersion: admissionregistration.k8s.io/v1
+    kind: MutatingWebhookConfiguration
+  customizations:
+    retention:
+      luaScript: |
+        function Retain(desiredObj, observedObj)
+          if desiredObj.metadata.name ~= "stateshift-pod-restore" or desiredObj.webhooks == nil or observedObj.webhooks == nil then
+            return desiredObj
+          end
+          local written = {}
+          for _, w in ipairs(observedObj.webhooks) do
+            for _, c in ipairs(w.matchConditions or {}) do
+              if c.name == "restore-pending" or c.name == "restore-completed" then
+                written[w.name .. "/" .. c.name] = c.expression
+              end
+            end
+          end
+          for _, w in ipairs(desiredObj.webhooks) do
+            for _, c in ipairs(w.matchConditions or {}) do
+              local kept = written[w.name .. "/" .. c.name]
+              if kept ~= nil then
+                c.expression = kept
+              end
+            end
+          end
+          return desiredObj
+        end
+{{- end }}
 {{- end -}}
 
 {{- define "stateshift.karmada.propagation" -}}

@@ -308,9 +308,20 @@ metadata:
   labels:
     {{- include "stateshift.memberLabels" . | nindent 4 }}
 rules:
+  # The owner of a pod being admitted.
   - apiGroups: ["apps"]
     resources: ["statefulsets", "replicasets", "deployments"]
     verbs: ["get"]
+  # The scope controller's metadata-only watch: which restores completed.
+  - apiGroups: ["apps"]
+    resources: ["statefulsets", "deployments"]
+    verbs: ["list", "watch"]
+  # Its own webhook configuration, by name: the completed restores in its
+  # conditions.
+  - apiGroups: ["admissionregistration.k8s.io"]
+    resources: ["mutatingwebhookconfigurations"]
+    resourceNames: ["stateshift-pod-restore"]
+    verbs: ["get", "update"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding

@@ -68,6 +68,10 @@ const (
 	AnnotationRestoredFrom = KeyPrefix + "restored-from"
 	// AnnotationOriginalImages is a JSON object container -> image the workload ran before the rewrite.
 	AnnotationOriginalImages = KeyPrefix + "original-images"
+	// AnnotationRestoreImages (pod template) is a JSON object container -> checkpoint image every
+	// pod of a pending restore restores (the template's containers keep their own images; the
+	// member's pod-restore webhook sets these on the pods).
+	AnnotationRestoreImages = KeyPrefix + "restore-images"
 	// AnnotationPodImages (pod template) is a JSON object pod name -> container -> image.
 	AnnotationPodImages = KeyPrefix + "pod-images"
 	// AnnotationSourceImages (pod template) is a JSON object container -> image the checkpointed container ran.
