@@ -135,38 +135,7 @@ func TestInstallMoveRestores(t *testing.T) {
 	before := protectedOnMember1(t, ns)
 	env.Create(t, framework.ManualMigration(ns, "to-member2", "Deployment", "mem", framework.Member2))
 	restoredOnMember2(t, ns, before)
-
-	// Once the restore completed, member2's pod-restore process lists it
-	// in its webhook configuration's conditions (its pods then need the
-	// webhook no more), and Karmada, which delivers that configuration,
-	// keeps the conditions (the chart's ResourceInterpreterCustomization).
-	var key string
-	listed := func(ctx context.Context) (bool, string, error) {
-		d := &appsv1.Deployment{}
-		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "mem"}, d); err != nil {
-			return false, "", err
-		}
-		done := d.Annotations[v1alpha1.AnnotationRestoreCompleted]
-		if done == "" {
-			return false, "member2's Deployment records no completed restore yet", nil
-		}
-		key = ns + "/" + done
-		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Name: "stateshift-pod-restore"}, cfg); err != nil {
-			return false, "", err
-		}
-		found := 0
-		for _, w := range cfg.Webhooks {
-			for _, c := range w.MatchConditions {
-				if (c.Name == podrestore.PendingCondition || c.Name == podrestore.CompletedCondition) && strings.Contains(c.Expression, "'"+key+"'") {
-					found++
-				}
-			}
-		}
-		return found == 2, fmt.Sprintf("%d of 2 conditions list %s", found, key), nil
-	}
-	framework.Eventually(t, moveTimeout, "member2's pod-restore webhook configuration lists the completed restore", listed)
-	framework.Consistently(t, 20*time.Second, "Karmada keeps the listed restore in the delivered configuration", listed)
+	completedRestoreListed(t, ns)
 }
 
 // TestInstallCertRotationDuringMove: while a Migration runs, helm upgrade
@@ -210,38 +179,7 @@ func TestInstallUpgradeToNewImageTag(t *testing.T) {
 	before := protectedOnMember1(t, ns)
 	env.Create(t, framework.ManualMigration(ns, "to-member2", "Deployment", "mem", framework.Member2))
 	restoredOnMember2(t, ns, before)
-
-	// Once the restore completed, member2's pod-restore process lists it
-	// in its webhook configuration's conditions (its pods then need the
-	// webhook no more), and Karmada, which delivers that configuration,
-	// keeps the conditions (the chart's ResourceInterpreterCustomization).
-	var key string
-	listed := func(ctx context.Context) (bool, string, error) {
-		d := &appsv1.Deployment{}
-		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "mem"}, d); err != nil {
-			return false, "", err
-		}
-		done := d.Annotations[v1alpha1.AnnotationRestoreCompleted]
-		if done == "" {
-			return false, "member2's Deployment records no completed restore yet", nil
-		}
-		key = ns + "/" + done
-		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Name: "stateshift-pod-restore"}, cfg); err != nil {
-			return false, "", err
-		}
-		found := 0
-		for _, w := range cfg.Webhooks {
-			for _, c := range w.MatchConditions {
-				if (c.Name == podrestore.PendingCondition || c.Name == podrestore.CompletedCondition) && strings.Contains(c.Expression, "'"+key+"'") {
-					found++
-				}
-			}
-		}
-		return found == 2, fmt.Sprintf("%d of 2 conditions list %s", found, key), nil
-	}
-	framework.Eventually(t, moveTimeout, "member2's pod-restore webhook configuration lists the completed restore", listed)
-	framework.Consistently(t, 20*time.Second, "Karmada keeps the listed restore in the delivered configuration", listed)
+	completedRestoreListed(t, ns)
 }
 
 // TestInstallPluginDoctor: `kubectl stateshift doctor --all-members`, run
@@ -572,6 +510,41 @@ func restoredOnMember2(t *testing.T, ns string, before framework.MemState) {
 		t.Fatal(err)
 	}
 	framework.Eventually(t, time.Minute, "the same process, restored by CRI-O", env.SameProcess(framework.Member2, ns, moved.Name, before, before.Counter))
+}
+
+// completedRestoreListed: once the move's restore completed, member2's
+// pod-restore process lists it in its webhook configuration's conditions
+// (its pods then need the webhook no more), and Karmada, which delivers
+// that configuration, keeps the conditions (the chart's
+// ResourceInterpreterCustomization).
+func completedRestoreListed(t *testing.T, ns string) {
+	t.Helper()
+	listed := func(ctx context.Context) (bool, string, error) {
+		d := &appsv1.Deployment{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "mem"}, d); err != nil {
+			return false, "", err
+		}
+		done := d.Annotations[v1alpha1.AnnotationRestoreCompleted]
+		if done == "" {
+			return false, "member2's Deployment records no completed restore yet", nil
+		}
+		key := ns + "/" + done
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Name: "stateshift-pod-restore"}, cfg); err != nil {
+			return false, "", err
+		}
+		found := 0
+		for _, w := range cfg.Webhooks {
+			for _, c := range w.MatchConditions {
+				if (c.Name == podrestore.PendingCondition || c.Name == podrestore.CompletedCondition) && strings.Contains(c.Expression, "'"+key+"'") {
+					found++
+				}
+			}
+		}
+		return found == 2, fmt.Sprintf("%d of 2 conditions list %s", found, key), nil
+	}
+	framework.Eventually(t, moveTimeout, "member2's pod-restore webhook configuration lists the completed restore", listed)
+	framework.Consistently(t, 20*time.Second, "Karmada keeps the listed restore in the delivered configuration", listed)
 }
 
 // servingCert is the interpreter's serving certificate in its host Secret.
