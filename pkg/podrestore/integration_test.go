@@ -48,20 +48,9 @@ func (c *counting) Handle(ctx context.Context, req admission.Request) admission.
 // handler reading workloads as the stateshift-pod-restore ServiceAccount
 // with artifacts/agent/pod-restore-rbac.yaml only.
 func TestPodRestoreWebhook(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{WebhookPaths: []string{filepath.Join(testenv.Root(), "artifacts", "agent", "pod-restore-webhook.yaml")}})
+	env, reader := shippedEnv(t)
 	ctx := t.Context()
 	c := env.Client
-	env.Namespace(t, "stateshift-system")
-	applyYAML(t, c, filepath.Join(testenv.Root(), "artifacts", "agent", "pod-restore-rbac.yaml"))
-	asSA := rest.CopyConfig(env.Config)
-	asSA.Impersonate = rest.ImpersonationConfig{
-		UserName: "system:serviceaccount:stateshift-system:stateshift-pod-restore",
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:stateshift-system", "system:authenticated"},
-	}
-	reader, err := client.New(asSA, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The images as the agent would have pushed them, from namespace shop.
 	images := fakeImages{
 		ckpt0: checkpointimage.Annotations(checkpointimage.Source{Container: "app", Pod: "db-0", Namespace: "shop"}),
@@ -179,6 +168,26 @@ func TestPodRestoreWebhook(t *testing.T) {
 		created(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plain-2"},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: original}}}})
 	})
+}
+
+// shippedEnv starts a real kube-apiserver with the shipped pod-restore
+// webhook configuration (its clientConfig pointed at serve's address) and
+// RBAC, and returns a client that acts as the webhook's ServiceAccount.
+func shippedEnv(t *testing.T) (*testenv.Env, client.Client) {
+	t.Helper()
+	env := testenv.Start(t, testenv.Options{WebhookPaths: []string{filepath.Join(testenv.Root(), "artifacts", "agent", "pod-restore-webhook.yaml")}})
+	env.Namespace(t, "stateshift-system")
+	applyYAML(t, env.Client, filepath.Join(testenv.Root(), "artifacts", "agent", "pod-restore-rbac.yaml"))
+	asSA := rest.CopyConfig(env.Config)
+	asSA.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:stateshift-system:stateshift-pod-restore",
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:stateshift-system", "system:authenticated"},
+	}
+	c, err := client.New(asSA, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, c
 }
 
 // fakeImages answers manifest annotations from memory: the images of this

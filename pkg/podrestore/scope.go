@@ -16,7 +16,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -190,8 +189,7 @@ func (r *ScopeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	one := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Configuration}}}
 	})
-	b := ctrl.NewControllerManagedBy(mgr).Named("pod-restore-scope").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: ptrTo(true)})
+	b := ctrl.NewControllerManagedBy(mgr).Named("pod-restore-scope")
 	for _, obj := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}} {
 		b = b.WatchesMetadata(obj, one, builder.WithPredicates(restoreRecordChanged()))
 	}
@@ -244,5 +242,3 @@ func (k startupKick) Start(ctx context.Context) error {
 
 // NeedLeaderElection: every replica may write the same conditions.
 func (startupKick) NeedLeaderElection() bool { return false }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
@@ -69,20 +68,9 @@ func TestCompletedRestores(t *testing.T) {
 // excuse another's pods). With the configuration as it was shipped before
 // (one Fail entry for every restored template), the first pod was refused.
 func TestSecurityCompletedRestoreNeedsNoWebhook(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{WebhookPaths: []string{filepath.Join(testenv.Root(), "artifacts", "agent", "pod-restore-webhook.yaml")}})
+	env, saClient := shippedEnv(t)
 	ctx := t.Context()
 	c := env.Client
-	env.Namespace(t, "stateshift-system")
-	applyYAML(t, c, filepath.Join(testenv.Root(), "artifacts", "agent", "pod-restore-rbac.yaml"))
-	asSA := rest.CopyConfig(env.Config)
-	asSA.Impersonate = rest.ImpersonationConfig{
-		UserName: "system:serviceaccount:stateshift-system:stateshift-pod-restore",
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:stateshift-system", "system:authenticated"},
-	}
-	saClient, err := client.New(asSA, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// No webhook server runs: the API server's calls fail to connect.
 	shop, bank := env.Namespace(t, "shop"), env.Namespace(t, "bank")
 	statefulSet := func(ns, name string, annotations map[string]string) {

@@ -11,14 +11,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/agent/builder"
 	"github.com/stateshift/stateshift/pkg/checkpointimage"
 	"github.com/stateshift/stateshift/pkg/restore"
 	"github.com/stateshift/stateshift/test/registry"
-	"github.com/stateshift/stateshift/test/testenv"
 )
 
 // pushCheckpoint pushes a small checkpoint image as the agent would, with
@@ -56,16 +53,7 @@ func pushCheckpoint(t *testing.T, host, repo string, src checkpointimage.Source)
 // refused too.
 func TestSecurityPodRestoreRefusesAnotherNamespacesCheckpoint(t *testing.T) {
 	reg := registry.Start(t)
-	env := testenv.Start(t, testenv.Options{WebhookPaths: []string{filepath.Join(testenv.Root(), "artifacts", "agent", "pod-restore-webhook.yaml")}})
-	env.Namespace(t, "stateshift-system")
-	applyYAML(t, env.Client, filepath.Join(testenv.Root(), "artifacts", "agent", "pod-restore-rbac.yaml"))
-	asSA := rest.CopyConfig(env.Config)
-	asSA.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:stateshift-system:stateshift-pod-restore",
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:stateshift-system", "system:authenticated"}}
-	reader, err := client.New(asSA, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, reader := shippedEnv(t)
 	serve(t, env, &Handler{Reader: reader, Images: &RegistryReader{InsecureRegistries: []string{reg.Host}}})
 	victim := env.Namespace(t, "payments")
 	attacker := env.Namespace(t, "intruder")

@@ -68,28 +68,32 @@ func plan(w *workload, p Plan) (*rewrite, error) {
 		rw.index[c] = i
 	}
 	var err error
-	if rw.originalImages, err = originalImagesJSON(w, rw.index, current); err != nil {
+	if rw.originals, err = originalImages(w, rw.index, current); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(rw.originalImages), &rw.originals); err != nil {
+	// encoding/json sorts map keys: stable annotation values.
+	if rw.originalImages, err = jsonString(rw.originals); err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(rw.images) // map keys are sorted: stable output
-	if err != nil {
+	if rw.restoreImages, err = jsonString(rw.images); err != nil {
 		return nil, err
 	}
-	rw.restoreImages = string(raw)
 	return rw, rw.setOptional(w, p)
 }
 
-// originalImagesJSON is AnnotationOriginalImages after a rewrite of the
+func jsonString(m map[string]string) (string, error) {
+	raw, err := json.Marshal(m)
+	return string(raw), err
+}
+
+// originalImages is AnnotationOriginalImages after a rewrite of the
 // planned containers (index) of a workload running current. The originals
 // survive repeated rewrites: an image already recorded is the one the user
 // wrote, whatever the workload runs now.
-func originalImagesJSON(w *workload, index map[string]int, current map[string]string) (string, error) {
+func originalImages(w *workload, index map[string]int, current map[string]string) (map[string]string, error) {
 	originals, err := OriginalImages(w.object.GetAnnotations())
 	if err != nil {
-		return "", fmt.Errorf("restore %s: %w", w, err)
+		return nil, fmt.Errorf("restore %s: %w", w, err)
 	}
 	if originals == nil {
 		originals = map[string]string{}
@@ -99,8 +103,7 @@ func originalImagesJSON(w *workload, index map[string]int, current map[string]st
 			originals[c] = current[c]
 		}
 	}
-	raw, err := json.Marshal(originals) // map keys are sorted: stable output
-	return string(raw), err
+	return originals, nil
 }
 
 // setOptional records what a plan may or may not carry: the per-pod and
@@ -197,26 +200,24 @@ func withAnnotations(annotations, set map[string]string) map[string]string {
 // RestoreImages reads AnnotationRestoreImages (container -> checkpoint
 // image); nil when absent.
 func RestoreImages(annotations map[string]string) (map[string]string, error) {
-	raw, ok := annotations[AnnotationRestoreImages]
-	if !ok {
-		return nil, nil
-	}
-	var m map[string]string
-	if err := json.Unmarshal([]byte(raw), &m); err != nil {
-		return nil, fmt.Errorf("annotation %s is not a JSON object of strings: %w", AnnotationRestoreImages, err)
-	}
-	return m, nil
+	return imagesAnnotation(annotations, AnnotationRestoreImages)
 }
 
 // OriginalImages reads AnnotationOriginalImages; nil when absent.
 func OriginalImages(annotations map[string]string) (map[string]string, error) {
-	raw, ok := annotations[AnnotationOriginalImages]
+	return imagesAnnotation(annotations, AnnotationOriginalImages)
+}
+
+// imagesAnnotation reads a JSON object container -> image from key; nil
+// when absent.
+func imagesAnnotation(annotations map[string]string, key string) (map[string]string, error) {
+	raw, ok := annotations[key]
 	if !ok {
 		return nil, nil
 	}
 	var m map[string]string
 	if err := json.Unmarshal([]byte(raw), &m); err != nil {
-		return nil, fmt.Errorf("annotation %s is not a JSON object of strings: %w", AnnotationOriginalImages, err)
+		return nil, fmt.Errorf("annotation %s is not a JSON object of strings: %w", key, err)
 	}
 	return m, nil
 }
