@@ -83,29 +83,7 @@ func TestMigrationStatefulSetPodsRestoreTheirOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &corev1.Pod{}
-	if err := env.Members[framework.Member2].Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "db-1"}, old); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Members[framework.Member2].Delete(t.Context(), old); err != nil {
-		t.Fatal(err)
-	}
-	framework.Eventually(t, moveTimeout, "db-1 re-created on member2 starts cold", func(ctx context.Context) (bool, string, error) {
-		p := &corev1.Pod{}
-		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "db-1"}, p); err != nil {
-			return false, "", client.IgnoreNotFound(err)
-		}
-		if p.UID == old.UID {
-			return false, "old db-1 still there", nil
-		}
-		st, err := podState(ctx, framework.Member2, ns, "db-1")
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		reason := p.Annotations[restore.AnnotationColdStart]
-		return st.Running && st.RestoredFrom == "" && st.Image == framework.TestImage && strings.Contains(reason, "restore once"),
-			fmt.Sprintf("running=%t image=%s restoredFrom=%q cold-start=%q", st.Running, st.Image, st.RestoredFrom, reason), nil
-	})
+	recreateStartsCold(t, ns, "db-1", "db-1 re-created on member2 starts cold", "restore once")
 	after, err := podState(t.Context(), framework.Member2, ns, "db-0")
 	if err != nil {
 		t.Fatal(err)
@@ -139,28 +117,8 @@ func TestMigrationStatefulSetPodsRestoreTheirOwn(t *testing.T) {
 		return false, "no " + podrestore.CompletedCondition + " condition", nil
 	})
 	env.StopComponents(t, "pod-restore-member2")
-	old = &corev1.Pod{}
-	if err := env.Members[framework.Member2].Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "db-1"}, old); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Members[framework.Member2].Delete(t.Context(), old); err != nil {
-		t.Fatal(err)
-	}
-	framework.Eventually(t, moveTimeout, "with the webhook down, db-1 of the completed restore "+completedKey+" is re-created from the template's image", func(ctx context.Context) (bool, string, error) {
-		p := &corev1.Pod{}
-		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: "db-1"}, p); err != nil {
-			return false, "", client.IgnoreNotFound(err)
-		}
-		if p.UID == old.UID {
-			return false, "old db-1 still there", nil
-		}
-		st, err := podState(ctx, framework.Member2, ns, "db-1")
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		return st.Running && st.RestoredFrom == "" && st.Image == framework.TestImage,
-			fmt.Sprintf("running=%t image=%s restoredFrom=%q", st.Running, st.Image, st.RestoredFrom), nil
-	})
+	// Admitted without the webhook: no cold-start annotation to expect.
+	recreateStartsCold(t, ns, "db-1", "with the webhook down, db-1 of the completed restore "+completedKey+" is re-created from the template's image", "")
 	env.StartComponents(t)
 	// The template change rule still holds for the whole StatefulSet: the
 	// OverridePolicy no longer targets member2.
@@ -173,6 +131,36 @@ func TestMigrationStatefulSetPodsRestoreTheirOwn(t *testing.T) {
 			t.Fatalf("the restore plan still targets member2: %+v", r.TargetCluster)
 		}
 	}
+}
+
+// recreateStartsCold deletes a pod on member2 and waits for its
+// replacement to run from the template's image, not restored; with reason,
+// its cold-start annotation must contain it.
+func recreateStartsCold(t *testing.T, ns, pod, what, reason string) {
+	t.Helper()
+	old := &corev1.Pod{}
+	if err := env.Members[framework.Member2].Get(t.Context(), client.ObjectKey{Namespace: ns, Name: pod}, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Members[framework.Member2].Delete(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, moveTimeout, what, func(ctx context.Context) (bool, string, error) {
+		p := &corev1.Pod{}
+		if err := env.Members[framework.Member2].Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, p); err != nil {
+			return false, "", client.IgnoreNotFound(err)
+		}
+		if p.UID == old.UID {
+			return false, "old " + pod + " still there", nil
+		}
+		st, err := podState(ctx, framework.Member2, ns, pod)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		coldStart := p.Annotations[restore.AnnotationColdStart]
+		return st.Running && st.RestoredFrom == "" && st.Image == framework.TestImage && strings.Contains(coldStart, reason),
+			fmt.Sprintf("running=%t image=%s restoredFrom=%q cold-start=%q", st.Running, st.Image, st.RestoredFrom, coldStart), nil
+	})
 }
 
 // podRestoredFrom checks one pod's container on a member runs restored
