@@ -412,8 +412,12 @@ func TestMigrationCordonThenReschedule(t *testing.T) {
 				member1GoneAt = time.Now()
 			}
 		}
+		// The Work's removal is part of the wait: member1's pods can be
+		// gone, and the move restored, a poll before the Work is.
 		return all(restoredOn(framework.Member2, ns, "web", image), env.NoPods(framework.Member1, ns, "web"),
-			migrationPhase(ns, m.Name, v1alpha1.MigrationRestored))(ctx)
+			migrationPhase(ns, m.Name, v1alpha1.MigrationRestored), func(context.Context) (bool, string, error) {
+				return !member1GoneAt.IsZero(), "member1's Work not yet removed", nil
+			})(ctx)
 	})
 	if !member1GoneAt.After(verifiedAt) {
 		t.Fatalf("member1's Work was gone at %s, before the image was verified at %s", member1GoneAt, verifiedAt)
