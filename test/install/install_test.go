@@ -489,7 +489,16 @@ func protectedOnMember1(t *testing.T, ns string) framework.MemState {
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	env.Create(t, cp)
+	// The admission policy reads the namespace from the API server's
+	// cache, which may not show the annotation yet: only its refusal is
+	// retried.
+	framework.Eventually(t, 30*time.Second, "the CheckpointPolicy admitted once the namespace's allowlist is seen", func(ctx context.Context) (bool, string, error) {
+		err := env.Karmada.Create(ctx, cp.DeepCopy())
+		if err != nil && strings.Contains(err.Error(), "stateshift-checkpoint-repositories") {
+			return false, err.Error(), nil
+		}
+		return err == nil, "", err
+	})
 	framework.Eventually(t, moveTimeout, "restore armed with a verified checkpoint", env.Armed(ns, cp.Name, "mem"))
 	pod, err := env.LivePod(t.Context(), framework.Member1, ns, "mem")
 	if err != nil {
