@@ -403,7 +403,9 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 	if err := r.Client.Status().Update(ctx, cp); err != nil {
 		return nil, fmt.Errorf("record checkpoint progress: %w", err)
 	}
-	r.Recorder.Eventf(cp, pod, corev1.EventTypeNormal, "Checkpointed", "Checkpoint", "kubelet wrote %d archive(s), %d bytes", len(*archives), total)
+	// No Event for this stage: the Checkpointed condition has it, and the
+	// result's Event follows within seconds (an Event per stage and round
+	// of every protected workload is most of a member's Event writes).
 
 	// Stage 2: build, push, verify by digest.
 	job := pushJob{cp: cp, pod: pod, bld: bld, authFile: authFile, keychain: keychain, entry: entry}

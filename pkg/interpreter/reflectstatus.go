@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	stateshiftv1alpha1 "github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/restore"
 )
 
@@ -16,8 +17,7 @@ type reflectStatusInterpreter func(obj *unstructured.Unstructured) (*runtime.Raw
 var reflectStatusInterpreters = map[schema.GroupVersionKind]reflectStatusInterpreter{
 	statefulSetGVK: reflectWorkloadStatus,
 	deploymentGVK:  reflectWorkloadStatus,
-	// Karmada's fallback for kinds it does not know is the whole .status.
-	checkpointGVK: karmada.ReflectStatus,
+	checkpointGVK:  reflectCheckpointStatus,
 }
 
 // reflectWorkloadStatus is Karmada's reflected status plus, under
@@ -45,4 +45,46 @@ func reflectWorkloadStatus(obj *unstructured.Unstructured) (*runtime.RawExtensio
 		return nil, err
 	}
 	return &runtime.RawExtension{Raw: out}, nil
+}
+
+// reflectCheckpointStatus is the member's whole status (Karmada's fallback
+// for kinds it does not know) once the Checkpoint is waiting or finished.
+// While an attempt runs it is only the claim: which node, which attempt,
+// since when, and the images to clean up. The agent writes the status
+// at each stage (claimed, checkpointed, pushed), and every change Karmada
+// reflects costs a Work status, a ResourceBinding status and a Checkpoint
+// status write in the Karmada API, each with Events; the control plane
+// acts only on the wait and the result, so the stages in between stay on
+// the member (kubectl get checkpoint there shows them).
+func reflectCheckpointStatus(obj *unstructured.Unstructured) (*runtime.RawExtension, error) {
+	raw, err := karmada.ReflectStatus(obj)
+	if err != nil || raw == nil || len(raw.Raw) == 0 {
+		return raw, err
+	}
+	var status stateshiftv1alpha1.CheckpointStatus
+	if err := json.Unmarshal(raw.Raw, &status); err != nil {
+		return nil, fmt.Errorf("status of Checkpoint %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	if status.Phase != stateshiftv1alpha1.CheckpointCheckpointing && status.Phase != stateshiftv1alpha1.CheckpointPushing {
+		return raw, nil
+	}
+	out, err := json.Marshal(claimOf(status))
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.RawExtension{Raw: out}, nil
+}
+
+// claimOf is what stays the same through an attempt's stages.
+func claimOf(s stateshiftv1alpha1.CheckpointStatus) stateshiftv1alpha1.CheckpointStatus {
+	return stateshiftv1alpha1.CheckpointStatus{
+		Phase:              stateshiftv1alpha1.CheckpointCheckpointing,
+		NodeName:           s.NodeName,
+		StrayImages:        s.StrayImages,
+		Attempts:           s.Attempts,
+		LastAttemptTime:    s.LastAttemptTime,
+		StartTime:          s.StartTime,
+		ObservedGeneration: s.ObservedGeneration,
+		Message:            fmt.Sprintf("attempt %d in progress (the member's Checkpoint shows its stage)", s.Attempts),
+	}
 }

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	configv1alpha1 "github.com/karmada-io/karmada/pkg/apis/config/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	stateshiftv1alpha1 "github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/restore"
 )
 
@@ -102,9 +105,42 @@ func TestInterpretStatusNativeError(t *testing.T) {
 	}
 }
 
-func TestInterpretStatusCheckpointIsWholeStatus(t *testing.T) {
-	obj := toU(t, checkpoint("Pushing"))
-	resp := call(t, request(t, configv1alpha1.InterpreterOperationInterpretStatus, obj))
-	status, _, _ := unstructured.NestedMap(obj.Object, "status")
-	sameJSON(t, decodeStatus(t, resp.RawStatus.Raw), status)
+// A waiting or finished Checkpoint's status reaches Karmada whole.
+func TestInterpretStatusCheckpointWaitingOrFinishedIsWholeStatus(t *testing.T) {
+	for _, phase := range []stateshiftv1alpha1.CheckpointPhase{"", "Pending", "Succeeded", "Failed"} {
+		obj := toU(t, checkpoint(phase))
+		resp := call(t, request(t, configv1alpha1.InterpreterOperationInterpretStatus, obj))
+		status, _, _ := unstructured.NestedMap(obj.Object, "status")
+		sameJSON(t, decodeStatus(t, resp.RawStatus.Raw), status)
+	}
+}
+
+// A running attempt reaches Karmada as its claim only: its stages
+// (checkpointed, pushing) reflect the same status, so Karmada writes
+// nothing for them.
+func TestInterpretStatusCheckpointRunningIsTheClaim(t *testing.T) {
+	started := metav1.NewTime(time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC))
+	stray := []stateshiftv1alpha1.StrayImage{{Container: "app", Image: ckptImage, Reason: "Interrupted"}}
+	reflected := map[stateshiftv1alpha1.CheckpointPhase][]byte{}
+	for _, phase := range []stateshiftv1alpha1.CheckpointPhase{"Checkpointing", "Pushing"} {
+		cp := checkpoint(phase)
+		cp.Status.StartTime, cp.Status.LastAttemptTime, cp.Status.StrayImages = &started, &started, stray
+		if phase == "Pushing" {
+			cp.Status.Timings.Checkpoint = &metav1.Duration{Duration: time.Second}
+			cp.Status.Conditions = []metav1.Condition{{Type: "Checkpointed", Status: metav1.ConditionTrue, Reason: "Checkpointed", LastTransitionTime: started}}
+		}
+		resp := call(t, request(t, configv1alpha1.InterpreterOperationInterpretStatus, toU(t, cp)))
+		reflected[phase] = resp.RawStatus.Raw
+		var got stateshiftv1alpha1.CheckpointStatus
+		if err := json.Unmarshal(resp.RawStatus.Raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Phase != "Checkpointing" || got.NodeName != "node-a" || got.Attempts != 1 || !got.StartTime.Equal(&started) ||
+			len(got.StrayImages) != 1 || len(got.Containers) != 0 || got.ArchiveBytes != 0 || len(got.Conditions) != 0 {
+			t.Errorf("%s reflected as %s", phase, resp.RawStatus.Raw)
+		}
+	}
+	if string(reflected["Checkpointing"]) != string(reflected["Pushing"]) {
+		t.Errorf("the stages of one attempt reflect differently:\n%s\n%s", reflected["Checkpointing"], reflected["Pushing"])
+	}
 }
