@@ -63,6 +63,10 @@ metadata:
 # Deployments and Checkpoints. Karmada runs only the first interpreter that
 # claims an operation, so the workload webhook delegates every operation to
 # Karmada's native code and adds only migration state (see pkg/interpreter).
+# Checkpoints leave InterpretHealth to Karmada (healthy): it is asked at
+# every status change of every member Checkpoint, with an Event each time,
+# and only the Checkpoint's phase, which the control plane reads, says
+# whether it failed.
 apiVersion: config.karmada.io/v1alpha1
 kind: ResourceInterpreterWebhookConfiguration
 metadata:
@@ -71,7 +75,7 @@ metadata:
     {{- include "stateshift.karmadaLabels" . | nindent 4 }}
 webhooks:
 {{- range $w := list (dict "name" "workloads.interpreter.stateshift.io" "ops" (list "InterpretReplica" "ReviseReplica" "Retain" "AggregateStatus" "InterpretStatus" "InterpretHealth" "InterpretDependency") "groups" (list "apps") "versions" (list "v1") "kinds" (list "StatefulSet" "Deployment"))
-                     (dict "name" "checkpoints.interpreter.stateshift.io" "ops" (list "InterpretStatus" "AggregateStatus" "InterpretHealth") "groups" (list "stateshift.io") "versions" (list "v1alpha1") "kinds" (list "Checkpoint")) }}
+                     (dict "name" "checkpoints.interpreter.stateshift.io" "ops" (list "InterpretStatus" "AggregateStatus") "groups" (list "stateshift.io") "versions" (list "v1alpha1") "kinds" (list "Checkpoint")) }}
   - name: {{ $w.name }}
     rules:
       - operations: {{ toJson $w.ops }}
