@@ -264,12 +264,19 @@ start_karmada_webhook() {
 # Checkpoint is a resource template with its own binding and Work, so the
 # defaults hold a federation to about two checkpoints a second; the scale
 # benchmark raises them as an operator of a large federation would.
+# KARMADA_RESOURCE_EVICTION_RATE (unset: 0.5) is the controller manager's
+# --resource-eviction-rate: each of its taint manager's three workers
+# evicts that many bindings a second from a lost member, so at the default
+# a member running 100 workloads takes more than a minute to be emptied.
 karmada_tuning_flags() {
   local scheduler="${1:-}"
   if [[ -n "${KARMADA_API_QPS:-}" ]]; then
     echo "--kube-api-qps ${KARMADA_API_QPS} --kube-api-burst $((KARMADA_API_QPS * 2))"
     [[ -n "${scheduler}" ]] ||
       echo "--cluster-api-qps ${KARMADA_API_QPS} --cluster-api-burst $((KARMADA_API_QPS * 2))"
+  fi
+  if [[ -n "${KARMADA_RESOURCE_EVICTION_RATE:-}" && -z "${scheduler}" ]]; then
+    echo "--resource-eviction-rate ${KARMADA_RESOURCE_EVICTION_RATE}"
   fi
   if [[ -n "${KARMADA_CONCURRENT_SYNCS:-}" && -z "${scheduler}" ]]; then
     local n="${KARMADA_CONCURRENT_SYNCS}"

@@ -108,7 +108,11 @@ func (r CheckpointPlacementReconciler) checkpointCluster(ctx context.Context, rb
 	}
 	for i := range cl.Spec.Taints {
 		t := &cl.Spec.Taints[i]
-		if t.Effect != corev1.TaintEffectPreferNoSchedule && !tolerated(klog.FromContext(ctx), aff.ClusterTolerations, t) {
+		// The policy tolerates NoExecute only to keep Karmada from
+		// evicting the Checkpoints already there: a new one goes to no
+		// cluster being emptied or lost.
+		if t.Effect == corev1.TaintEffectNoExecute ||
+			t.Effect == corev1.TaintEffectNoSchedule && !tolerated(klog.FromContext(ctx), aff.ClusterTolerations, t) {
 			return "", fmt.Sprintf("cluster %s has the taint %s:%s, which the placement does not tolerate", name, t.Key, t.Effect), nil
 		}
 	}

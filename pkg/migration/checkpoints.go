@@ -172,8 +172,18 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 				// cluster: without this toleration Karmada's scheduler
 				// (TaintToleration filter) never places the Checkpoint
 				// there, and the Cordon Migration waits forever.
+				//
+				// NoExecute is tolerated for good so that Karmada's taint
+				// manager never evicts a Checkpoint: it cannot move (its
+				// pod is on that cluster), and Karmada evicts a lost
+				// member's bindings at --resource-eviction-rate, where
+				// hundreds of Checkpoints would queue ahead of the
+				// workloads the loss moves. No new Checkpoint is placed
+				// on a NoExecute cluster (checkpointCluster).
 				ClusterTolerations: []corev1.Toleration{{
 					Key: clusterv1alpha1.TaintClusterUnscheduler, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+				}, {
+					Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute,
 				}},
 			},
 		},

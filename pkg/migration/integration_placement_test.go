@@ -8,6 +8,7 @@ import (
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	"github.com/karmada-io/karmada/pkg/util/helper"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,9 +21,10 @@ import (
 
 // Checkpoints' bindings are placed by the controller, under the shipped
 // RBAC, on the one cluster their policy names, as Karmada's scheduler
-// would: a cordon's NoSchedule taint is tolerated, a NoExecute taint is
-// not, an evicted binding is not placed again, and other bindings are
-// left to Karmada's scheduler.
+// would: a cordon's NoSchedule taint is tolerated, a NoExecute cluster
+// gets no new Checkpoint, an evicted binding is not placed again, and
+// other bindings are left to Karmada's scheduler. Karmada's taint manager
+// never evicts the Checkpoints a lost cluster already has.
 func TestCheckpointPlacement(t *testing.T) {
 	h := startWith(t, harnessOptions{shippedRBAC: true})
 	cp := h.protectedOnMember1(time.Hour)
@@ -34,21 +36,29 @@ func TestCheckpointPlacement(t *testing.T) {
 	if len(pps.Items) == 0 {
 		t.Fatal("no PropagationPolicy carries the Checkpoints")
 	}
+	lostTaints := []corev1.Taint{{Key: "cluster.karmada.io/not-ready", Effect: corev1.TaintEffectNoExecute}}
 	for _, pp := range pps.Items {
 		if pp.Spec.SchedulerName != migration.CheckpointSchedulerName {
 			t.Errorf("PropagationPolicy %s: schedulerName %q, want %q", pp.Name, pp.Spec.SchedulerName, migration.CheckpointSchedulerName)
 		}
+		// The taint manager's own test (enqueueBinding): every taint
+		// tolerated, for good, is never queued for eviction.
+		all, used := helper.GetMatchingTolerations(lostTaints, pp.Spec.Placement.ClusterTolerations)
+		if !all || helper.GetMinTolerationTimeWithCurrentTime(lostTaints, used, time.Now()) >= 0 {
+			t.Errorf("PropagationPolicy %s: Karmada would evict its Checkpoints from a lost cluster (tolerations %+v)", pp.Name, pp.Spec.Placement.ClusterTolerations)
+		}
 	}
+	tolerations := pps.Items[0].Spec.Placement.ClusterTolerations
 
 	h.cordon("member1", true)
 	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "lost"},
-		Spec: clusterv1alpha1.ClusterSpec{Taints: []corev1.Taint{{Key: "cluster.karmada.io/not-ready", Effect: corev1.TaintEffectNoExecute}}}})
+		Spec: clusterv1alpha1.ClusterSpec{Taints: lostTaints}})
 
-	onCordoned := h.checkpointBinding("on-cordoned", cp.Name, migration.CheckpointSchedulerName, "member1", nil)
-	onLost := h.checkpointBinding("on-lost", cp.Name, migration.CheckpointSchedulerName, "lost", nil)
-	evicted := h.checkpointBinding("evicted", cp.Name, migration.CheckpointSchedulerName, "member1",
+	onCordoned := h.checkpointBinding("on-cordoned", cp.Name, migration.CheckpointSchedulerName, "member1", tolerations, nil)
+	onLost := h.checkpointBinding("on-lost", cp.Name, migration.CheckpointSchedulerName, "lost", tolerations, nil)
+	evicted := h.checkpointBinding("evicted", cp.Name, migration.CheckpointSchedulerName, "member1", tolerations,
 		[]workv1alpha2.GracefulEvictionTask{{FromCluster: "member1", Reason: "TaintUntolerated", Producer: "taint-manager"}})
-	karmadas := h.checkpointBinding("karmadas", cp.Name, "default-scheduler", "member1", nil)
+	karmadas := h.checkpointBinding("karmadas", cp.Name, "default-scheduler", "member1", tolerations, nil)
 
 	h.eventually("the cordoned cluster's Checkpoint placed there", 20*time.Second, func() (bool, string) {
 		rb := h.getBinding(onCordoned)
@@ -80,9 +90,9 @@ func TestCheckpointPlacement(t *testing.T) {
 }
 
 // checkpointBinding creates the ResourceBinding Karmada's detector makes
-// for a Checkpoint under a policy placing it on cluster, and returns its
-// name.
-func (h *harness) checkpointBinding(name, checkpoint, scheduler, cluster string, evictions []workv1alpha2.GracefulEvictionTask) string {
+// for a Checkpoint under a policy placing it on cluster with tolerations,
+// and returns its name.
+func (h *harness) checkpointBinding(name, checkpoint, scheduler, cluster string, tolerations []corev1.Toleration, evictions []workv1alpha2.GracefulEvictionTask) string {
 	h.t.Helper()
 	rb := &workv1alpha2.ResourceBinding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: name},
@@ -91,9 +101,8 @@ func (h *harness) checkpointBinding(name, checkpoint, scheduler, cluster string,
 				Namespace: h.ns, Name: checkpoint},
 			SchedulerName: scheduler,
 			Placement: &policyv1alpha1.Placement{
-				ClusterAffinity: &policyv1alpha1.ClusterAffinity{ClusterNames: []string{cluster}},
-				ClusterTolerations: []corev1.Toleration{{Key: clusterv1alpha1.TaintClusterUnscheduler,
-					Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+				ClusterAffinity:    &policyv1alpha1.ClusterAffinity{ClusterNames: []string{cluster}},
+				ClusterTolerations: tolerations,
 			},
 			GracefulEvictionTasks: evictions,
 		},

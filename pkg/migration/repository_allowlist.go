@@ -98,12 +98,11 @@ func ownCheckpoints(cluster string) map[string]string {
 }
 
 // stalePropagation says whether a PropagationPolicy an earlier version made
-// must be brought up to want: a missing toleration, or a selector that
-// forwards Checkpoints the controller did not make.
+// must be brought up to want: other tolerations (before NoExecute was
+// tolerated, Karmada evicted a lost member's Checkpoints), or a selector
+// that forwards Checkpoints the controller did not make.
 func stalePropagation(got, want *policyv1alpha1.PropagationPolicy) bool {
-	if len(got.Spec.Placement.ClusterTolerations) == 0 {
-		return true
-	}
-	return !reflect.DeepEqual(got.Spec.ResourceSelectors, want.Spec.ResourceSelectors) ||
+	return !reflect.DeepEqual(got.Spec.Placement.ClusterTolerations, want.Spec.Placement.ClusterTolerations) ||
+		!reflect.DeepEqual(got.Spec.ResourceSelectors, want.Spec.ResourceSelectors) ||
 		got.Spec.SchedulerName != want.Spec.SchedulerName
 }
