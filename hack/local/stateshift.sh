@@ -58,6 +58,8 @@ EOF
 INTERPRETER_SA=stateshift-interpreter-webhook
 INTERPRETER_HEALTH_PORT=19000
 INTERPRETER_METRICS_PORT=19080
+# Go's profiles of the controller (CPU, heap) for the benchmarks; loopback.
+INTERPRETER_PPROF_PORT=19081
 
 start_interpreter_webhook() {
   build_go_binary interpreter-webhook ./cmd/interpreter-webhook || return 0
@@ -75,7 +77,8 @@ start_interpreter_webhook() {
     --kubeconfig "${dir}/kubeconfig" --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port "${INTERPRETER_WEBHOOK_PORT}" --cert-dir "${dir}/certs" \
     --health-probe-bind-address "127.0.0.1:${INTERPRETER_HEALTH_PORT}" \
-    --metrics-bind-address "127.0.0.1:${INTERPRETER_METRICS_PORT}"
+    --metrics-bind-address "127.0.0.1:${INTERPRETER_METRICS_PORT}" \
+    --pprof-bind-address "127.0.0.1:${INTERPRETER_PPROF_PORT}"
   wait_for interpreter-webhook "${TIMEOUT}" http_ok "http://127.0.0.1:${INTERPRETER_HEALTH_PORT}/readyz"
   log "interpreter-webhook: ready; ResourceInterpreterWebhookConfiguration points at it"
 }

@@ -45,7 +45,8 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 	if err := c.checkRepositoryOnce(ctx, p); err != nil {
 		return nil, err
 	}
-	if err := c.ensurePropagation(ctx, w.ns(), cluster); err != nil {
+	pp, err := c.ensurePropagation(ctx, w.ns(), cluster)
+	if err != nil {
 		return nil, err
 	}
 	// Named from the checkpoint it follows: two reconciles of one round (a
@@ -63,6 +64,7 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 		if running.Spec.NodeName != "" {
 			cp.Labels[v1alpha1.LabelNode] = running.Spec.NodeName
 		}
+		preclaim(cp, pp)
 		err := c.Client.Create(ctx, cp)
 		if err == nil {
 			checkpointsCreated.WithLabelValues(map[bool]string{true: "migration", false: "schedule"}[migration != ""]).Inc()
@@ -153,14 +155,55 @@ func (c *Controller) existingPropagation(ctx context.Context, want *policyv1alph
 }
 
 // ensurePropagation makes sure the namespace has the PropagationPolicy
-// that carries Checkpoints labelled for cluster to that cluster only.
-func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) error {
-	want := &policyv1alpha1.PropagationPolicy{
+// that carries Checkpoints labelled for cluster to that cluster only, and
+// returns it as stored (nil when it was only now created).
+func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) (*policyv1alpha1.PropagationPolicy, error) {
+	want := checkpointPropagation(ns, cluster)
+	got, err := c.existingPropagation(ctx, want)
+	if err != nil || got == nil {
+		return nil, err
+	}
+	if stalePropagation(got, want) { // made by an earlier version
+		got.Spec.Placement.ClusterTolerations = want.Spec.Placement.ClusterTolerations
+		got.Spec.ResourceSelectors = want.Spec.ResourceSelectors
+		got.Spec.SchedulerName = want.Spec.SchedulerName
+		if err := c.Client.Update(ctx, got); err != nil {
+			return nil, fmt.Errorf("update PropagationPolicy %s/%s: %w", ns, want.Name, err)
+		}
+	}
+	return got, nil
+}
+
+// preclaim writes on a new Checkpoint the claim Karmada's detector would
+// otherwise add with an update (ClaimPolicyForObject: the policy's
+// permanent ID label, its namespace and name annotations): one write less
+// in the Karmada API per Checkpoint. Without a policy Karmada has labelled
+// yet, the claim is left to Karmada.
+func preclaim(cp *v1alpha1.Checkpoint, pp *policyv1alpha1.PropagationPolicy) {
+	if pp == nil || pp.Labels[policyv1alpha1.PropagationPolicyPermanentIDLabel] == "" {
+		return
+	}
+	cp.Labels[policyv1alpha1.PropagationPolicyPermanentIDLabel] = pp.Labels[policyv1alpha1.PropagationPolicyPermanentIDLabel]
+	if cp.Annotations == nil {
+		cp.Annotations = map[string]string{}
+	}
+	cp.Annotations[policyv1alpha1.PropagationPolicyNamespaceAnnotation] = pp.Namespace
+	cp.Annotations[policyv1alpha1.PropagationPolicyNameAnnotation] = pp.Name
+}
+
+// checkpointPropagation is the PropagationPolicy of namespace ns that
+// carries Checkpoints labelled for cluster to that cluster only.
+func checkpointPropagation(ns, cluster string) *policyv1alpha1.PropagationPolicy {
+	return &policyv1alpha1.PropagationPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: propagationPolicyName(cluster), Namespace: ns, Labels: map[string]string{LabelManagedBy: ManagedBy}},
 		Spec: policyv1alpha1.PropagationSpec{
 			ResourceSelectors: []policyv1alpha1.ResourceSelector{{
-				APIVersion:    v1alpha1.GroupVersion.String(),
-				Kind:          v1alpha1.CheckpointKind,
+				APIVersion: v1alpha1.GroupVersion.String(),
+				Kind:       v1alpha1.CheckpointKind,
+				// karmada-webhook sets a namespaced policy's own
+				// namespace here: said as it stores it, so that the
+				// comparison with what is stored holds.
+				Namespace:     ns,
 				LabelSelector: &metav1.LabelSelector{MatchLabels: ownCheckpoints(cluster)},
 			}},
 			// Placed by the checkpointplacement controller, not by
@@ -188,17 +231,4 @@ func (c *Controller) ensurePropagation(ctx context.Context, ns, cluster string) 
 			},
 		},
 	}
-	got, err := c.existingPropagation(ctx, want)
-	if err != nil || got == nil {
-		return err
-	}
-	if stalePropagation(got, want) { // made by an earlier version
-		got.Spec.Placement.ClusterTolerations = want.Spec.Placement.ClusterTolerations
-		got.Spec.ResourceSelectors = want.Spec.ResourceSelectors
-		got.Spec.SchedulerName = want.Spec.SchedulerName
-		if err := c.Client.Update(ctx, got); err != nil {
-			return fmt.Errorf("update PropagationPolicy %s/%s: %w", ns, want.Name, err)
-		}
-	}
-	return nil
 }

@@ -184,7 +184,7 @@ func (c *Controller) mayDeleteImages(ctx context.Context, cp *v1alpha1.Checkpoin
 // policy is gone (or for a person's Checkpoint).
 func (c *Controller) imageRepository(ctx context.Context, cp *v1alpha1.Checkpoint) string {
 	p := &v1alpha1.CheckpointPolicy{}
-	if name := cp.Labels[LabelPolicy]; name != "" && c.reader().Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: name}, p) == nil {
+	if name := cp.Labels[LabelPolicy]; name != "" && c.Client.Get(ctx, client.ObjectKey{Namespace: cp.Namespace, Name: name}, p) == nil {
 		return p.Spec.Repository
 	}
 	return cp.Spec.Repository

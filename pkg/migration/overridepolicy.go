@@ -144,9 +144,17 @@ func (c *Controller) armedIsNewer(ctx context.Context, w *workload, current *pol
 	if armed == "" || armed == candidate {
 		return false, nil
 	}
+	// A verified Checkpoint's status no longer changes, so the cache's
+	// copy decides when it has one; only one the cache does not yet show
+	// verified (the other reconciler may have armed it a moment ago) is
+	// read from the API server.
 	get := func(name string) (*v1alpha1.Checkpoint, error) {
+		key := types.NamespacedName{Namespace: w.ns(), Name: name}
 		cp := &v1alpha1.Checkpoint{}
-		err := c.reader().Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: name}, cp)
+		if err := c.Client.Get(ctx, key, cp); err == nil && cp.Status.Phase == v1alpha1.CheckpointSucceeded {
+			return cp, nil
+		}
+		err := c.reader().Get(ctx, key, cp)
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}

@@ -9,10 +9,13 @@ import (
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	"github.com/karmada-io/karmada/pkg/detector"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/restore"
@@ -493,5 +496,60 @@ func TestLastRestoredMigrationKeepsItsCheckpoints(t *testing.T) {
 	}
 	if lastRestoredOf(ms[2:3]) != nil {
 		t.Error("a FellBack Migration restored nothing")
+	}
+}
+
+// The Checkpoints' PropagationPolicy as stored (karmada-webhook sets each
+// selector's namespace) is not rewritten at every Checkpoint; one an
+// earlier version made, without the NoExecute toleration or with a
+// broader selector, is.
+func TestStalePropagation(t *testing.T) {
+	want := checkpointPropagation("shop", "member1")
+	stored := want.DeepCopy()
+	stored.Spec.ResourceSelectors[0].Namespace = "shop"
+	stored.Spec.Placement.ClusterTolerations = append(stored.Spec.Placement.ClusterTolerations,
+		corev1.Toleration{Key: "cluster.karmada.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)})
+	if stalePropagation(stored, want) {
+		t.Error("the policy as stored is rewritten")
+	}
+	noNoExecute := stored.DeepCopy()
+	noNoExecute.Spec.Placement.ClusterTolerations = noNoExecute.Spec.Placement.ClusterTolerations[:1]
+	broader := stored.DeepCopy()
+	broader.Spec.ResourceSelectors[0].LabelSelector = &metav1.LabelSelector{MatchLabels: map[string]string{LabelCluster: "member1"}}
+	for name, got := range map[string]*policyv1alpha1.PropagationPolicy{"without NoExecute": noNoExecute, "broader selector": broader} {
+		if !stalePropagation(got, want) {
+			t.Errorf("%s: not brought up to date", name)
+		}
+	}
+}
+
+// A Checkpoint made under a policy Karmada has labelled carries the claim
+// Karmada's detector would write, so its ClaimPolicyForObject finds it
+// claimed and does not update it (the fake client holds no object: an
+// update would fail).
+func TestPreclaimIsKarmadasClaim(t *testing.T) {
+	pp := checkpointPropagation("shop", "member1")
+	pp.Labels[policyv1alpha1.PropagationPolicyPermanentIDLabel] = "8a3c6a7e-1b4d-4f6e-9c0a-2d5e7f9b1c3d"
+	cp := &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: "db-0-1", Namespace: "shop", Labels: map[string]string{LabelManagedBy: ManagedBy}}}
+	preclaim(cp, pp)
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &detector.ResourceDetector{Client: fake.NewClientBuilder().Build()}
+	id, err := d.ClaimPolicyForObject(&unstructured.Unstructured{Object: obj}, pp)
+	if err != nil || id != pp.Labels[policyv1alpha1.PropagationPolicyPermanentIDLabel] {
+		t.Fatalf("Karmada claims it again: id %q, %v", id, err)
+	}
+	want := map[string]string{policyv1alpha1.PropagationPolicyNamespaceAnnotation: "shop", policyv1alpha1.PropagationPolicyNameAnnotation: pp.Name}
+	if !reflect.DeepEqual(cp.Annotations, want) {
+		t.Errorf("claim annotations %v, want Karmada's %v", cp.Annotations, want)
+	}
+
+	unlabelled := &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{}}}
+	preclaim(unlabelled, checkpointPropagation("shop", "member1"))
+	preclaim(unlabelled, nil)
+	if len(unlabelled.Labels) != 0 || len(unlabelled.Annotations) != 0 {
+		t.Errorf("claimed without a policy ID: %v %v", unlabelled.Labels, unlabelled.Annotations)
 	}
 }

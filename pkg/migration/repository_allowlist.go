@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -98,11 +99,17 @@ func ownCheckpoints(cluster string) map[string]string {
 }
 
 // stalePropagation says whether a PropagationPolicy an earlier version made
-// must be brought up to want: other tolerations (before NoExecute was
+// must be brought up to want: a missing toleration (before NoExecute was
 // tolerated, Karmada evicted a lost member's Checkpoints), or a selector
-// that forwards Checkpoints the controller did not make.
+// that forwards Checkpoints the controller did not make. Tolerations
+// karmada-webhook adds (its not-ready and unreachable defaults) are not
+// a difference.
 func stalePropagation(got, want *policyv1alpha1.PropagationPolicy) bool {
-	return !reflect.DeepEqual(got.Spec.Placement.ClusterTolerations, want.Spec.Placement.ClusterTolerations) ||
-		!reflect.DeepEqual(got.Spec.ResourceSelectors, want.Spec.ResourceSelectors) ||
+	for _, t := range want.Spec.Placement.ClusterTolerations {
+		if !slices.ContainsFunc(got.Spec.Placement.ClusterTolerations, func(g corev1.Toleration) bool { return t.MatchToleration(&g) }) {
+			return true
+		}
+	}
+	return !reflect.DeepEqual(got.Spec.ResourceSelectors, want.Spec.ResourceSelectors) ||
 		got.Spec.SchedulerName != want.Spec.SchedulerName
 }

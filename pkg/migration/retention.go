@@ -313,9 +313,15 @@ func (c *Controller) prune(ctx context.Context, p *v1alpha1.CheckpointPolicy, de
 // images, for as long as the policy lives (issue 11 defect 6). A template
 // the policy merely no longer selects keeps them: a selector edit must not
 // delete state. The images go first (the finalizer), as in prune.
+//
+// It runs at every reconcile of the policy, so it reads the cache: a live
+// list there was the Karmada API server's largest response at 1,000
+// workloads (every Checkpoint of the policy, several times a second in a
+// round). A Checkpoint is made from a workload already in the cache, so
+// the cache never lists one whose template it has not seen.
 func (c *Controller) pruneDeletedWorkloads(ctx context.Context, p *v1alpha1.CheckpointPolicy) error {
 	var l v1alpha1.CheckpointList
-	if err := c.reader().List(ctx, &l, client.InNamespace(p.Namespace), client.MatchingLabels{LabelPolicy: p.Name}); err != nil {
+	if err := c.Client.List(ctx, &l, client.InNamespace(p.Namespace), client.MatchingLabels{LabelPolicy: p.Name}); err != nil {
 		return fmt.Errorf("list checkpoints of policy %s: %w", p.Name, err)
 	}
 	templates, err := c.templates(ctx, p.Namespace, func(string, client.Object) (bool, error) { return true, nil })
