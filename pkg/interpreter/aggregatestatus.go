@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -55,6 +56,9 @@ func aggregateCheckpointStatus(obj *unstructured.Unstructured, items []workv1alp
 		var s stateshiftv1alpha1.CheckpointStatus
 		if err := json.Unmarshal(item.Status.Raw, &s); err != nil {
 			return nil, fmt.Errorf("checkpoint %s/%s: status from cluster %s: %w", obj.GetNamespace(), obj.GetName(), item.ClusterName, err)
+		}
+		if equality.Semantic.DeepEqual(s, stateshiftv1alpha1.CheckpointStatus{}) {
+			continue // reflected before the agent wrote anything
 		}
 		all = append(all, reported{cluster: item.ClusterName, status: s})
 	}

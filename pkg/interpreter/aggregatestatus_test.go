@@ -79,6 +79,11 @@ func TestAggregateStatusCheckpoint(t *testing.T) {
 	}{
 		{"no items: unchanged", nil, "", ""},
 		{"item without status: unchanged", []workv1alpha2.AggregatedStatusItem{{ClusterName: "m1"}}, "", ""},
+		{"item reflected before the agent wrote: unchanged",
+			[]workv1alpha2.AggregatedStatusItem{{ClusterName: "m1", Status: &runtime.RawExtension{Raw: []byte("{}")}}}, "", ""},
+		{"one reported, one not yet", []workv1alpha2.AggregatedStatusItem{
+			{ClusterName: "m0", Status: &runtime.RawExtension{Raw: []byte("{}")}}, checkpointItem(t, "m1", "Pushing")},
+			"Pushing", "cluster m1, node node-a: checkpoint Pushing"},
 		{"one cluster", []workv1alpha2.AggregatedStatusItem{checkpointItem(t, "m1", "Pushing")},
 			"Pushing", "cluster m1, node node-a: checkpoint Pushing"},
 		{"several: most advanced wins", []workv1alpha2.AggregatedStatusItem{

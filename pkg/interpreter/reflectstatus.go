@@ -56,10 +56,18 @@ func reflectWorkloadStatus(obj *unstructured.Unstructured) (*runtime.RawExtensio
 // status write in the Karmada API, each with Events; the control plane
 // acts only on the wait and the result, so the stages in between stay on
 // the member (kubectl get checkpoint there shows them).
+//
+// A new Checkpoint has no status yet, for which Karmada's fallback answers
+// nil; a webhook must answer a status (Karmada refuses a nil one with a
+// ReflectStatusFailed Event and retries), so it reflects as {}, which
+// aggregation reads as nothing reported.
 func reflectCheckpointStatus(obj *unstructured.Unstructured) (*runtime.RawExtension, error) {
 	raw, err := karmada.ReflectStatus(obj)
-	if err != nil || raw == nil || len(raw.Raw) == 0 {
-		return raw, err
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil || len(raw.Raw) == 0 {
+		return &runtime.RawExtension{Raw: []byte("{}")}, nil
 	}
 	var status stateshiftv1alpha1.CheckpointStatus
 	if err := json.Unmarshal(raw.Raw, &status); err != nil {

@@ -105,6 +105,17 @@ func TestInterpretStatusNativeError(t *testing.T) {
 	}
 }
 
+// A Checkpoint no agent has written yet reflects as an empty status:
+// Karmada refuses a webhook's nil status (ReflectStatusFailed, retried).
+func TestInterpretStatusCheckpointWithoutStatus(t *testing.T) {
+	obj := toU(t, checkpoint(""))
+	unstructured.RemoveNestedField(obj.Object, "status")
+	resp := call(t, request(t, configv1alpha1.InterpreterOperationInterpretStatus, obj))
+	if resp.RawStatus == nil || string(resp.RawStatus.Raw) != "{}" {
+		t.Fatalf("reflected %+v, want {}", resp.RawStatus)
+	}
+}
+
 // A waiting or finished Checkpoint's status reaches Karmada whole.
 func TestInterpretStatusCheckpointWaitingOrFinishedIsWholeStatus(t *testing.T) {
 	for _, phase := range []stateshiftv1alpha1.CheckpointPhase{"", "Pending", "Succeeded", "Failed"} {
