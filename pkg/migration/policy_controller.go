@@ -24,9 +24,9 @@ func (c *Controller) policyController(mgr manager.Manager, name string) *builder
 	return ctrl.NewControllerManagedBy(mgr).Named(name).WithOptions(c.bounded()).
 		// The policy's own status writes change no decision.
 		For(&v1alpha1.CheckpointPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.Checkpoint{}, handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint), builder.WithPredicates(checkpointSettled)).
+		Watches(&v1alpha1.Checkpoint{}, batched(handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint), policyBatch), builder.WithPredicates(checkpointSettled)).
 		Watches(&v1alpha1.Migration{}, inNamespace).
-		Watches(&workv1alpha2.ResourceBinding{}, inNamespace, builder.WithPredicates(bindingChanged)).
+		Watches(&workv1alpha2.ResourceBinding{}, batched(inNamespace, policyBatch), builder.WithPredicates(bindingChanged)).
 		Watches(&appsv1.StatefulSet{}, inNamespace, builder.WithPredicates(templateChanged)).
 		Watches(&appsv1.Deployment{}, inNamespace, builder.WithPredicates(templateChanged)).
 		// The restore plans the policy owns: the checkpoints controller

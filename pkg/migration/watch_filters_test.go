@@ -1,12 +1,18 @@
 package migration
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
@@ -83,5 +89,27 @@ func TestTemplateChangedIgnoresStatus(t *testing.T) {
 	relabelled.Labels = map[string]string{"tier": "db"}
 	if !templateChanged.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: relabelled}) {
 		t.Error("new labels (a selection) must pass")
+	}
+}
+
+// A policy's Checkpoint events reach its queue after the batching delay,
+// once however many arrive meanwhile.
+func TestBatchedEventsReachTheQueueOnce(t *testing.T) {
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	h := batched(handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint), 200*time.Millisecond)
+	for i := range 50 {
+		cp := &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: fmt.Sprintf("db-0-%d", i), Labels: map[string]string{LabelPolicy: "db"}}}
+		h.Update(t.Context(), event.UpdateEvent{ObjectOld: cp, ObjectNew: cp}, q)
+	}
+	if q.Len() != 0 {
+		t.Fatalf("%d requests queued at once, want them delayed", q.Len())
+	}
+	time.Sleep(400 * time.Millisecond)
+	if q.Len() != 1 {
+		t.Fatalf("%d requests after the delay, want 1", q.Len())
+	}
+	if r, _ := q.Get(); r.Name != "db" || r.Namespace != "shop" {
+		t.Fatalf("queued %v", r)
 	}
 }

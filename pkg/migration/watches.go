@@ -3,10 +3,14 @@ package migration
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -17,6 +21,48 @@ import (
 // error: when it cannot tell whom to enqueue, the event is lost (the
 // reconcilers still requeue on their own schedules), so it says so in the
 // log, naming the object, instead of dropping it silently.
+
+// policyBatch is how long a policy's controllers gather the events of its
+// Checkpoints and bindings before they look again.
+const policyBatch = time.Second
+
+// batched delays the requests h enqueues by d, so that the events of a
+// round (each of a policy's hundred Checkpoints settling, each binding's
+// status following) make one reconcile of the policy a second rather than
+// one each: the queue holds a request once however often it is added.
+// Nothing urgent waits on these events: a move is driven by its Migration
+// (enqueued at once) and by the migrations controller.
+func batched(h handler.EventHandler, d time.Duration) handler.EventHandler {
+	return batchingHandler{h: h, d: d}
+}
+
+type batchingHandler struct {
+	h handler.EventHandler
+	d time.Duration
+}
+
+type delayingQueue struct {
+	workqueue.TypedRateLimitingInterface[reconcile.Request]
+	d time.Duration
+}
+
+func (q delayingQueue) Add(r reconcile.Request) { q.AddAfter(r, q.d) }
+
+func (b batchingHandler) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.h.Create(ctx, e, delayingQueue{q, b.d})
+}
+
+func (b batchingHandler) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.h.Update(ctx, e, delayingQueue{q, b.d})
+}
+
+func (b batchingHandler) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.h.Delete(ctx, e, delayingQueue{q, b.d})
+}
+
+func (b batchingHandler) Generic(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.h.Generic(ctx, e, delayingQueue{q, b.d})
+}
 
 // policyOfCheckpoint enqueues the CheckpointPolicy that created a
 // Checkpoint. A Checkpoint without the label was made by a person or
