@@ -111,8 +111,10 @@ func (r CheckpointPlacementReconciler) checkpointCluster(ctx context.Context, rb
 		// The policy tolerates NoExecute only to keep Karmada from
 		// evicting the Checkpoints already there: a new one goes to no
 		// cluster being emptied or lost.
-		if t.Effect == corev1.TaintEffectNoExecute ||
-			t.Effect == corev1.TaintEffectNoSchedule && !tolerated(klog.FromContext(ctx), aff.ClusterTolerations, t) {
+		if t.Effect == corev1.TaintEffectNoExecute {
+			return "", fmt.Sprintf("cluster %s has the taint %s:%s: no new Checkpoint goes to a cluster being emptied or lost", name, t.Key, t.Effect), nil
+		}
+		if t.Effect == corev1.TaintEffectNoSchedule && !tolerated(klog.FromContext(ctx), aff.ClusterTolerations, t) {
 			return "", fmt.Sprintf("cluster %s has the taint %s:%s, which the placement does not tolerate", name, t.Key, t.Effect), nil
 		}
 	}
