@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -82,6 +83,28 @@ type Reconciler struct {
 
 	// podLocks serializes the Checkpoints of one pod (see podlocks.go).
 	podLocks podLocks
+	// kubelet is this node's kubelet address, read from the Node at most
+	// once a nodeAddressTTL (see kubeletAddress).
+	kubelet kubeletEndpoint
+}
+
+// nodeAddressTTL is how long the agent uses the kubelet address it read
+// from its Node: at a checkpoint each, a read per checkpoint was one of
+// the agents' largest costs to their API server at 1,000 workloads, and a
+// node's address changes only when the node is registered again.
+const nodeAddressTTL = time.Minute
+
+type kubeletEndpoint struct {
+	mu   sync.Mutex
+	host string
+	port int
+	read time.Time
+}
+
+func (k *kubeletEndpoint) forget() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.host = ""
 }
 
 // SetupWithManager registers the reconciler.
@@ -388,6 +411,7 @@ func (r *Reconciler) run(ctx context.Context, cp *v1alpha1.Checkpoint, pod *core
 	for _, c := range containers {
 		a, err := r.checkpointOne(ctx, pod, host, port, c, r.kubeletTimeout(cp), entry)
 		if err != nil {
+			r.kubelet.forget() // the next attempt reads the Node again
 			return nil, err
 		}
 		*archives = append(*archives, a)
@@ -641,6 +665,12 @@ func orDefault(d, def time.Duration) time.Duration {
 // kubeletAddress is this node's InternalIP and kubelet port, as the kubelet
 // itself published them on the Node.
 func (r *Reconciler) kubeletAddress(ctx context.Context) (string, int, error) {
+	k := &r.kubelet
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.host != "" && r.now().Sub(k.read) < nodeAddressTTL {
+		return k.host, k.port, nil
+	}
 	node := &corev1.Node{}
 	if err := r.Reader.Get(ctx, types.NamespacedName{Name: r.NodeName}, node); err != nil {
 		return "", 0, fail(reasonNode, fmt.Errorf("read node %s: %w", r.NodeName, err))
@@ -649,6 +679,7 @@ func (r *Reconciler) kubeletAddress(ctx context.Context) (string, int, error) {
 	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeHostName, corev1.NodeExternalIP} {
 		for _, a := range node.Status.Addresses {
 			if a.Type == t && a.Address != "" {
+				k.host, k.port, k.read = a.Address, port, r.now()
 				return a.Address, port, nil
 			}
 		}
