@@ -143,7 +143,7 @@ func TestApplyInterpreterConfig(t *testing.T) {
 	}
 	workload, ckpt := cfg.Webhooks[0].Rules[0], cfg.Webhooks[1].Rules[0]
 	if strings.Join(workload.Kinds, ",") != "StatefulSet,Deployment" || len(workload.Operations) != 7 ||
-		strings.Join(ckpt.Kinds, ",") != "Checkpoint" || strings.Join(ckpt.APIGroups, ",") != "stateshift.io" || len(ckpt.Operations) != 3 {
+		strings.Join(ckpt.Kinds, ",") != "Checkpoint" || strings.Join(ckpt.APIGroups, ",") != "stateshift.io" || len(ckpt.Operations) != 2 {
 		t.Fatalf("rules: %+v %+v", workload, ckpt)
 	}
 	for _, f := range []string{"tls.crt", "tls.key", "ca.crt", "ca.key"} {

@@ -33,7 +33,7 @@ func setupCheckpoints(mgr manager.Manager, c *Controller) error {
 	if err := setupCheckpointImages(mgr, c); err != nil {
 		return err
 	}
-	return c.policyController(mgr, "stateshift-checkpoints").Complete(CheckpointReconciler{c})
+	return c.policyController(mgr, "stateshift-checkpoints", policyBatch).Complete(CheckpointReconciler{c})
 }
 
 // MinInterval is the shortest schedule the controller runs, whatever the

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/restore"
@@ -94,10 +95,16 @@ func TestPullSecretArmedAndPropagated(t *testing.T) {
 	})
 
 	// The policy stops naming it: the plan and the propagation drop it.
-	p := &v1alpha1.CheckpointPolicy{}
-	must(t, h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p))
-	p.Spec.PullSecretRef = nil
-	must(t, h.c.Update(h.ctx, p))
+	// As kubectl edit would: the controller may write the status between
+	// the read and the update.
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p := &v1alpha1.CheckpointPolicy{}
+		if err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "protect"}, p); err != nil {
+			return err
+		}
+		p.Spec.PullSecretRef = nil
+		return h.c.Update(h.ctx, p)
+	}))
 	h.eventually("the pull Secret's propagation deleted", 15*time.Second, func() (bool, string) {
 		err := h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "stateshift-pull-secret-ckpt-pull"}, &policyv1alpha1.PropagationPolicy{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)

@@ -27,7 +27,7 @@ import (
 type MoveDetector struct{ *Controller }
 
 func setupMoveDetection(mgr manager.Manager, c *Controller) error {
-	err := c.policyController(mgr, "stateshift-movedetection").Complete(MoveDetector{c})
+	err := c.policyController(mgr, "stateshift-movedetection", 0).Complete(MoveDetector{c})
 	if err != nil || !c.Options.WatchClusters {
 		return err
 	}

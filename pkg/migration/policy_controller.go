@@ -2,6 +2,7 @@ package migration
 
 import (
 	"context"
+	"time"
 
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
@@ -18,15 +19,16 @@ import (
 
 // policyController starts a controller keyed by CheckpointPolicy that
 // looks again whenever something its workloads' decisions depend on
-// changes: their Checkpoints, Migrations, bindings and templates.
-func (c *Controller) policyController(mgr manager.Manager, name string) *builder.Builder {
+// changes: their Checkpoints, Migrations, bindings and templates. With
+// batch > 0 the Checkpoint and binding events wait that long (batched).
+func (c *Controller) policyController(mgr manager.Manager, name string, batch time.Duration) *builder.Builder {
 	inNamespace := handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)
 	return ctrl.NewControllerManagedBy(mgr).Named(name).WithOptions(c.bounded()).
 		// The policy's own status writes change no decision.
 		For(&v1alpha1.CheckpointPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.Checkpoint{}, batched(handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint), policyBatch), builder.WithPredicates(checkpointSettled)).
+		Watches(&v1alpha1.Checkpoint{}, batched(handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint), batch), builder.WithPredicates(checkpointSettled)).
 		Watches(&v1alpha1.Migration{}, inNamespace).
-		Watches(&workv1alpha2.ResourceBinding{}, batched(inNamespace, policyBatch), builder.WithPredicates(bindingChanged)).
+		Watches(&workv1alpha2.ResourceBinding{}, batched(inNamespace, batch), builder.WithPredicates(bindingChanged)).
 		Watches(&appsv1.StatefulSet{}, inNamespace, builder.WithPredicates(templateChanged)).
 		Watches(&appsv1.Deployment{}, inNamespace, builder.WithPredicates(templateChanged)).
 		// The restore plans the policy owns: the checkpoints controller

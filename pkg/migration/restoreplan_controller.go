@@ -28,7 +28,7 @@ import (
 type RestorePlanReconciler struct{ *Controller }
 
 func setupRestorePlan(mgr manager.Manager, c *Controller) error {
-	return c.policyController(mgr, "stateshift-restoreplan").Complete(RestorePlanReconciler{c})
+	return c.policyController(mgr, "stateshift-restoreplan", 0).Complete(RestorePlanReconciler{c})
 }
 
 // Reconcile implements reconcile.Reconciler.

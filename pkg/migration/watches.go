@@ -22,17 +22,21 @@ import (
 // reconcilers still requeue on their own schedules), so it says so in the
 // log, naming the object, instead of dropping it silently.
 
-// policyBatch is how long a policy's controllers gather the events of its
-// Checkpoints and bindings before they look again.
+// policyBatch is how long the checkpoints controller gathers the events
+// of a policy's Checkpoints and bindings before it looks again.
 const policyBatch = time.Second
 
 // batched delays the requests h enqueues by d, so that the events of a
 // round (each of a policy's hundred Checkpoints settling, each binding's
 // status following) make one reconcile of the policy a second rather than
 // one each: the queue holds a request once however often it is added.
-// Nothing urgent waits on these events: a move is driven by its Migration
-// (enqueued at once) and by the migrations controller.
+// Only the checkpoints controller batches (its next round, retention and
+// the policy's status can wait a second): the restore plan must carry a
+// verified checkpoint, and a move must be detected, as soon as possible.
 func batched(h handler.EventHandler, d time.Duration) handler.EventHandler {
+	if d <= 0 {
+		return h
+	}
 	return batchingHandler{h: h, d: d}
 }
 
