@@ -69,12 +69,15 @@ func reflectCheckpointStatus(obj *unstructured.Unstructured) (*runtime.RawExtens
 	if raw == nil || len(raw.Raw) == 0 {
 		return &runtime.RawExtension{Raw: []byte("{}")}, nil
 	}
+	// Only a running attempt is decoded: waiting and finished ones go as
+	// Karmada reflected them.
+	phase, _, _ := unstructured.NestedString(obj.Object, "status", "phase")
+	if p := stateshiftv1alpha1.CheckpointPhase(phase); p != stateshiftv1alpha1.CheckpointCheckpointing && p != stateshiftv1alpha1.CheckpointPushing {
+		return raw, nil
+	}
 	var status stateshiftv1alpha1.CheckpointStatus
 	if err := json.Unmarshal(raw.Raw, &status); err != nil {
 		return nil, fmt.Errorf("status of Checkpoint %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
-	}
-	if status.Phase != stateshiftv1alpha1.CheckpointCheckpointing && status.Phase != stateshiftv1alpha1.CheckpointPushing {
-		return raw, nil
 	}
 	out, err := json.Marshal(claimOf(status))
 	if err != nil {
