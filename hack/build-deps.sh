@@ -12,12 +12,14 @@
 # The helm CLI (the chart's lint, template and install) is built from the Go
 # module proxy as a tool, outside stateshift's go.mod.
 #
-# Usage: hack/build-deps.sh [kube|karmada|tools|helm|promtool|criu|crio|node|all]   (default: all)
+# Usage: hack/build-deps.sh [kube|karmada|tools|helm|promtool|criu|crio|node|all]...   (default: all)
 # node = criu + crio; all runs the C build of CRIU beside the Go builds.
+# Each component builds under its own lock (STATESHIFT_CACHE/.locks): two
+# runs at once (make test's background builds and a test that needs one
+# of them now) build it once, the second waits for the first.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-what="${1:-all}"
 goversion="$(go env GOVERSION)"
 
 # stamp_of INPUTS...: the hash of the Go version and the given files;
@@ -203,23 +205,36 @@ build_promtool() {
   log "promtool: done"
 }
 
-case "${what}" in
-  kube) build_kube ;;
-  karmada) build_karmada ;;
-  tools) build_tools ;;
-  helm) build_helm ;;
-  promtool) build_promtool ;;
-  criu) build_criu ;;
-  crio) build_crio ;;
-  node) build_criu; build_crio ;;
-  all)
-    # CRIU is a C build: it runs beside the Go builds, whose own parallelism
-    # leaves a core idle while they link.
-    mkdir -p "${STATESHIFT_CACHE}"
-    build_criu > "${STATESHIFT_CACHE}/criu-build.log" 2>&1 &
-    criu_pid=$!
-    build_tools; build_helm; build_promtool; build_kube; build_karmada; build_crio
-    wait "${criu_pid}" || { cat "${STATESHIFT_CACHE}/criu-build.log" >&2; die "criu build failed"; }
-    cat "${STATESHIFT_CACHE}/criu-build.log" >&2 ;;
-  *) die "unknown target ${what} (kube|karmada|tools|helm|promtool|criu|crio|node|all)" ;;
-esac
+# locked NAME: runs build_NAME holding NAME's lock, waiting at most
+# BUILD_LOCK_TIMEOUT seconds for another run's build of it (a cold
+# Kubernetes build takes ~15 minutes on two cores).
+locked() {
+  local name="$1" lock
+  mkdir -p "${STATESHIFT_CACHE}/.locks"
+  lock="${STATESHIFT_CACHE}/.locks/${name}.lock"
+  (
+    flock -w "${BUILD_LOCK_TIMEOUT:-3600}" 8 || die "${name}: another build held ${lock} for ${BUILD_LOCK_TIMEOUT:-3600}s"
+    "build_${name}"
+  ) 8> "${lock}"
+}
+
+build_one() {
+  case "$1" in
+    kube | karmada | tools | helm | promtool | criu | crio) locked "$1" ;;
+    node) locked criu; locked crio ;;
+    all)
+      # CRIU is a C build: it runs beside the Go builds, whose own
+      # parallelism leaves a core idle while they link.
+      mkdir -p "${STATESHIFT_CACHE}"
+      locked criu > "${STATESHIFT_CACHE}/criu-build.log" 2>&1 &
+      local criu_pid=$!
+      locked tools; locked helm; locked promtool; locked kube; locked karmada; locked crio
+      wait "${criu_pid}" || { cat "${STATESHIFT_CACHE}/criu-build.log" >&2; die "criu build failed"; }
+      cat "${STATESHIFT_CACHE}/criu-build.log" >&2 ;;
+    *) die "unknown target $1 (kube|karmada|tools|helm|promtool|criu|crio|node|all)" ;;
+  esac
+}
+
+for what in "${@:-all}"; do
+  build_one "${what}"
+done
