@@ -2,9 +2,14 @@ package nodesim
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -14,10 +19,82 @@ import (
 
 // kubeletAuth checks requests as the kubelet's webhook authenticator and
 // authorizer do: the bearer token through a TokenReview, then a
-// SubjectAccessReview on the node's subresource.
+// SubjectAccessReview on the node's subresource, each answer kept for the
+// kubelet's cache TTLs (an error is never kept).
 type kubeletAuth struct {
 	client   kubernetes.Interface
 	nodeName string
+	ttl      AuthCacheTTLs
+	now      func() time.Time
+	tokens   answerCache[*authenticationv1.UserInfo]
+	access   answerCache[bool]
+}
+
+// answerCache keeps the API server's answers until they expire. It is
+// swept of expired answers whenever it holds more than answerCacheSweepAt,
+// so its size follows the callers of the last TTL, not the node's age.
+type answerCache[T any] struct {
+	mu      sync.Mutex
+	answers map[string]cachedAnswer[T]
+}
+
+type cachedAnswer[T any] struct {
+	value   T
+	expires time.Time
+}
+
+const answerCacheSweepAt = 1024
+
+func (c *answerCache[T]) get(key string, now time.Time) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.answers[key]
+	if !ok || !now.Before(a.expires) {
+		var zero T
+		return zero, false
+	}
+	return a.value, true
+}
+
+func (c *answerCache[T]) put(key string, value T, now time.Time, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.answers == nil {
+		c.answers = map[string]cachedAnswer[T]{}
+	}
+	if len(c.answers) >= answerCacheSweepAt {
+		for k, a := range c.answers {
+			if !now.Before(a.expires) {
+				delete(c.answers, k)
+			}
+		}
+	}
+	c.answers[key] = cachedAnswer[T]{value: value, expires: now.Add(ttl)}
+}
+
+// tokenKey keeps no token in memory longer than the request: the cache is
+// keyed by its SHA-256.
+func tokenKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// accessKey is everything a SubjectAccessReview of this node depends on.
+func accessKey(u *authenticationv1.UserInfo, verb, subresource string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q %q %q %q %q", u.Username, u.UID, strings.Join(u.Groups, "\x00"), verb, subresource)
+	keys := make([]string, 0, len(u.Extra))
+	for k := range u.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %q=%q", k, strings.Join(u.Extra[k], "\x00"))
+	}
+	return b.String()
 }
 
 // authenticate returns the user of the request's bearer token, or nil when
@@ -32,20 +109,32 @@ func (a *kubeletAuth) authenticate(ctx context.Context, r *http.Request) (*authe
 	if token == "" {
 		return nil, nil
 	}
+	key := tokenKey(token)
+	if u, ok := a.tokens.get(key, a.now()); ok {
+		return u, nil
+	}
 	tr, err := a.client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("token review: %w", err)
 	}
-	if !tr.Status.Authenticated {
-		return nil, nil
+	var u *authenticationv1.UserInfo
+	if tr.Status.Authenticated {
+		u = &tr.Status.User
 	}
-	return &tr.Status.User, nil
+	// As the kubelet's token cache: a rejected token is kept as long as
+	// an accepted one.
+	a.tokens.put(key, u, a.now(), a.ttl.Token)
+	return u, nil
 }
 
 // authorize asks whether u may <verb> nodes/<subresource> of this node.
 func (a *kubeletAuth) authorize(ctx context.Context, u *authenticationv1.UserInfo, verb, subresource string) (bool, error) {
+	key := accessKey(u, verb, subresource)
+	if allowed, ok := a.access.get(key, a.now()); ok {
+		return allowed, nil
+	}
 	extra := map[string]authorizationv1.ExtraValue{}
 	for k, v := range u.Extra {
 		extra[k] = authorizationv1.ExtraValue(v)
@@ -69,6 +158,11 @@ func (a *kubeletAuth) authorize(ctx context.Context, u *authenticationv1.UserInf
 	if err != nil {
 		return false, fmt.Errorf("subject access review: %w", err)
 	}
+	ttl := a.ttl.Allowed
+	if !sar.Status.Allowed {
+		ttl = a.ttl.Denied
+	}
+	a.access.put(key, sar.Status.Allowed, a.now(), ttl)
 	return sar.Status.Allowed, nil
 }
 

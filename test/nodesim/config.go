@@ -71,6 +71,17 @@ type Config struct {
 	Capacity corev1.ResourceList
 	// Labels are added to the Node's well-known labels.
 	Labels map[string]string
+	// AuthCache is how long the node keeps the API server's answers about
+	// a caller (10s, 10s and 5s when zero: what the local environment's
+	// real kubelets are configured with, hack/local/realnode.sh).
+	AuthCache AuthCacheTTLs
+}
+
+// AuthCacheTTLs are the kubelet's webhook cache settings: authentication's
+// cacheTTL (accepted and rejected tokens alike) and authorization's
+// cacheAuthorizedTTL and cacheUnauthorizedTTL. A negative TTL keeps nothing.
+type AuthCacheTTLs struct {
+	Token, Allowed, Denied time.Duration
 }
 
 // RegistryOptions configure image pulls.
@@ -139,6 +150,15 @@ func (c *Config) complete() error {
 	}
 	if c.BackoffInitial == 0 {
 		c.BackoffInitial = 10 * time.Second
+	}
+	if c.AuthCache.Token == 0 {
+		c.AuthCache.Token = 10 * time.Second
+	}
+	if c.AuthCache.Allowed == 0 {
+		c.AuthCache.Allowed = 10 * time.Second
+	}
+	if c.AuthCache.Denied == 0 {
+		c.AuthCache.Denied = 5 * time.Second
 	}
 	if c.BackoffMax == 0 {
 		c.BackoffMax = 5 * time.Minute

@@ -83,7 +83,7 @@ func New(cfg Config) (*Node, error) {
 	return &Node{
 		cfg:    cfg,
 		client: client,
-		auth:   &kubeletAuth{client: client, nodeName: cfg.NodeName},
+		auth:   &kubeletAuth{client: client, nodeName: cfg.NodeName, ttl: cfg.AuthCache, now: time.Now},
 		reg:    reg,
 		cert:   cert,
 		caPEM:  caPEM,
