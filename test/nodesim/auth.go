@@ -8,13 +8,14 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 )
 
 // kubeletAuth checks requests as the kubelet's webhook authenticator and
@@ -25,54 +26,24 @@ type kubeletAuth struct {
 	client   kubernetes.Interface
 	nodeName string
 	ttl      AuthCacheTTLs
-	now      func() time.Time
-	tokens   answerCache[*authenticationv1.UserInfo]
-	access   answerCache[bool]
+	// tokens maps tokenKey to *UserInfo (nil: rejected), access maps
+	// accessKey to the decision; expired answers are dropped as new ones
+	// are kept, so the caches follow the callers of the last TTL.
+	tokens, access *cache.Expiring
 }
 
-// answerCache keeps the API server's answers until they expire. It is
-// swept of expired answers whenever it holds more than answerCacheSweepAt,
-// so its size follows the callers of the last TTL, not the node's age.
-type answerCache[T any] struct {
-	mu      sync.Mutex
-	answers map[string]cachedAnswer[T]
+// newKubeletAuth is the node's authenticator and authorizer; clk tells
+// the caches' time.
+func newKubeletAuth(client kubernetes.Interface, nodeName string, ttl AuthCacheTTLs, clk clock.Clock) *kubeletAuth {
+	return &kubeletAuth{client: client, nodeName: nodeName, ttl: ttl,
+		tokens: cache.NewExpiringWithClock(clk), access: cache.NewExpiringWithClock(clk)}
 }
 
-type cachedAnswer[T any] struct {
-	value   T
-	expires time.Time
-}
-
-const answerCacheSweepAt = 1024
-
-func (c *answerCache[T]) get(key string, now time.Time) (T, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	a, ok := c.answers[key]
-	if !ok || !now.Before(a.expires) {
-		var zero T
-		return zero, false
+// keep caches an answer for ttl; a TTL that is not positive keeps nothing.
+func keep(c *cache.Expiring, key string, value any, ttl time.Duration) {
+	if ttl > 0 {
+		c.Set(key, value, ttl)
 	}
-	return a.value, true
-}
-
-func (c *answerCache[T]) put(key string, value T, now time.Time, ttl time.Duration) {
-	if ttl <= 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.answers == nil {
-		c.answers = map[string]cachedAnswer[T]{}
-	}
-	if len(c.answers) >= answerCacheSweepAt {
-		for k, a := range c.answers {
-			if !now.Before(a.expires) {
-				delete(c.answers, k)
-			}
-		}
-	}
-	c.answers[key] = cachedAnswer[T]{value: value, expires: now.Add(ttl)}
 }
 
 // tokenKey keeps no token in memory longer than the request: the cache is
@@ -110,8 +81,8 @@ func (a *kubeletAuth) authenticate(ctx context.Context, r *http.Request) (*authe
 		return nil, nil
 	}
 	key := tokenKey(token)
-	if u, ok := a.tokens.get(key, a.now()); ok {
-		return u, nil
+	if u, ok := a.tokens.Get(key); ok {
+		return u.(*authenticationv1.UserInfo), nil
 	}
 	tr, err := a.client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: token},
@@ -125,15 +96,15 @@ func (a *kubeletAuth) authenticate(ctx context.Context, r *http.Request) (*authe
 	}
 	// As the kubelet's token cache: a rejected token is kept as long as
 	// an accepted one.
-	a.tokens.put(key, u, a.now(), a.ttl.Token)
+	keep(a.tokens, key, u, a.ttl.Token)
 	return u, nil
 }
 
 // authorize asks whether u may <verb> nodes/<subresource> of this node.
 func (a *kubeletAuth) authorize(ctx context.Context, u *authenticationv1.UserInfo, verb, subresource string) (bool, error) {
 	key := accessKey(u, verb, subresource)
-	if allowed, ok := a.access.get(key, a.now()); ok {
-		return allowed, nil
+	if allowed, ok := a.access.Get(key); ok {
+		return allowed.(bool), nil
 	}
 	extra := map[string]authorizationv1.ExtraValue{}
 	for k, v := range u.Extra {
@@ -162,7 +133,7 @@ func (a *kubeletAuth) authorize(ctx context.Context, u *authenticationv1.UserInf
 	if !sar.Status.Allowed {
 		ttl = a.ttl.Denied
 	}
-	a.access.put(key, sar.Status.Allowed, a.now(), ttl)
+	keep(a.access, key, sar.Status.Allowed, ttl)
 	return sar.Status.Allowed, nil
 }
 

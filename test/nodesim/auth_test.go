@@ -3,6 +3,7 @@ package nodesim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 // fakeReviewer answers TokenReviews and SubjectAccessReviews as an API
@@ -24,24 +26,27 @@ type fakeReviewer struct {
 
 func (f *fakeReviewer) client() *fake.Clientset {
 	cs := fake.NewClientset()
-	cs.PrependReactor("create", "tokenreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
-		f.tokenReviews++
-		if f.fail {
-			return true, nil, errors.New("connection refused")
-		}
+	// review counts one kind of review and answers it, or fails when the
+	// test says the API server is down.
+	review := func(resource string, count *int, answer func() runtime.Object) {
+		cs.PrependReactor("create", resource, func(k8stesting.Action) (bool, runtime.Object, error) {
+			*count++
+			if f.fail {
+				return true, nil, errors.New("connection refused")
+			}
+			return true, answer(), nil
+		})
+	}
+	review("tokenreviews", &f.tokenReviews, func() runtime.Object {
 		tr := &authenticationv1.TokenReview{}
 		tr.Status.Authenticated = f.authenticated
 		tr.Status.User = authenticationv1.UserInfo{Username: "system:serviceaccount:stateshift-system:checkpoint-agent"}
-		return true, tr, nil
+		return tr
 	})
-	cs.PrependReactor("create", "subjectaccessreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
-		f.accessReviews++
-		if f.fail {
-			return true, nil, errors.New("connection refused")
-		}
+	review("subjectaccessreviews", &f.accessReviews, func() runtime.Object {
 		sar := &authorizationv1.SubjectAccessReview{}
 		sar.Status.Allowed = f.allowed
-		return true, sar, nil
+		return sar
 	})
 	return cs
 }
@@ -60,9 +65,9 @@ func bearer(token string) *http.Request {
 func TestAuthCachesAnswersAsTheKubelet(t *testing.T) {
 	ctx := context.Background()
 	f := &fakeReviewer{authenticated: true, allowed: true}
-	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
-	a := &kubeletAuth{client: f.client(), nodeName: "node-1", now: func() time.Time { return now },
-		ttl: AuthCacheTTLs{Token: 10 * time.Second, Allowed: 10 * time.Second, Denied: 5 * time.Second}}
+	clk := testingclock.NewFakeClock(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC))
+	a := newKubeletAuth(f.client(), "node-1",
+		AuthCacheTTLs{Token: 10 * time.Second, Allowed: 10 * time.Second, Denied: 5 * time.Second}, clk)
 
 	for i := 0; i < 3; i++ {
 		u, err := a.authenticate(ctx, bearer("token-a"))
@@ -92,17 +97,17 @@ func TestAuthCachesAnswersAsTheKubelet(t *testing.T) {
 
 	// Past the TTL the API server is asked again, and a revoked
 	// permission is denied; the denial is kept for the shorter TTL.
-	now = now.Add(10 * time.Second)
+	clk.Step(10 * time.Second)
 	f.allowed = false
 	if ok, _ := a.authorize(ctx, u, "create", "checkpoint"); ok {
 		t.Fatal("an expired allowed answer was used after the TTL")
 	}
 	f.allowed = true
-	now = now.Add(4 * time.Second)
+	clk.Step(4 * time.Second)
 	if ok, _ := a.authorize(ctx, u, "create", "checkpoint"); ok {
 		t.Fatal("a denial was not kept for the denied TTL")
 	}
-	now = now.Add(time.Second)
+	clk.Step(time.Second)
 	if ok, _ := a.authorize(ctx, u, "create", "checkpoint"); !ok {
 		t.Fatal("a granted permission was still denied after the denied TTL")
 	}
@@ -132,22 +137,31 @@ func TestAuthCachesAnswersAsTheKubelet(t *testing.T) {
 	}
 }
 
-// TestAuthCacheStaysBounded checks that the cache does not grow with the
-// number of callers over the node's life: expired answers are swept.
+// TestAuthCacheStaysBounded checks that the caches do not grow with the
+// number of callers over the node's life: expired answers are dropped, and
+// a TTL that is not positive keeps nothing.
 func TestAuthCacheStaysBounded(t *testing.T) {
-	var c answerCache[bool]
-	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < 10*answerCacheSweepAt; i++ {
-		c.put(tokenKey(string(rune(i))+"-token"), true, now, time.Second)
-		now = now.Add(10 * time.Millisecond)
+	ctx := context.Background()
+	f := &fakeReviewer{authenticated: true, allowed: true}
+	clk := testingclock.NewFakeClock(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC))
+	a := newKubeletAuth(f.client(), "node-1", AuthCacheTTLs{Token: time.Second, Allowed: -1, Denied: -1}, clk)
+	for i := 0; i < 10000; i++ {
+		if _, err := a.authenticate(ctx, bearer(fmt.Sprintf("token-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		clk.Step(10 * time.Millisecond)
 	}
-	// One second holds 100 answers; a sweep runs before every insert
-	// past answerCacheSweepAt.
-	if n := len(c.answers); n > answerCacheSweepAt {
-		t.Fatalf("cache holds %d answers, want at most %d", n, answerCacheSweepAt)
+	// One second holds 100 answers.
+	if n := a.tokens.Len(); n > 101 {
+		t.Fatalf("token cache holds %d answers after 10000 callers, want at most 101", n)
 	}
-	c.put("k", true, now, -1)
-	if _, ok := c.get("k", now); ok {
-		t.Fatal("a negative TTL kept an answer")
+	u, _ := a.authenticate(ctx, bearer("token-0"))
+	for i := 0; i < 2; i++ {
+		if _, err := a.authorize(ctx, u, "create", "checkpoint"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.access.Len() != 0 || f.accessReviews != 2 {
+		t.Fatalf("a negative TTL kept an answer: %d kept, %d SubjectAccessReviews", a.access.Len(), f.accessReviews)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 // Node is one simulated node: kubelet and container runtime.
@@ -83,7 +84,7 @@ func New(cfg Config) (*Node, error) {
 	return &Node{
 		cfg:    cfg,
 		client: client,
-		auth:   &kubeletAuth{client: client, nodeName: cfg.NodeName, ttl: cfg.AuthCache, now: time.Now},
+		auth:   newKubeletAuth(client, cfg.NodeName, cfg.AuthCache, clock.RealClock{}),
 		reg:    reg,
 		cert:   cert,
 		caPEM:  caPEM,
