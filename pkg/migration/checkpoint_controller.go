@@ -27,13 +27,19 @@ import (
 // takes the scheduled checkpoints, the fresh ones a Migration waits for,
 // and applies retention; the status reports what it observes (the armed
 // plan included, which the restoreplan controller writes).
-type CheckpointReconciler struct{ *Controller }
+type CheckpointReconciler struct {
+	*Controller
+	// deferral is how long this round lets due scheduled checkpoints wait
+	// for the moves in progress (roundDeferral); set on the Reconcile's
+	// own copy of the reconciler.
+	deferral time.Duration
+}
 
 func setupCheckpoints(mgr manager.Manager, c *Controller) error {
 	if err := setupCheckpointImages(mgr, c); err != nil {
 		return err
 	}
-	return c.policyController(mgr, "stateshift-checkpoints", policyBatch).Complete(CheckpointReconciler{c})
+	return c.policyController(mgr, "stateshift-checkpoints", policyBatch).Complete(CheckpointReconciler{Controller: c})
 }
 
 // MinInterval is the shortest schedule the controller runs, whatever the
@@ -55,6 +61,7 @@ func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	// (writeStatus would skip the write).
 	status := v1alpha1.CheckpointPolicyStatus{ObservedGeneration: p.Generation, Conditions: append([]metav1.Condition(nil), p.Status.Conditions...)}
 	next := interval(p)
+	r.deferral = r.roundDeferral(ctx, p)
 	var errs []error
 	for _, o := range r.protectAll(withRepositoryVerdict(ctx), p, workloads) {
 		if o.err != nil {
@@ -191,8 +198,14 @@ func (r CheckpointReconciler) scheduled(ctx context.Context, p *v1alpha1.Checkpo
 			if !PodRunsTemplate(&pod, w.u) {
 				continue // an old pod of a rollout: its state is not the new template's
 			}
-			if due := Due(append(mine, restoredFrom(&pod, current)...), interval(p), r.now()); due > 0 {
+			last := append(mine, restoredFrom(&pod, current)...)
+			if due := Due(last, interval(p), r.now()); due > 0 {
 				wait = min(wait, due)
+				continue
+			}
+			if left := deferredFor(last, interval(p), r.deferral, r.now()); left > 0 {
+				checkpointDeferrals.Inc()
+				wait = min(wait, left)
 				continue
 			}
 			if _, err := r.createCheckpoint(ctx, p, w, cluster, &pod, ""); err != nil {

@@ -77,6 +77,10 @@ type harnessOptions struct {
 	pods func(migration.PodLister) migration.PodLister
 	// reconcileTimeout is the controller's Options.ReconcileTimeout.
 	reconcileTimeout time.Duration
+	// controllers and scheduledDeferral are the controller's
+	// Options.Controllers and Options.ScheduledCheckpointDeferral.
+	controllers       []string
+	scheduledDeferral time.Duration
 }
 
 func start(t *testing.T) *harness { return startWith(t, harnessOptions{}) }
@@ -103,7 +107,8 @@ func startWith(t testing.TB, o harnessOptions) *harness {
 	if o.pods != nil {
 		pods = o.pods(pods)
 	}
-	ctx := runController(t, cfg, s, pods, migration.Options{WatchClusters: true, ReconcileTimeout: o.reconcileTimeout})
+	ctx := runController(t, cfg, s, pods, migration.Options{WatchClusters: true, ReconcileTimeout: o.reconcileTimeout,
+		Controllers: o.controllers, ScheduledCheckpointDeferral: o.scheduledDeferral})
 	h := &harness{t: t, ctx: ctx, c: c, reg: registry.Start(t, o.registry...), auth: authn.Anonymous}
 	if h.reg.Username != "" {
 		h.auth = &authn.Basic{Username: h.reg.Username, Password: h.reg.Password}

@@ -30,6 +30,10 @@ var (
 		Namespace: "stateshift", Subsystem: "controller", Name: "stray_images_total",
 		Help: "Stray images (pushed by failed checkpoint attempts) handled by retention: deleted, refused (origin check, or a result), error (registry).",
 	}, []string{"outcome"})
+	checkpointDeferrals = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "stateshift", Subsystem: "controller", Name: "checkpoint_deferrals_total",
+		Help: "Scheduled checkpoints due that a round did not take because Migrations were in progress (--scheduled-checkpoint-deferral); one deferred over several rounds counts once per round.",
+	})
 	deadlinesExceeded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "stateshift", Subsystem: "migration", Name: "deadline_exceeded_total",
 		Help: "Migration phases that outlived spec.phaseTimeout, by trigger and phase.",
@@ -54,7 +58,7 @@ func init() {
 	for _, o := range []string{"deleted", "refused", "error"} {
 		strayImagesDeleted.WithLabelValues(o)
 	}
-	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, strayImagesDeleted, deadlinesExceeded,
+	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, strayImagesDeleted, deadlinesExceeded, checkpointDeferrals,
 		observedState, version.BuildInfo("interpreter-webhook"))
 }
 

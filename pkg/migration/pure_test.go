@@ -127,6 +127,28 @@ func TestDue(t *testing.T) {
 	}
 }
 
+func TestDeferredFor(t *testing.T) {
+	interval, deferral := 10*time.Second, 30*time.Second
+	cps := []v1alpha1.Checkpoint{ckpt("s", v1alpha1.CheckpointSucceeded, 0, imgA)}
+	for _, tc := range []struct {
+		cps      []v1alpha1.Checkpoint
+		deferral time.Duration
+		at       time.Duration // after the checkpoint completed
+		want     time.Duration
+	}{
+		{cps, deferral, 10 * time.Second, 30 * time.Second}, // just due: waits the whole deferral
+		{cps, deferral, 25 * time.Second, 15 * time.Second},
+		{cps, deferral, 40 * time.Second, 0}, // the bound: due 30 s ago
+		{cps, deferral, time.Hour, 0},
+		{cps, 0, 10 * time.Second, 0},        // off
+		{nil, deferral, 10 * time.Second, 0}, // a first checkpoint is never deferred
+	} {
+		if got := deferredFor(tc.cps, interval, tc.deferral, t0.Add(tc.at)); got != tc.want {
+			t.Errorf("%d checkpoints, deferral %s, %s after: waits %s, want %s", len(tc.cps), tc.deferral, tc.at, got, tc.want)
+		}
+	}
+}
+
 func TestBuildPlan(t *testing.T) {
 	a := ckpt("db-0-aaaaa", v1alpha1.CheckpointSucceeded, time.Minute, imgA)
 	b := ckpt("db-1-bbbbb", v1alpha1.CheckpointSucceeded, 2*time.Minute, imgB)

@@ -111,6 +111,16 @@ func Due(cps []v1alpha1.Checkpoint, interval time.Duration, now time.Time) time.
 	if InProgress(cps) {
 		return interval
 	}
+	newest := newestCheckpointTime(cps)
+	if newest.IsZero() {
+		return 0
+	}
+	return max(0, newest.Add(interval).Sub(now))
+}
+
+// newestCheckpointTime is when the newest of cps completed (or was created,
+// when it has not completed); zero for none.
+func newestCheckpointTime(cps []v1alpha1.Checkpoint) time.Time {
 	var newest time.Time
 	for i := range cps {
 		t := cps[i].CreationTimestamp.Time
@@ -121,13 +131,7 @@ func Due(cps []v1alpha1.Checkpoint, interval time.Duration, now time.Time) time.
 			newest = t
 		}
 	}
-	if newest.IsZero() {
-		return 0
-	}
-	if left := newest.Add(interval).Sub(now); left > 0 {
-		return left
-	}
-	return 0
+	return newest
 }
 
 func onCluster(cps []v1alpha1.Checkpoint, cluster string) []v1alpha1.Checkpoint {

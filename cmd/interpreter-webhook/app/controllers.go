@@ -27,7 +27,8 @@ func Controllers(o *options.Options) []func(manager.Manager) error {
 			ConcurrentSyncs:  o.ConcurrentSyncs,
 			Controllers:      o.Controllers,
 
-			RequireRepositoryAllowlist: o.RequireRepositoryAllowlist,
+			RequireRepositoryAllowlist:  o.RequireRepositoryAllowlist,
+			ScheduledCheckpointDeferral: o.ScheduledCheckpointDeferral,
 		})
 		if err != nil {
 			return err

@@ -76,6 +76,9 @@ type Options struct {
 	// ConcurrentSyncs: objects each migration controller reconciles at
 	// once, and workloads of one policy handled at once.
 	ConcurrentSyncs int
+	// ScheduledCheckpointDeferral: how long a due scheduled checkpoint
+	// waits while Migrations are in progress (0: never).
+	ScheduledCheckpointDeferral time.Duration
 
 	// RestConfig is resolved by Complete; nil means no API server.
 	RestConfig *rest.Config
@@ -105,6 +108,8 @@ func New() *Options {
 		SecretNamespace:         migration.DefaultSecretNamespace,
 		ReconcileTimeout:        migration.DefaultReconcileTimeout,
 		ConcurrentSyncs:         migration.DefaultConcurrentSyncs,
+
+		ScheduledCheckpointDeferral: migration.DefaultScheduledCheckpointDeferral,
 	}
 }
 
@@ -131,6 +136,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SecretNamespace, "secret-namespace", o.SecretNamespace, "Namespace of the registry credentials Secrets the CheckpointPolicies name (the controllers' own namespace).")
 	fs.DurationVar(&o.ReconcileTimeout, "reconcile-timeout", o.ReconcileTimeout, "Upper bound of every reconcile of the migration controllers.")
 	fs.IntVar(&o.ConcurrentSyncs, "concurrent-syncs", o.ConcurrentSyncs, "Objects each migration controller reconciles at once, and workloads of one CheckpointPolicy a round handles at once.")
+	fs.DurationVar(&o.ScheduledCheckpointDeferral, "scheduled-checkpoint-deferral", o.ScheduledCheckpointDeferral,
+		"How long a scheduled checkpoint that falls due may wait while Migrations are in progress, so that the moves' writes to the Karmada API go first; 0 never defers.")
 	fs.BoolVar(&o.RequireRepositoryAllowlist, "require-repository-allowlist", o.RequireRepositoryAllowlist,
 		"Take no checkpoint for a CheckpointPolicy whose namespace lacks the annotation stateshift.io/allowed-repositories (without it such a namespace may use any repository).")
 }
@@ -165,6 +172,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ConcurrentSyncs < 1 {
 		return fmt.Errorf("--concurrent-syncs must be at least 1")
+	}
+	if o.ScheduledCheckpointDeferral < 0 {
+		return fmt.Errorf("--scheduled-checkpoint-deferral must not be negative")
 	}
 	if o.ReconcileTimeout <= 0 {
 		return fmt.Errorf("--reconcile-timeout must be positive")

@@ -28,6 +28,8 @@ func TestFlagsAndValidate(t *testing.T) {
 		{[]string{"--controllers=*,-restorplan"}, "unknown controller"},
 		{[]string{"--secret-namespace="}, "--secret-namespace"},
 		{[]string{"--reconcile-timeout=0s"}, "--reconcile-timeout"},
+		{[]string{"--scheduled-checkpoint-deferral=0s"}, ""},
+		{[]string{"--scheduled-checkpoint-deferral=-1s"}, "--scheduled-checkpoint-deferral"},
 		{[]string{"--bind-address=127.0.0.1", "--secure-port=9443", "--tls-min-version=1.2", "--cert-dir=/certs"}, ""},
 	}
 	for _, tc := range cases {
