@@ -2,12 +2,15 @@ package migration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
+	"github.com/karmada-io/karmada/pkg/util"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,8 +66,13 @@ func (r CheckpointPlacementReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err := r.Client.Get(ctx, req.NamespacedName, rb); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !isCheckpointBinding(rb) || rb.DeletionTimestamp != nil || len(rb.Spec.Clusters) > 0 || len(rb.Spec.GracefulEvictionTasks) > 0 {
+	if !isCheckpointBinding(rb) || rb.DeletionTimestamp != nil || len(rb.Spec.GracefulEvictionTasks) > 0 {
 		return ctrl.Result{}, nil
+	}
+	if len(rb.Spec.Clusters) > 0 {
+		// Placed by a release that did not record the applied placement,
+		// or the placement changed since.
+		return ctrl.Result{}, r.recordAppliedPlacement(ctx, rb, rb.Spec.Clusters)
 	}
 	cluster, why, err := r.checkpointCluster(ctx, rb)
 	if err != nil {
@@ -74,10 +82,8 @@ func (r CheckpointPlacementReconciler) Reconcile(ctx context.Context, req ctrl.R
 		// As Karmada's scheduler does, try again later: a taint goes.
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, r.setScheduled(ctx, rb, metav1.ConditionFalse, "NoClusterFit", why)
 	}
-	patch := client.MergeFrom(rb.DeepCopy())
-	rb.Spec.Clusters = []workv1alpha2.TargetCluster{{Name: cluster}}
-	if err := r.Client.Patch(ctx, rb, patch); err != nil {
-		return ctrl.Result{}, fmt.Errorf("place binding %s/%s on %s: %w", rb.Namespace, rb.Name, cluster, err)
+	if err := r.recordAppliedPlacement(ctx, rb, []workv1alpha2.TargetCluster{{Name: cluster}}); err != nil {
+		return ctrl.Result{}, err
 	}
 	// One write per Checkpoint is the usual cost: the Scheduled condition
 	// is written only to take back an earlier NoClusterFit (a Checkpoint
@@ -86,6 +92,38 @@ func (r CheckpointPlacementReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, r.setScheduled(ctx, rb, metav1.ConditionTrue, "Success", "placed on "+cluster+" by "+CheckpointSchedulerName)
+}
+
+// recordAppliedPlacement places the binding on clusters and records the
+// placement it applied, in one patch, as Karmada's scheduler does
+// (policy.karmada.io/applied-placement, the JSON of spec.placement).
+// Karmada's taint manager decides from that annotation whether a binding
+// on a NoExecute cluster tolerates the taint; without it, it logged "the
+// applied placement for ResourceBining can not be empty" for every
+// Checkpoint of a lost member and retried each, and the retries took the
+// eviction queue's shared rate-limit tokens from the workloads the loss
+// was moving: a storm of 100 took minutes to be evicted.
+func (r CheckpointPlacementReconciler) recordAppliedPlacement(ctx context.Context, rb *workv1alpha2.ResourceBinding, clusters []workv1alpha2.TargetCluster) error {
+	if rb.Spec.Placement == nil {
+		return nil // checkpointCluster places no binding without one
+	}
+	applied, err := json.Marshal(*rb.Spec.Placement)
+	if err != nil {
+		return fmt.Errorf("binding %s/%s: placement: %w", rb.Namespace, rb.Name, err)
+	}
+	if rb.Annotations[util.PolicyPlacementAnnotation] == string(applied) && equality.Semantic.DeepEqual(rb.Spec.Clusters, clusters) {
+		return nil
+	}
+	patch := client.MergeFrom(rb.DeepCopy())
+	if rb.Annotations == nil {
+		rb.Annotations = map[string]string{}
+	}
+	rb.Annotations[util.PolicyPlacementAnnotation] = string(applied)
+	rb.Spec.Clusters = clusters
+	if err := r.Client.Patch(ctx, rb, patch); err != nil {
+		return fmt.Errorf("place binding %s/%s on %v: %w", rb.Namespace, rb.Name, clusters, err)
+	}
+	return nil
 }
 
 // checkpointCluster is the one cluster the binding's placement names, or

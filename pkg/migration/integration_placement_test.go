@@ -24,7 +24,8 @@ import (
 // would: a cordon's NoSchedule taint is tolerated, a NoExecute cluster
 // gets no new Checkpoint, an evicted binding is not placed again, and
 // other bindings are left to Karmada's scheduler. Karmada's taint manager
-// never evicts the Checkpoints a lost cluster already has.
+// never evicts the Checkpoints a lost cluster already has, and finds in
+// each placed binding the applied placement it decides from.
 func TestCheckpointPlacement(t *testing.T) {
 	h := startWith(t, harnessOptions{shippedRBAC: true})
 	cp := h.protectedOnMember1(time.Hour)
@@ -81,6 +82,27 @@ func TestCheckpointPlacement(t *testing.T) {
 				rb.Status.SchedulerObservedGeneration == rb.Generation,
 			fmt.Sprintf("clusters %v, Scheduled %+v", rb.Spec.Clusters, cond)
 	})
+	// A binding placed by a release that did not record the applied
+	// placement gets it, and stays where it is.
+	placedBefore := h.checkpointBinding("placed-before", cp.Name, migration.CheckpointSchedulerName, "lost", tolerations, nil,
+		workv1alpha2.TargetCluster{Name: "lost"})
+	// What Karmada's taint manager reads (syncBindingEviction): each
+	// placed binding's applied placement tolerates a lost cluster's
+	// NoExecute taint for good. Without the annotation it errs and
+	// retries the binding.
+	for name, cluster := range map[string]string{onCordoned: "member1", onLost: "lost", placedBefore: "lost"} {
+		h.eventually("binding "+name+" records the placement Karmada's taint manager reads", 20*time.Second, func() (bool, string) {
+			rb := h.getBinding(name)
+			applied, err := helper.GetAppliedPlacement(rb.Annotations)
+			if err != nil || applied == nil {
+				return false, fmt.Sprintf("applied placement %v (%v)", applied, err)
+			}
+			all, used := helper.GetMatchingTolerations(lostTaints, applied.ClusterTolerations)
+			forGood := all && helper.GetMinTolerationTimeWithCurrentTime(lostTaints, used, time.Now()) < 0
+			return forGood && len(rb.Spec.Clusters) == 1 && rb.Spec.Clusters[0].Name == cluster,
+				fmt.Sprintf("tolerated for good %v, clusters %v", forGood, rb.Spec.Clusters)
+		})
+	}
 	// The placed ones prove the controller has run over all of them.
 	for _, name := range []string{evicted, karmadas} {
 		if rb := h.getBinding(name); len(rb.Spec.Clusters) != 0 || len(rb.Status.Conditions) != 0 {
@@ -90,9 +112,10 @@ func TestCheckpointPlacement(t *testing.T) {
 }
 
 // checkpointBinding creates the ResourceBinding Karmada's detector makes
-// for a Checkpoint under a policy placing it on cluster with tolerations,
-// and returns its name.
-func (h *harness) checkpointBinding(name, checkpoint, scheduler, cluster string, tolerations []corev1.Toleration, evictions []workv1alpha2.GracefulEvictionTask) string {
+// for a Checkpoint under a policy placing it on cluster with tolerations
+// (already placed on placed, if given), and returns its name.
+func (h *harness) checkpointBinding(name, checkpoint, scheduler, cluster string, tolerations []corev1.Toleration, evictions []workv1alpha2.GracefulEvictionTask,
+	placed ...workv1alpha2.TargetCluster) string {
 	h.t.Helper()
 	rb := &workv1alpha2.ResourceBinding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: name},
@@ -105,6 +128,7 @@ func (h *harness) checkpointBinding(name, checkpoint, scheduler, cluster string,
 				ClusterTolerations: tolerations,
 			},
 			GracefulEvictionTasks: evictions,
+			Clusters:              placed,
 		},
 	}
 	h.create(rb)
