@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -170,18 +169,10 @@ type protected struct {
 // the calls of one mostly wait on API servers and registries.
 func (r CheckpointReconciler) protectAll(ctx context.Context, p *v1alpha1.CheckpointPolicy, workloads []*workload) []protected {
 	out := make([]protected, len(workloads))
-	slots := make(chan struct{}, r.concurrentSyncs())
-	var wg sync.WaitGroup
-	for i, w := range workloads {
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			pw, wait, err := r.protect(ctx, p, w)
-			out[i] = protected{pw: pw, wait: wait, err: err}
-		}()
-	}
-	wg.Wait()
+	eachBounded(len(workloads), r.concurrentSyncs(), func(i int) {
+		pw, wait, err := r.protect(ctx, p, workloads[i])
+		out[i] = protected{pw: pw, wait: wait, err: err}
+	})
 	return out
 }
 

@@ -2,6 +2,7 @@ package migration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
@@ -42,14 +43,15 @@ func (r RestorePlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	var errs []error
-	for _, w := range workloads {
-		if err := r.planWorkload(ctx, p, w, pull); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return ctrl.Result{}, fmt.Errorf("restore plans of %s/%s: %v", p.Namespace, p.Name, errs)
+	// Workloads share nothing a plan writes (each has its own
+	// OverridePolicy). In a storm every plan of a policy changes at once:
+	// one at a time, a policy of a hundred ran out of its reconcile's time.
+	errs := make([]error, len(workloads))
+	eachBounded(len(workloads), r.concurrentSyncs(), func(i int) {
+		errs[i] = r.planWorkload(ctx, p, workloads[i], pull)
+	})
+	if err := errors.Join(errs...); err != nil {
+		return ctrl.Result{}, fmt.Errorf("restore plans of %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	return ctrl.Result{RequeueAfter: interval(p)}, nil
 }
