@@ -61,6 +61,7 @@ func (b *bench) storm(ctx context.Context) (stormResult, error) {
 		}
 		return len(restoredAfter) == len(b.stormNames), fmt.Sprintf("%d restored", len(restoredAfter)), nil
 	})
+	b.stormTimeline(ctx, lostAt)
 	if err != nil {
 		return r, err
 	}
