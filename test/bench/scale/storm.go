@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -69,8 +68,7 @@ func (b *bench) storm(ctx context.Context) (stormResult, error) {
 	for _, t := range restoredAfter {
 		times = append(times, t)
 	}
-	sort.Float64s(times)
-	r.all, r.p50 = times[len(times)-1], times[len(times)/2]
+	r.p50, r.all = p50AndMax(times)
 	fmt.Fprintf(os.Stderr, "storm: %d restored on member2, the last %.1fs after the loss; bringing member1 back\n", len(times), r.all)
 	return r, nil
 }

@@ -30,24 +30,20 @@ func (b *bench) stormTimeline(ctx context.Context, lostAt time.Time) {
 	}
 	// Each namespace's Migrations and Events are read once.
 	migsOf := map[string]*v1alpha1.MigrationList{}
-	eventsOf := map[string]*corev1.EventList{}
+	placedOf := map[string]map[string]time.Time{}
 	for _, key := range b.stormNames {
 		ns, name, _ := strings.Cut(key, "/")
 		if migsOf[ns] == nil {
-			migsOf[ns], eventsOf[ns] = &v1alpha1.MigrationList{}, &corev1.EventList{}
-			if err := b.env.Karmada.List(ctx, migsOf[ns], client.InNamespace(ns)); err != nil {
+			migs, placed, err := b.namespaceMoves(ctx, ns, lostAt)
+			if err != nil {
 				fmt.Fprintf(os.Stderr, "storm timeline: %v\n", err)
 				return
 			}
-			if err := b.env.Karmada.List(ctx, eventsOf[ns], client.InNamespace(ns)); err != nil {
-				fmt.Fprintf(os.Stderr, "storm timeline: %v\n", err)
-				return
-			}
+			migsOf[ns], placedOf[ns] = migs, placed
 		}
-		migs, events := migsOf[ns], eventsOf[ns]
 		var m *v1alpha1.Migration
-		for i := range migs.Items {
-			c := &migs.Items[i]
+		for i := range migsOf[ns].Items {
+			c := &migsOf[ns].Items[i]
 			if c.Spec.WorkloadRef.Name == name && !c.CreationTimestamp.Time.Before(lostAt.Add(-time.Second)) {
 				m = c
 			}
@@ -64,18 +60,9 @@ func (b *bench) stormTimeline(ctx context.Context, lostAt time.Time) {
 				add("restored", &m.Status.RestoredTime.Time)
 			}
 		}
-		// The binding's Scheduled condition keeps its time when a
-		// reschedule leaves it True: karmada-scheduler's Event tells when.
-		var placed *time.Time
-		for i := range events.Items {
-			e := &events.Items[i]
-			at := e.LastTimestamp.Time
-			if e.InvolvedObject.Kind == "ResourceBinding" && e.InvolvedObject.Name == name+"-statefulset" &&
-				e.Reason == "ScheduleBindingSucceed" && at.After(lostAt) && (placed == nil || at.After(*placed)) {
-				placed = &at
-			}
+		if at, ok := placedOf[ns][name+"-statefulset"]; ok {
+			add("scheduled", &at)
 		}
-		add("scheduled", placed)
 	}
 	var line []string
 	for _, step := range []string{"created", "armed", "scheduled", "restored"} {
@@ -84,8 +71,38 @@ func (b *bench) stormTimeline(ctx context.Context, lostAt time.Time) {
 			line = append(line, step+" none")
 			continue
 		}
-		sort.Float64s(ts)
-		line = append(line, fmt.Sprintf("%s %d p50=%.1f max=%.1f", step, len(ts), ts[len(ts)/2], ts[len(ts)-1]))
+		p50, largest := p50AndMax(ts)
+		line = append(line, fmt.Sprintf("%s %d p50=%.1f max=%.1f", step, len(ts), p50, largest))
 	}
 	fmt.Fprintf(os.Stderr, "storm timeline (s after the loss): %s; Migration phases %v\n", strings.Join(line, ", "), phases)
+}
+
+// namespaceMoves reads a namespace's Migrations, and when
+// karmada-scheduler last placed each of its ResourceBindings after the
+// loss. The binding's Scheduled condition keeps its time when a reschedule
+// leaves it True: the scheduler's ScheduleBindingSucceed Event tells when.
+func (b *bench) namespaceMoves(ctx context.Context, ns string, lostAt time.Time) (*v1alpha1.MigrationList, map[string]time.Time, error) {
+	migs := &v1alpha1.MigrationList{}
+	if err := b.env.Karmada.List(ctx, migs, client.InNamespace(ns)); err != nil {
+		return nil, nil, err
+	}
+	var events corev1.EventList
+	if err := b.env.Karmada.List(ctx, &events, client.InNamespace(ns)); err != nil {
+		return nil, nil, err
+	}
+	placed := map[string]time.Time{}
+	for _, e := range events.Items {
+		at := e.LastTimestamp.Time
+		if e.InvolvedObject.Kind == "ResourceBinding" && e.Reason == "ScheduleBindingSucceed" &&
+			at.After(lostAt) && at.After(placed[e.InvolvedObject.Name]) {
+			placed[e.InvolvedObject.Name] = at
+		}
+	}
+	return migs, placed, nil
+}
+
+// p50AndMax are the median and the largest of ts (not empty); ts is sorted.
+func p50AndMax(ts []float64) (p50, largest float64) {
+	sort.Float64s(ts)
+	return ts[len(ts)/2], ts[len(ts)-1]
 }
