@@ -37,6 +37,9 @@ finish_shell() {
 #   API with it, as Karmada's own chart does with a kubectl image.
 #
 # Usage: hack/images.sh REGISTRY VERSION [agent|webhook|kubectl|all]
+#        hack/images.sh --prepare: only what the builds cache (the bases, the
+#        static kubectl, the pinned toolchain's compile of the binaries), for
+#        make test to build in the background before its install phase.
 # Env: IMAGES_OUT=DIR also writes <name>-<version>.oci.tar (oci-archive) there;
 #      REFRESH_BASES=1 rebuilds the cached root file systems (new security
 #      updates) even when their recipe has not changed.
@@ -45,9 +48,13 @@ finish_shell() {
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "${ROOT_DIR}"
-registry="${1:?registry, e.g. ghcr.io/stateshift}"
-version="${2:?version, e.g. v0.1.0}"
-which_images="${3:-all}"
+if [[ "${1:-}" == --prepare ]]; then
+  registry="" version="" which_images=prepare
+else
+  registry="${1:?registry, e.g. ghcr.io/stateshift}"
+  version="${2:?version, e.g. v0.1.0}"
+  which_images="${3:-all}"
+fi
 out_dir="${IMAGES_OUT:-}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
@@ -301,6 +308,18 @@ check_webhook_serves() {
 }
 
 work="$(mktemp -d)"; trap 'rm -rf "${work}"' EXIT
+if [[ "${which_images}" == prepare ]]; then
+  started=${SECONDS}
+  for name in static agent shell; do base_rootfs "${name}" > /dev/null; done
+  build_kubectl "${work}/kubectl"
+  # The binaries' packages, compiled as build_binary compiles them (the
+  # link is cheap and depends on the version, so it is left to the build).
+  log "go build (compile only) ./cmd/interpreter-webhook ./cmd/checkpoint-agent (${IMAGES_GO_TOOLCHAIN})"
+  GOTOOLCHAIN="${IMAGES_GO_TOOLCHAIN}" CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
+    ./cmd/interpreter-webhook ./cmd/checkpoint-agent
+  log "images: prepared in $((SECONDS - started))s"
+  exit 0
+fi
 if [[ "${which_images}" == all || "${which_images}" == webhook ]]; then
   base="$(base_rootfs static)"
   build_binary interpreter-webhook "${work}/interpreter-webhook"
