@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,25 +33,79 @@ func (c *Controller) movesInProgress(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// recentlyLostMembers names the member clusters lost within window: Karmada
+// is about to evict their workloads, and the moves' writes (its taint
+// manager's, karmada-scheduler's, then the failover Migrations') should
+// find the Karmada API server free before any Migration exists to say so.
+// In a storm of 100 failovers, karmada-scheduler placed the first
+// bindings 10-40 s after the loss, while a round of scheduled checkpoints
+// was still writing. A member lost longer ago than window no longer
+// defers anything by itself: its moves are in progress (and counted) or
+// Karmada has none to make.
+func (c *Controller) recentlyLostMembers(ctx context.Context, window time.Duration) ([]string, error) {
+	var l clusterv1alpha1.ClusterList
+	// Read-only, as movesInProgress.
+	if err := c.Client.List(ctx, &l, client.UnsafeDisableDeepCopy); err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	now := c.now()
+	var lost []string
+	for i := range l.Items {
+		if lostWithin(&l.Items[i], now, window) {
+			lost = append(lost, l.Items[i].Name)
+		}
+	}
+	return lost, nil
+}
+
+// lostWithin says whether cl was lost in the window before now: a NoExecute
+// taint added then (Karmada's API server stamps TimeAdded; a person's
+// `karmadactl taint`, or Karmada's own failover taint), or a Ready
+// condition that turned False or Unknown then. A cluster that never
+// reported Ready (one joining) is not lost.
+func lostWithin(cl *clusterv1alpha1.Cluster, now time.Time, window time.Duration) bool {
+	since := metav1.NewTime(now.Add(-window))
+	for _, t := range cl.Spec.Taints {
+		if t.Effect == corev1.TaintEffectNoExecute && t.TimeAdded != nil && !t.TimeAdded.Before(&since) {
+			return true
+		}
+	}
+	ready := meta.FindStatusCondition(cl.Status.Conditions, clusterv1alpha1.ClusterConditionReady)
+	return ready != nil && ready.Status != metav1.ConditionTrue && !ready.LastTransitionTime.Before(&since)
+}
+
 // roundDeferral is how long this round lets a due scheduled checkpoint
-// wait: Options.ScheduledCheckpointDeferral while moves are in progress,
-// else 0. An error to count them takes checkpoints as usual: protection
-// does not depend on this optimisation.
+// wait: Options.ScheduledCheckpointDeferral while moves are in progress or
+// a member was lost within that time, else 0. An error to count them takes
+// checkpoints as usual: protection does not depend on this optimisation.
 func (c *Controller) roundDeferral(ctx context.Context, p *v1alpha1.CheckpointPolicy) time.Duration {
-	if c.Options.ScheduledCheckpointDeferral <= 0 {
+	deferral := c.Options.ScheduledCheckpointDeferral
+	if deferral <= 0 {
 		return 0
 	}
+	log := klog.FromContext(ctx)
 	moves, err := c.movesInProgress(ctx)
 	if err != nil {
-		klog.FromContext(ctx).Error(err, "scheduled checkpoints are not deferred this round", "policy", klog.KObj(p))
+		log.Error(err, "scheduled checkpoints are not deferred this round", "policy", klog.KObj(p))
 		return 0
 	}
-	if moves == 0 {
+	if moves > 0 {
+		log.V(2).Info("moves in progress: due scheduled checkpoints wait", "policy", klog.KObj(p), "moves", moves, "upTo", deferral)
+		return deferral
+	}
+	lost, err := c.recentlyLostMembers(ctx, deferral)
+	if err != nil {
+		log.Error(err, "scheduled checkpoints are not deferred this round", "policy", klog.KObj(p))
 		return 0
 	}
-	klog.FromContext(ctx).V(2).Info("moves in progress: due scheduled checkpoints wait", "policy", klog.KObj(p), "moves", moves,
-		"upTo", c.Options.ScheduledCheckpointDeferral)
-	return c.Options.ScheduledCheckpointDeferral
+	if len(lost) == 0 {
+		return 0
+	}
+	log.V(2).Info("members lost: due scheduled checkpoints wait for their moves", "policy", klog.KObj(p), "clusters", lost, "upTo", deferral)
+	return deferral
 }
 
 // deferredFor is how much longer a pod's due scheduled checkpoint waits

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -20,7 +22,10 @@ func TestScheduledCheckpointsWaitForMoves(t *testing.T) {
 	const interval, deferral = 5 * time.Second, 15 * time.Second
 	h := startWith(t, harnessOptions{controllers: []string{"*", "-migrations"}, scheduledDeferral: deferral})
 	first := h.protectedOnMember1(interval)
-	completed := time.Now() // protectedOnMember1's agent completed it just now
+	// The schedule counts from the completion the agent recorded (whole
+	// seconds), not from when this test saw it: on a loaded machine the
+	// two are seconds apart.
+	completed := first.Status.CompletionTime.Time
 	seen := map[string]bool{first.Name: true}
 
 	// Another workload fails over and is restoring.
@@ -82,5 +87,45 @@ func (h *harness) newCheckpoints(seen map[string]bool, wait time.Duration) []str
 			return out
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestScheduledCheckpointsWaitForALostMember: a member lost just now
+// (a NoExecute taint, as Karmada's failover or a person adds it) defers due
+// scheduled checkpoints of the other members' workloads before any
+// Migration exists: Karmada's eviction and scheduling of the lost member's
+// workloads come first. The deferral is the same bound as for moves.
+func TestScheduledCheckpointsWaitForALostMember(t *testing.T) {
+	const interval, deferral = 5 * time.Second, 15 * time.Second
+	h := startWith(t, harnessOptions{controllers: []string{"*", "-migrations"}, scheduledDeferral: deferral})
+	first := h.protectedOnMember1(interval)
+	completed := first.Status.CompletionTime.Time // as in TestScheduledCheckpointsWaitForMoves
+	seen := map[string]bool{first.Name: true}
+
+	member2 := &clusterv1alpha1.Cluster{}
+	if err := h.c.Get(h.ctx, client.ObjectKey{Name: "member2"}, member2); err != nil {
+		t.Fatal(err)
+	}
+	// The CRD has no mutation: stamp the time as Karmada's API server does.
+	lostAt := metav1.Now()
+	member2.Spec.Taints = append(member2.Spec.Taints,
+		corev1.Taint{Key: "stateshift-test/lost", Effect: corev1.TaintEffectNoExecute, TimeAdded: &lostAt})
+	if err := h.c.Update(h.ctx, member2); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deferred while the loss is recent: until the due time plus the
+	// deferral, or the loss plus the deferral, whichever comes first.
+	until := completed.Add(interval + deferral)
+	if end := lostAt.Add(deferral); end.Before(until) {
+		until = end
+	}
+	if got := h.newCheckpoints(seen, time.Until(until.Add(-2*time.Second))); len(got) > 0 {
+		t.Fatalf("scheduled checkpoint %v taken %.1fs after the last one, %.1fs after member2 was lost (deferral %s)",
+			got, time.Since(completed).Seconds(), time.Since(lostAt.Time).Seconds(), deferral)
+	}
+	if second := h.newCheckpoints(seen, 10*time.Second); len(second) != 1 {
+		t.Fatalf("no scheduled checkpoint within %.1fs of the last one: the deferral for a lost member is not bounded (%v)",
+			time.Since(completed).Seconds(), second)
 	}
 }

@@ -149,6 +149,40 @@ func TestDeferredFor(t *testing.T) {
 	}
 }
 
+func TestLostWithin(t *testing.T) {
+	const window = 2 * time.Minute
+	at := func(d time.Duration) *metav1.Time { return ptr.To(metav1.NewTime(t0.Add(-d))) }
+	taint := func(effect corev1.TaintEffect, added *metav1.Time) []corev1.Taint {
+		return []corev1.Taint{{Key: "stateshift-test", Effect: effect, TimeAdded: added}}
+	}
+	ready := func(status metav1.ConditionStatus, since *metav1.Time) []metav1.Condition {
+		return []metav1.Condition{{Type: clusterv1alpha1.ClusterConditionReady, Status: status, LastTransitionTime: *since}}
+	}
+	for _, tc := range []struct {
+		name       string
+		taints     []corev1.Taint
+		conditions []metav1.Condition
+		want       bool
+	}{
+		{"ready, no taint", nil, ready(metav1.ConditionTrue, at(time.Second)), false},
+		{"joining: no Ready condition yet", nil, nil, false},
+		{"NoExecute taint just added", taint(corev1.TaintEffectNoExecute, at(10*time.Second)), ready(metav1.ConditionTrue, at(time.Hour)), true},
+		{"NoExecute taint at the window's edge", taint(corev1.TaintEffectNoExecute, at(window)), nil, true},
+		{"NoExecute taint added before the window", taint(corev1.TaintEffectNoExecute, at(window+time.Second)), nil, false},
+		{"NoExecute taint without a time", taint(corev1.TaintEffectNoExecute, nil), nil, false},
+		{"a cordon (NoSchedule) is not a loss", taint(corev1.TaintEffectNoSchedule, at(time.Second)), nil, false},
+		{"Ready turned False just now", nil, ready(metav1.ConditionFalse, at(5*time.Second)), true},
+		{"Ready turned Unknown just now", nil, ready(metav1.ConditionUnknown, at(5*time.Second)), true},
+		{"not Ready for longer than the window", nil, ready(metav1.ConditionFalse, at(time.Hour)), false},
+	} {
+		cl := &clusterv1alpha1.Cluster{Spec: clusterv1alpha1.ClusterSpec{Taints: tc.taints},
+			Status: clusterv1alpha1.ClusterStatus{Conditions: tc.conditions}}
+		if got := lostWithin(cl, t0, window); got != tc.want {
+			t.Errorf("%s: lostWithin = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestBuildPlan(t *testing.T) {
 	a := ckpt("db-0-aaaaa", v1alpha1.CheckpointSucceeded, time.Minute, imgA)
 	b := ckpt("db-1-bbbbb", v1alpha1.CheckpointSucceeded, 2*time.Minute, imgB)
