@@ -13,7 +13,10 @@
 //
 //   - steady state: one more full interval; every 10 s the largest age of
 //     a workload's latest verified checkpoint (max_checkpoint_age_s); the
-//     controller's peak RSS and its mean CPU between the rounds; its
+//     controller's peak RSS over this interval (its high-water mark
+//     restarted as the interval begins; the peak through the deploy and
+//     the first round is printed beside it) and its mean CPU between the
+//     rounds; its
 //     Karmada API and cluster-proxy requests (client-go's
 //     rest_client_requests_total) during this interval, per workload
 //     (requests_per_workload_round);

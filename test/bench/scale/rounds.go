@@ -77,6 +77,16 @@ func (b *bench) steadyState(ctx context.Context, ctrl *process, start time.Time,
 	if err != nil {
 		return err
 	}
+	// The figure is the peak in steady state: the high-water mark
+	// starts again here, after the deploy and the first round (printed
+	// too, from the mark before the reset).
+	deployPeak, err := ctrl.peakRSSMiB()
+	if err != nil {
+		return err
+	}
+	if err := ctrl.resetPeakRSS(); err != nil {
+		return err
+	}
 	quietEnd := start.Add(b.c.interval)
 	cpuDone := false
 	for end := from.Add(b.c.interval); time.Now().Before(end); {
@@ -113,8 +123,11 @@ func (b *bench) steadyState(ctx context.Context, ctrl *process, start time.Time,
 		r.cpuCores = all
 	}
 	fmt.Fprintf(os.Stderr, "steady state: cpu %.3f cores between rounds, %.3f over the interval; %.0f requests\n", r.cpuCores, all, reqs1-reqs0)
-	r.rssMiB, err = ctrl.peakRSSMiB()
-	return err
+	if r.rssMiB, err = ctrl.peakRSSMiB(); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "controller RSS: peak %.0f MiB in steady state; %.0f MiB through the deploy and the first round\n", r.rssMiB, deployPeak)
+	return nil
 }
 
 // latestVerified maps each workload ("<namespace>/<name>") to the
@@ -246,7 +259,17 @@ func (p *process) cpuSince(cpu0 float64, from time.Time) (float64, error) {
 	return (cpu - cpu0) / time.Since(from).Seconds(), nil
 }
 
-// peakRSSMiB is the process's high-water resident set (VmHWM).
+// resetPeakRSS starts the process's high-water resident set (VmHWM) again
+// from its current resident set (Linux >= 4.0: clear_refs value 5).
+func (p *process) resetPeakRSS() error {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.pid), []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset the peak RSS of pid %d: %w", p.pid, err)
+	}
+	return nil
+}
+
+// peakRSSMiB is the process's high-water resident set (VmHWM) since it
+// started or since resetPeakRSS.
 func (p *process) peakRSSMiB() (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
 	if err != nil {

@@ -304,10 +304,19 @@ func (e *Env) StartComponents(t testing.TB) {
 	if fileExists(filepath.Join(e.RunDir, "registry", "auth.json")) && os.Getenv("REGISTRY_AUTH") == "" {
 		cmd.Env = append(cmd.Env, "REGISTRY_AUTH=1")
 	}
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Errorf("hack/local-up.sh (start stopped components): %v\n%s", err, tail(string(out), 30))
 		return
 	}
+	// Where a restart spends its time: local-up's phase lines.
+	var phases []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, p, ok := strings.Cut(line, "] == "); ok {
+			phases = append(phases, p)
+		}
+	}
+	t.Logf("hack/local-up.sh phases: %s", strings.Join(phases, "; "))
 	for _, m := range Members {
 		for {
 			ok, _, _ := e.ClusterReady(m)(ctx)
