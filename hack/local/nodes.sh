@@ -10,8 +10,18 @@ node_name() { echo "$1-node"; }
 
 # build_go_binary NAME PKG: go build PKG into RUN_DIR/bin/NAME; false (with a
 # "skipping" line) when the package does not exist yet or does not build.
+# Once per local-up run; not at all with STATESHIFT_LOCAL_REUSE_BINARIES=1
+# when the binary is there (the e2e suite restarting what a test stopped:
+# the code has not changed, and each link costs seconds).
+declare -A BUILT_GO_BINARIES=()
 build_go_binary() {
   local name="$1" pkg="$2"
+  [[ -z "${BUILT_GO_BINARIES[${name}]:-}" ]] || return 0
+  if [[ "${STATESHIFT_LOCAL_REUSE_BINARIES:-}" == 1 && -x "${RUN_DIR}/bin/${name}" ]]; then
+    log "${name}: reusing ${RUN_DIR}/bin/${name}"
+    BUILT_GO_BINARIES[${name}]=1
+    return 0
+  fi
   if ! compgen -G "${ROOT_DIR}/${pkg#./}/*.go" > /dev/null; then
     log "skipping: ${name} not built yet (no Go package at ${pkg})"
     return 1
@@ -26,10 +36,12 @@ build_go_binary() {
   if is_running "${name}" || compgen -G "${PID_DIR}/${name}-*.pid" > /dev/null; then
     if cmp -s "${RUN_DIR}/bin/${name}.new" "${RUN_DIR}/bin/${name}"; then
       rm -f "${RUN_DIR}/bin/${name}.new"
+      BUILT_GO_BINARIES[${name}]=1
       return 0
     fi
   fi
   mv -f "${RUN_DIR}/bin/${name}.new" "${RUN_DIR}/bin/${name}"
+  BUILT_GO_BINARIES[${name}]=1
 }
 
 node_ready() {

@@ -154,11 +154,17 @@ build_memstate_image() {
   ref="$(workload_image_ref memstate "${host}")"
   mkdir -p "${dir}"
   # Go's build cache makes this quick when nothing changed (cold: minutes).
-  log "workload images: go build ${MEMSTATE_PKG}"
-  if ! (cd "${ROOT_DIR}" && CGO_ENABLED=0 go build -trimpath -o "${dir}/memstate" "${MEMSTATE_PKG}") \
-    > "${LOG_DIR}/build-memstate.log" 2>&1; then
-    tail -n 20 "${LOG_DIR}/build-memstate.log" >&2
-    die "workload images: go build ${MEMSTATE_PKG} failed (log: ${LOG_DIR}/build-memstate.log)"
+  # A restart (STATESHIFT_LOCAL_REUSE_BINARIES=1, see build_go_binary)
+  # keeps the binary it has.
+  if [[ "${STATESHIFT_LOCAL_REUSE_BINARIES:-}" == 1 && -x "${dir}/memstate" ]]; then
+    log "workload images: reusing ${dir}/memstate"
+  else
+    log "workload images: go build ${MEMSTATE_PKG}"
+    if ! (cd "${ROOT_DIR}" && CGO_ENABLED=0 go build -trimpath -o "${dir}/memstate" "${MEMSTATE_PKG}") \
+      > "${LOG_DIR}/build-memstate.log" 2>&1; then
+      tail -n 20 "${LOG_DIR}/build-memstate.log" >&2
+      die "workload images: go build ${MEMSTATE_PKG} failed (log: ${LOG_DIR}/build-memstate.log)"
+    fi
   fi
   local inputs
   inputs="$(workload_image_inputs "${dir}/memstate" /bin/busybox)" || exit 1

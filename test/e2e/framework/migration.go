@@ -300,7 +300,9 @@ func (e *Env) StartComponents(t testing.TB) {
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(Root(), "hack", "local-up.sh"))
-	cmd.Env = append(os.Environ(), "STATESHIFT_RUN_DIR="+e.RunDir)
+	// The binaries local-up built for this run are the code under test:
+	// a restart reuses them instead of linking each again.
+	cmd.Env = append(os.Environ(), "STATESHIFT_RUN_DIR="+e.RunDir, "STATESHIFT_LOCAL_REUSE_BINARIES=1")
 	if fileExists(filepath.Join(e.RunDir, "registry", "auth.json")) && os.Getenv("REGISTRY_AUTH") == "" {
 		cmd.Env = append(cmd.Env, "REGISTRY_AUTH=1")
 	}
