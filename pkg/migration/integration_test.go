@@ -1026,6 +1026,12 @@ func (h *harness) checkpointPolicy() *v1alpha1.CheckpointPolicy {
 func TestRestoredPodNotCheckpointedAtOnce(t *testing.T) {
 	h := start(t)
 	cp := h.protectedOnMember1(30 * time.Minute)
+	// A move restores only what was armed before it; on a loaded machine
+	// the plan comes a moment after the verified checkpoint.
+	h.eventually("the restore armed", 15*time.Second, func() (bool, string) {
+		op := h.overridePolicy()
+		return op != nil && op.Annotations[restore.AnnotationRestoredFrom] == cp.Name, fmt.Sprint(op != nil)
+	})
 
 	// Karmada moves db to member2, where db-0 restores the checkpoint.
 	h.setPodImage("db-0", cp.Status.Containers[0].Image, "registry.example.com/db:1")
