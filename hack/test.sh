@@ -22,51 +22,53 @@ phase() {
   log "=== phase ${name}: exit ${rc} after ${took}s"
 }
 
+# background NAME CMD...: runs CMD at the lowest CPU and I/O priority,
+# its output kept for the phase that waits for it (wait_background NAME).
+declare -A background_pids=() background_logs=()
+background() {
+  local name="$1"; shift
+  background_logs[${name}]="$(mktemp "${TMPDIR:-/tmp}/stateshift-${name}.XXXXXX")"
+  nice -n 19 ionice -c 2 -n 7 "$@" > "${background_logs[${name}]}" 2>&1 &
+  background_pids[${name}]=$!
+}
+wait_background() {
+  local rc=0
+  wait "${background_pids[$1]}" || rc=$?
+  cat "${background_logs[$1]}" >&2
+  rm -f "${background_logs[$1]}"
+  return "${rc}"
+}
+
 # What unit and integration tests need (the API server and etcd of
 # envtest, controller-gen, helm) is built first. What only the end-to-end
 # phases need (Karmada, CRI-O, CRIU; promtool, which one chart test asks
-# for and then waits for) builds in the background at the lowest CPU
-# priority while the unit tests run: they mostly wait on API servers and
-# leave a core idle, and a cold build is ~20 minutes of two cores.
+# for and then waits for) builds in the background while the unit tests
+# run: they mostly wait on API servers and leave a core idle, and a cold
+# build is ~25 minutes of two cores, the longest path of a cold run.
 phase deps bash -c "hack/install-debs.sh && hack/build-deps.sh tools helm kube"
-background_log="$(mktemp "${TMPDIR:-/tmp}/stateshift-deps.XXXXXX")"
-nice -n 19 hack/build-deps.sh promtool criu karmada crio > "${background_log}" 2>&1 &
-background_pid=$!
-wait_background_deps() {
-  local rc=0
-  wait "${background_pid}" || rc=$?
-  cat "${background_log}" >&2
-  rm -f "${background_log}"
-  return "${rc}"
-}
+background deps hack/build-deps.sh promtool criu karmada crio
 export KUBEBUILDER_ASSETS="${KUBE_BIN}"
 export PATH="${KUBE_BIN}:${KARMADA_BIN}:${PATH}"
 
 mapfile -t pkgs < <(go list ./... | grep -v '/test/e2e')
 phase unit-and-integration go test -count=1 -timeout "${TEST_TIMEOUT:-40m}" "${pkgs[@]}"
-phase fuzz env FUZZ_TIME="${FUZZ_TIME:-10s}" hack/fuzz.sh
-phase deps-background wait_background_deps
-# The install phase's images (Debian root file systems by mmdebstrap, a
-# static kubectl, the binaries with the pinned toolchain) build in the
-# background during e2e, which mostly waits on its clusters: cold, they
-# are ~10 minutes of downloads and compiles; warm, seconds of cache checks.
-images_log="$(mktemp "${TMPDIR:-/tmp}/stateshift-images.XXXXXX")"
-nice -n 19 ionice -c 3 hack/images.sh --prepare > "${images_log}" 2>&1 &
-images_pid=$!
-wait_images_prepared() {
-  local rc=0
-  wait "${images_pid}" || rc=$?
-  cat "${images_log}" >&2
-  rm -f "${images_log}"
-  return "${rc}"
-}
+phase deps-background wait_background deps
+# During e2e, which mostly waits on its clusters, two more background
+# jobs: the fuzz targets (cold, their instrumented builds took 10 minutes
+# beside the deps build, which then finished that much later) and the
+# install phase's images (Debian root file systems by mmdebstrap, a
+# static kubectl, the binaries with the pinned toolchain; cold ~10
+# minutes, warm seconds of cache checks). One after the other: together
+# they would take a core from e2e.
+background fuzz-and-images bash -c \
+  'env FUZZ_TIME="${FUZZ_TIME:-10s}" hack/fuzz.sh; rc=$?; hack/images.sh --prepare || exit; exit "${rc}"'
 # The e2e suite (build tag e2e) brings up hack/local-up.sh when no local
 # environment runs, and stops it at the end when it started it.
 phase e2e go test -tags e2e -count=1 -timeout "${E2E_TIMEOUT:-40m}" ./test/e2e/ -v
+phase fuzz-and-images-background wait_background fuzz-and-images
 # The install suite (test/install) brings up its own environment in chart
 # mode (a Karmada host cluster, no stateshift process), builds the images
 # (make images) and installs stateshift with helm.
-phase images-background wait_images_prepared
 phase install go test -tags e2e -count=1 -timeout "${INSTALL_TIMEOUT:-60m}" ./test/install/ -v
 
 log "summary:"
