@@ -152,7 +152,7 @@ func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.Checkpoin
 	if err := r.reportPlan(ctx, w, cps, active, &pw); err != nil {
 		return pw, wait, err
 	}
-	markProtected(p, &pw, OfTemplate(cps, TemplateHash(w.u)), r.now(), nil)
+	markProtected(p, &pw, OfTemplate(cps, w.templateHash), r.now(), nil)
 	return pw, wait, nil
 }
 
@@ -180,13 +180,17 @@ func (r CheckpointReconciler) protectAll(ctx context.Context, p *v1alpha1.Checkp
 // template whose last one is an interval old, and lists the pods with
 // their latest verified checkpoint (keyed by cluster and pod).
 func (r CheckpointReconciler) scheduled(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, running map[string][]corev1.Pod, cps []v1alpha1.Checkpoint, pw *v1alpha1.ProtectedWorkload) (time.Duration, error) {
-	current := OfTemplate(cps, TemplateHash(w.u))
+	current := OfTemplate(cps, w.templateHash)
+	tmpl, err := w.template()
+	if err != nil {
+		return 0, err
+	}
 	wait := interval(p)
 	for _, cluster := range sortedKeys(running) {
 		for _, pod := range running[cluster] {
 			mine := ofPod(onCluster(current, cluster), pod.Name)
 			pw.Pods = append(pw.Pods, podRef(cluster, pod.Name, LatestVerified(mine)))
-			if !PodRunsTemplate(&pod, w.u) {
+			if !PodRunsTemplate(&pod, tmpl) {
 				continue // an old pod of a rollout: its state is not the new template's
 			}
 			last := append(mine, restoredFrom(&pod, current)...)
@@ -288,7 +292,7 @@ func (r CheckpointReconciler) reportPlan(ctx context.Context, w *workload, cps [
 	if op != nil {
 		pw.Armed, pw.ArmedCheckpoint = true, op.Annotations[restoreKey]
 	}
-	current := LatestVerified(OfTemplate(cps, TemplateHash(w.u)))
+	current := LatestVerified(OfTemplate(cps, w.templateHash))
 	switch {
 	case active != nil:
 		pw.Message = fmt.Sprintf("Migration %s is %s: the restore plan stays as it armed it until the move ends", active.Name, active.Status.Phase)

@@ -108,7 +108,7 @@ func newCheckpoint(p *v1alpha1.CheckpointPolicy, w *workload, cluster, pod, migr
 				LabelWorkload: w.label(), LabelCluster: cluster, LabelPolicy: p.Name, LabelPod: pod,
 				LabelManagedBy: ManagedBy,
 			},
-			Annotations: map[string]string{AnnotationTemplateHash: TemplateHash(w.u), AnnotationTemplateImages: templateImagesJSON(w.u)},
+			Annotations: map[string]string{AnnotationTemplateHash: w.templateHash, AnnotationTemplateImages: w.templateImages},
 			// Owned by the policy: deleting it deletes its Checkpoints, and
 			// the finalizer their images first.
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "CheckpointPolicy", Name: p.Name, UID: p.UID}},

@@ -73,7 +73,7 @@ func testWorkload(t *testing.T) *workload {
 // so the Migration is retried and the error reaches it as an Event.
 func TestDetectedMoveSurfacesCheckpointListError(t *testing.T) {
 	w := testWorkload(t)
-	op := &policyv1alpha1.OverridePolicy{ObjectMeta: metav1.ObjectMeta{Name: restore.PolicyName(w.u), Namespace: "shop",
+	op := &policyv1alpha1.OverridePolicy{ObjectMeta: metav1.ObjectMeta{Name: restore.PolicyNameFor(w.kind(), w.name()), Namespace: "shop",
 		Annotations: map[string]string{restoreKey: "db-0-member1-1"}}}
 	c := failingList(t, &v1alpha1.CheckpointList{}, op)
 	r := MigrationReconciler{&Controller{Client: c, Reader: c, Recorder: record.NewFakeRecorder(10)}}

@@ -143,7 +143,7 @@ func (r MigrationReconciler) armedCheckpoints(ctx context.Context, mv *move, arm
 	if err != nil {
 		return nil, fmt.Errorf("checkpoints of the armed plan: %w", err)
 	}
-	latest := latestByClusterPod(OfTemplate(all, TemplateHash(w.u)))
+	latest := latestByClusterPod(OfTemplate(all, w.templateHash))
 	recv, err := r.receiver(ctx, mv, all)
 	if err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ import (
 // a stale read ends in a conflict and a retry, never a lost write.
 func (c *Controller) armedPolicy(ctx context.Context, w *workload) (*policyv1alpha1.OverridePolicy, error) {
 	op := &policyv1alpha1.OverridePolicy{}
-	err := c.Client.Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyName(w.u)}, op)
+	err := c.Client.Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyNameFor(w.kind(), w.name())}, op)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -74,7 +74,11 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 	if plan == nil || len(exclude) == 0 {
 		return c.withdraw(ctx, current)
 	}
-	want, err := restore.OverridePolicy(w.u, *plan, exclude)
+	tmpl, err := w.template()
+	if err != nil {
+		return err
+	}
+	want, err := restore.OverridePolicy(tmpl, *plan, exclude)
 	if err != nil {
 		return err
 	}

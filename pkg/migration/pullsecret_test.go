@@ -105,7 +105,7 @@ func TestReceiverRuleCarriesPullSecret(t *testing.T) {
 		Checkpoints: []v1alpha1.MigrationCheckpoint{{Name: cp.Name, Cluster: "member1", Pod: "db-0", Into: "db-1"}}}}
 	chosen := map[PodKey]*v1alpha1.Checkpoint{{Cluster: "member1", Pod: "db-0"}: cp}
 	for _, pull := range []string{"", "ckpt-pull"} {
-		rules, err := receiverRules(&workload{u: sts}, m, chosen, pull)
+		rules, err := receiverRules(&workload{obj: sts, kindName: "StatefulSet"}, m, chosen, pull)
 		if err != nil || len(rules) != 1 {
 			t.Fatalf("rules = %+v, %v", rules, err)
 		}

@@ -93,7 +93,7 @@ func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.Che
 	if err != nil {
 		return err
 	}
-	latest := latestByClusterPod(OfTemplate(cps, TemplateHash(w.u)))
+	latest := latestByClusterPod(OfTemplate(cps, w.templateHash))
 	return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), latest), armScope{pullSecret: pull})
 }
 
@@ -140,8 +140,12 @@ func receiverRules(w *workload, m *v1alpha1.Migration, chosen map[PodKey]*v1alph
 	if err != nil {
 		return nil, err
 	}
-	plan.KeepPods, plan.TemplateGeneration, plan.PullSecret = kept, w.u.GetGeneration(), pull
-	rule, err := restore.ReceiverRule(w.u, plan, cluster)
+	plan.KeepPods, plan.TemplateGeneration, plan.PullSecret = kept, w.obj.GetGeneration(), pull
+	tmpl, err := w.template()
+	if err != nil {
+		return nil, err
+	}
+	rule, err := restore.ReceiverRule(tmpl, plan, cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +169,7 @@ func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.Checkpoi
 		r.Recorder.Eventf(p, "Warning", "InvalidPlan", "cannot build the restore plan of %s: %v", w.label(), err)
 		return r.arm(ctx, p, w, nil, nil, nil)
 	}
-	plan.TemplateGeneration, plan.PullSecret = w.u.GetGeneration(), scope.pullSecret
+	plan.TemplateGeneration, plan.PullSecret = w.obj.GetGeneration(), scope.pullSecret
 	exclude, err := r.exclusions(ctx, w, rb)
 	if err != nil {
 		return err

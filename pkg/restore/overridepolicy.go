@@ -103,7 +103,12 @@ func overriders(obj *unstructured.Unstructured, p Plan) ([]policyv1alpha1.Plaint
 // PolicyName is the OverridePolicy's name for a workload; the kind is part
 // of it so a Deployment and a StatefulSet of the same name do not collide.
 func PolicyName(obj *unstructured.Unstructured) string {
-	name := PolicyNamePrefix + strings.ToLower(obj.GetKind()) + "-" + obj.GetName()
+	return PolicyNameFor(obj.GetKind(), obj.GetName())
+}
+
+// PolicyNameFor is PolicyName of a workload of that kind and name.
+func PolicyNameFor(kind, name string) string {
+	name = PolicyNamePrefix + strings.ToLower(kind) + "-" + name
 	if len(name) > 253 {
 		name = name[:253]
 	}
