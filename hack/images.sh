@@ -198,10 +198,16 @@ build_kubectl() {
   cp "${dir}/kubectl" "$1"
 }
 
+# go_build_static ARGS...: go build as the images' binaries are built (the
+# pinned toolchain, static, trimmed); --prepare warms the same cache.
+go_build_static() {
+  GOTOOLCHAIN="${IMAGES_GO_TOOLCHAIN}" CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath "$@"
+}
+
 # build_binary PKG OUT: the static binary, with the pinned toolchain.
 build_binary() {
   log "go build ./cmd/$1 (${IMAGES_GO_TOOLCHAIN})"
-  GOTOOLCHAIN="${IMAGES_GO_TOOLCHAIN}" CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
+  go_build_static \
     -ldflags "-s -w -X github.com/stateshift/stateshift/pkg/version.Version=${version}" -o "$2" "./cmd/$1"
 }
 
@@ -315,8 +321,7 @@ if [[ "${which_images}" == prepare ]]; then
   # The binaries' packages, compiled as build_binary compiles them (the
   # link is cheap and depends on the version, so it is left to the build).
   log "go build (compile only) ./cmd/interpreter-webhook ./cmd/checkpoint-agent (${IMAGES_GO_TOOLCHAIN})"
-  GOTOOLCHAIN="${IMAGES_GO_TOOLCHAIN}" CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath \
-    ./cmd/interpreter-webhook ./cmd/checkpoint-agent
+  go_build_static ./cmd/interpreter-webhook ./cmd/checkpoint-agent
   log "images: prepared in $((SECONDS - started))s"
   exit 0
 fi
