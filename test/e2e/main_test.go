@@ -44,6 +44,7 @@ func run(m *testing.M) int {
 	fmt.Fprintf(os.Stderr, "PHASE bring-up %.1fs (environment started by this run: %t, run folder %s)\n",
 		e.BringUp.Seconds(), e.StartedHere, e.RunDir)
 	code := m.Run()
+	framework.RemovePluginBuild()
 	if err := e.Teardown(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		if code == 0 {

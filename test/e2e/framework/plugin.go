@@ -18,6 +18,14 @@ var (
 	pluginErr  error
 )
 
+// RemovePluginBuild deletes the kubectl-stateshift binary built for this
+// run (TestMain calls it at the end; a leftover is ~50 MB per run in /tmp).
+func RemovePluginBuild() {
+	if pluginDir != "" {
+		_ = os.RemoveAll(pluginDir)
+	}
+}
+
 // KubectlStateshift runs `kubectl stateshift args...` as an operator does
 // (the kubectl-stateshift binary, built once per run, on PATH) against the
 // Karmada API with kubeconfig, and returns its standard output; both
