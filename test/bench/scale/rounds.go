@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +31,7 @@ func (b *bench) measureRounds(ctx context.Context) (scaleResult, error) {
 	if err != nil {
 		return r, err
 	}
+	cpuAtStart := readCPUUse(b.env.RunDir)
 	start := time.Now()
 	var policies []client.Object
 	for i := 0; i < b.c.namespaces; i++ {
@@ -58,6 +58,8 @@ func (b *bench) measureRounds(ctx context.Context) (scaleResult, error) {
 	}
 	r.round = roundEnd.Sub(start).Seconds()
 	fmt.Fprintf(os.Stderr, "round 1: %d verified checkpoints in %.1fs\n", len(b.names), r.round)
+	// The poll saw the round end up to 5 s late: the CPU is over that span.
+	reportRoundCPU(cpuAtStart, readCPUUse(b.env.RunDir), len(b.names), time.Since(start).Seconds())
 	if err := b.steadyState(ctx, ctrl, start, &r); err != nil {
 		return r, err
 	}
@@ -174,33 +176,19 @@ func (b *bench) maxAge(ctx context.Context) (float64, error) {
 // controllerRequests sums client-go's rest_client_requests_total of the
 // controller's process: its Karmada API and cluster-proxy requests.
 func controllerRequests(ctx context.Context) (float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, framework.InterpreterMetricsURL, nil)
+	text, err := scrapeText(ctx, framework.InterpreterMetricsURL)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	series, err := parseSeries(text)
 	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", framework.InterpreterMetricsURL, err)
+		return 0, fmt.Errorf("%s: %w", framework.InterpreterMetricsURL, err)
 	}
-	defer func() { _ = resp.Body.Close() }()
 	total, found := 0.0, false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "rest_client_requests_total{") {
-			continue
+	for name, v := range series {
+		if strings.HasPrefix(name, "rest_client_requests_total{") {
+			total, found = total+v, true
 		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metric line %q: %w", line, err)
-		}
-		total, found = total+v, true
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
 	}
 	if !found {
 		return 0, fmt.Errorf("%s has no rest_client_requests_total", framework.InterpreterMetricsURL)
@@ -282,4 +270,64 @@ func (p *process) peakRSSMiB() (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", p.pid)
+}
+
+// cpuUse is a moment's CPU seconds of every process local-up started
+// (its pid files) and of the whole machine (/proc/stat: busy and all).
+type cpuUse struct {
+	byProcess     map[string]float64
+	busy, elapsed float64 // machine-wide CPU seconds, all cores
+}
+
+func readCPUUse(runDir string) cpuUse {
+	u := cpuUse{byProcess: map[string]float64{}}
+	files, _ := filepath.Glob(filepath.Join(runDir, "pids", "*.pid"))
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".pid")
+		if p, err := newProcess(runDir, name); err == nil {
+			if s, err := p.cpuSeconds(); err == nil {
+				u.byProcess[name] = s
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		// "cpu  user nice system idle iowait irq softirq steal ..."
+		line, _, _ := strings.Cut(string(b), "\n")
+		for i, field := range strings.Fields(line)[1:] {
+			v, _ := strconv.ParseFloat(field, 64)
+			u.elapsed += v / clockTicks
+			if i != 3 && i != 4 { // idle, iowait
+				u.busy += v / clockTicks
+			}
+		}
+	}
+	return u
+}
+
+// reportRoundCPU prints where the round's CPU went: how busy the machine
+// was, and each process's CPU time per checkpoint, largest first. It is
+// what says whether a faster round needs less work per checkpoint or
+// more cores, and whose work.
+func reportRoundCPU(before, after cpuUse, checkpoints int, seconds float64) {
+	type share struct {
+		name string
+		sec  float64
+	}
+	var shares []share
+	var sum float64
+	for name, s := range after.byProcess {
+		if d := s - before.byProcess[name]; d > 0 {
+			shares = append(shares, share{name, d})
+			sum += d
+		}
+	}
+	sort.Slice(shares, func(i, j int) bool { return shares[i].sec > shares[j].sec })
+	cores := (after.elapsed - before.elapsed) / seconds
+	var parts []string
+	for _, s := range shares {
+		parts = append(parts, fmt.Sprintf("%s %.0f", s.name, 1000*s.sec/float64(checkpoints)))
+	}
+	fmt.Fprintf(os.Stderr, "round 1 CPU: machine %.2f of %.0f cores busy; local-up's processes %.0f ms a checkpoint (%s); the rest of the machine %.0f ms a checkpoint\n",
+		(after.busy-before.busy)/seconds, cores, 1000*sum/float64(checkpoints), strings.Join(parts, ", "),
+		1000*((after.busy-before.busy)-sum)/float64(checkpoints))
 }

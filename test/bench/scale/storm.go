@@ -36,6 +36,7 @@ func (b *bench) storm(ctx context.Context) (stormResult, error) {
 			return r, fmt.Errorf("member1's node runs no container of %s", w)
 		}
 	}
+	metricsBefore := snapshotKarmadaMetrics(ctx, b.env.RunDir, "before-storm")
 	lostAt := time.Now()
 	if err := b.loseMember1(ctx); err != nil {
 		return r, err
@@ -61,6 +62,7 @@ func (b *bench) storm(ctx context.Context) (stormResult, error) {
 		return len(restoredAfter) == len(b.stormNames), fmt.Sprintf("%d restored", len(restoredAfter)), nil
 	})
 	b.stormTimeline(ctx, lostAt)
+	stormMetricsReport(metricsBefore, snapshotKarmadaMetrics(ctx, b.env.RunDir, "after-storm"))
 	if err != nil {
 		return r, err
 	}
