@@ -3,7 +3,9 @@ package migration
 import (
 	"context"
 	"fmt"
+	"sort"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -17,15 +19,21 @@ func isTerminal(p v1alpha1.MigrationPhase) bool {
 // just created and not in the cache yet is not created twice: the move
 // detector names a Migration after the move and the Migration before it,
 // so the second Create fails with AlreadyExists.
+//
+// The namespace's Migrations are read without copies and only w's are
+// copied: a policy reconcile asks this for each of its workloads, and
+// after a storm a namespace holds a Migration for each moved workload
+// (deep copies of all of them for each workload were most of what the
+// controller allocated then).
 func (c *Controller) workloadMigrations(ctx context.Context, w *workload) ([]v1alpha1.Migration, error) {
 	var l v1alpha1.MigrationList
-	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns())); err != nil {
+	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns()), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list migrations of %s: %w", w.label(), err)
 	}
 	var out []v1alpha1.Migration
-	for _, m := range l.Items {
-		if m.Spec.WorkloadRef.Kind == w.kind() && m.Spec.WorkloadRef.Name == w.name() {
-			out = append(out, m)
+	for i := range l.Items {
+		if m := &l.Items[i]; m.Spec.WorkloadRef.Kind == w.kind() && m.Spec.WorkloadRef.Name == w.name() {
+			out = append(out, *m.DeepCopy())
 		}
 	}
 	return out, nil
@@ -66,4 +74,50 @@ func (c *Controller) activeMigration(ctx context.Context, w *workload) (*v1alpha
 		return nil, err
 	}
 	return unfinishedOf(ms), nil
+}
+
+// MigrationsBeyondHistory are the finished Migrations of one workload that
+// its policy's history (keep, Retention.Migrations) no longer keeps:
+// all but the keep newest finished ones (by when they finished) and the
+// newest Restored one, which checkpoint retention still reads. Unfinished
+// Migrations are never among them.
+func MigrationsBeyondHistory(ms []v1alpha1.Migration, keep int) []*v1alpha1.Migration {
+	var finished []*v1alpha1.Migration
+	for i := range ms {
+		if isTerminal(ms[i].Status.Phase) {
+			finished = append(finished, &ms[i])
+		}
+	}
+	if len(finished) <= keep {
+		return nil
+	}
+	sort.SliceStable(finished, func(i, j int) bool {
+		a, b := lastMoveEnd(finished[i]), lastMoveEnd(finished[j])
+		if !a.Equal(b) {
+			return a.After(b)
+		}
+		return finished[i].Name > finished[j].Name
+	})
+	restored := lastRestoredOf(ms)
+	var out []*v1alpha1.Migration
+	for _, m := range finished[keep:] {
+		if m != restored {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// pruneMigrations deletes w's finished Migrations beyond p's history.
+// Each delete names the Migration's UID: a newer object of the same name
+// is not deleted; one already gone (a cache behind) is not an error.
+func (c *Controller) pruneMigrations(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, ms []v1alpha1.Migration) error {
+	for _, m := range MigrationsBeyondHistory(ms, p.MigrationHistory()) {
+		uid := m.UID
+		err := c.Client.Delete(ctx, m, client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("delete Migration %s of %s beyond the policy's history of %d: %w", m.Name, w.label(), p.MigrationHistory(), err)
+		}
+	}
+	return nil
 }

@@ -17,8 +17,9 @@ import (
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
 
-// MoveDetector is the only creator of Migrations (besides people): it
-// records a move Karmada made (a cluster the workload ran on since the
+// MoveDetector is the only creator of Migrations (besides people), and
+// deletes finished ones beyond the policy's history: it records a move
+// Karmada made (a cluster the workload ran on since the
 // last move is no longer bound, and a cluster that did not run it is, or
 // one that ran some of its replicas was given more: see Arrivals).
 // Where the workload ran is read from its Checkpoints (each names the
@@ -60,8 +61,17 @@ func (r MoveDetector) detect(ctx context.Context, p *v1alpha1.CheckpointPolicy, 
 		return err
 	}
 	ms, err := r.workloadMigrations(ctx, w)
-	if err != nil || unfinishedOf(ms) != nil {
+	if err != nil {
 		return err
+	}
+	// The history is bounded here, by the creator of Migrations: a
+	// workload that moves every day would otherwise keep every move it
+	// ever made, in the Karmada API and in every cache of it.
+	if err := r.pruneMigrations(ctx, p, w, ms); err != nil {
+		return err
+	}
+	if unfinishedOf(ms) != nil {
+		return nil
 	}
 	cps, err := r.listWorkloadCheckpoints(ctx, w)
 	if err != nil {

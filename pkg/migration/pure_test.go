@@ -2,6 +2,7 @@ package migration
 
 import (
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -607,5 +608,57 @@ func TestPreclaimIsKarmadasClaim(t *testing.T) {
 	preclaim(unlabelled, nil)
 	if len(unlabelled.Labels) != 0 || len(unlabelled.Annotations) != 0 {
 		t.Errorf("claimed without a policy ID: %v %v", unlabelled.Labels, unlabelled.Annotations)
+	}
+}
+
+func TestMigrationsBeyondHistory(t *testing.T) {
+	mig := func(name string, phase v1alpha1.MigrationPhase, endedMin int) v1alpha1.Migration {
+		m := v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(t0)}}
+		m.Status.Phase = phase
+		if endedMin >= 0 {
+			m.Status.CompletionTime = ptr.To(metav1.NewTime(t0.Add(time.Duration(endedMin) * time.Minute)))
+		}
+		return m
+	}
+	names := func(ms []*v1alpha1.Migration) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.Name)
+		}
+		return out
+	}
+	ms := []v1alpha1.Migration{
+		mig("restored-1", v1alpha1.MigrationRestored, 1),
+		mig("fellback-2", v1alpha1.MigrationFellBack, 2),
+		mig("restored-3", v1alpha1.MigrationRestored, 3),
+		mig("failed-4", v1alpha1.MigrationFailed, 4),
+		mig("failed-5", v1alpha1.MigrationFailed, 5),
+		mig("running", v1alpha1.MigrationRestoring, -1),
+	}
+	for _, tc := range []struct {
+		keep int
+		want []string
+	}{
+		// The two newest finished are failures: the newest Restored one
+		// (restored-3) stays besides them; the running one always stays.
+		{keep: 2, want: []string{"fellback-2", "restored-1"}},
+		{keep: 1, want: []string{"fellback-2", "restored-1", "failed-4"}},
+		{keep: 3, want: []string{"fellback-2", "restored-1"}},
+		{keep: 4, want: []string{"restored-1"}},
+		{keep: 5, want: nil},
+		{keep: 10, want: nil},
+	} {
+		got := names(MigrationsBeyondHistory(ms, tc.keep))
+		sort.Strings(got)
+		sort.Strings(tc.want)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("keep %d: deleted %v, want %v", tc.keep, got, tc.want)
+		}
+	}
+	// A Migration without a completion time is ordered by its creation.
+	old := mig("old", v1alpha1.MigrationFailed, -1)
+	old.CreationTimestamp = metav1.NewTime(t0.Add(-time.Hour))
+	if got := names(MigrationsBeyondHistory([]v1alpha1.Migration{old, mig("new", v1alpha1.MigrationFailed, -1)}, 1)); !reflect.DeepEqual(got, []string{"old"}) {
+		t.Errorf("without completion times: deleted %v, want [old]", got)
 	}
 }

@@ -82,7 +82,8 @@ func policyOfCheckpoint(_ context.Context, o client.Object) []reconcile.Request 
 // binding or a template changed: any of them may select it).
 func (c *Controller) policiesInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
 	var l v1alpha1.CheckpointPolicyList
-	if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace())); err != nil {
+	// Names only: no copies (this runs for every event of the namespace).
+	if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
 		eventDropped(ctx, err, o, "CheckpointPolicies")
 		return nil
 	}
@@ -97,7 +98,10 @@ func (c *Controller) policiesInNamespace(ctx context.Context, o client.Object) [
 // that are still running (a Checkpoint or a binding they wait for changed).
 func (c *Controller) unfinishedMigrationsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
 	var l v1alpha1.MigrationList
-	if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace())); err != nil {
+	// Names and phases only: no copies. This runs for every Checkpoint and
+	// binding event of the namespace, and after a storm the namespace
+	// holds a Migration for each workload that moved.
+	if err := c.Client.List(ctx, &l, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
 		eventDropped(ctx, err, o, "Migrations")
 		return nil
 	}
@@ -108,7 +112,7 @@ func (c *Controller) unfinishedMigrationsInNamespace(ctx context.Context, o clie
 // Cluster's spec or labels changed: the cordon may be lifted).
 func (c *Controller) unfinishedCordonMigrations(ctx context.Context, o client.Object) []reconcile.Request {
 	var l v1alpha1.MigrationList
-	if err := c.Client.List(ctx, &l); err != nil {
+	if err := c.Client.List(ctx, &l, client.UnsafeDisableDeepCopy); err != nil {
 		eventDropped(ctx, err, o, "Cordon Migrations")
 		return nil
 	}

@@ -25,8 +25,12 @@ rules:
     resources: ["statefulsets", "deployments"]
     verbs: ["get", "list", "watch"]
   - apiGroups: ["stateshift.io"]
-    resources: ["checkpointpolicies", "migrations"]
+    resources: ["checkpointpolicies"]
     verbs: ["get", "list", "watch", "create", "update"]
+  # Finished Migrations beyond a policy's retention.migrations are deleted.
+  - apiGroups: ["stateshift.io"]
+    resources: ["migrations"]
+    verbs: ["get", "list", "watch", "create", "update", "delete"]
   - apiGroups: ["stateshift.io"]
     resources: ["checkpointpolicies/status", "migrations/status"]
     verbs: ["get", "update", "patch"]

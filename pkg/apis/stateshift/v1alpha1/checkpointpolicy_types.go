@@ -56,7 +56,8 @@ type CheckpointSchedule struct {
 	Interval metav1.Duration `json:"interval"`
 }
 
-// Retention bounds the checkpoints kept per pod.
+// Retention bounds the checkpoints kept per pod and the finished
+// Migrations kept per workload.
 type Retention struct {
 	// Keep is how many Succeeded Checkpoints per pod stay in the Karmada API
 	// and in the registry; older ones are deleted, with their image manifests.
@@ -65,6 +66,17 @@ type Retention struct {
 	// +kubebuilder:default=3
 	// +optional
 	Keep int32 `json:"keep,omitempty"`
+	// Migrations is how many finished Migrations (Restored, FellBack,
+	// Failed) per workload stay in the Karmada API, newest first; older
+	// ones are deleted, as a CronJob's history limits delete old Jobs.
+	// The newest Restored one is kept besides (retention keeps the
+	// checkpoints it restored from). Unfinished Migrations are never
+	// deleted.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=5
+	// +optional
+	Migrations int32 `json:"migrations,omitempty"`
 }
 
 // CheckpointPolicySpec says which workloads are protected and how.
@@ -288,6 +300,17 @@ type CheckpointPolicyList struct {
 
 func init() {
 	SchemeBuilder.Register(&CheckpointPolicy{}, &CheckpointPolicyList{})
+}
+
+// DefaultMigrationHistory is Retention.Migrations when unset.
+const DefaultMigrationHistory = 5
+
+// MigrationHistory is Retention.Migrations with its default.
+func (p *CheckpointPolicy) MigrationHistory() int {
+	if p.Spec.Retention.Migrations < 1 {
+		return DefaultMigrationHistory
+	}
+	return int(p.Spec.Retention.Migrations)
 }
 
 // KeepOrDefault is Retention.Keep with its default.
