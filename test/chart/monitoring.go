@@ -98,8 +98,8 @@ var (
 	promtoolErr  error
 )
 
-// Promtool returns the cached promtool binary, building it on first use
-// (hack/build-deps.sh promtool; outside stateshift's go.mod like helm).
+// Promtool returns the cached promtool binary, unpacking it on first use
+// from Debian's prometheus package (hack/build-deps.sh promtool).
 func Promtool() (string, error) {
 	promtoolOnce.Do(func() {
 		build := exec.Command("bash", filepath.Join(Root(), "hack", "build-deps.sh"), "promtool")
@@ -108,7 +108,7 @@ func Promtool() (string, error) {
 			promtoolErr = fmt.Errorf("hack/build-deps.sh promtool: %w", promtoolErr)
 			return
 		}
-		out, err := exec.Command("bash", "-c", ". "+filepath.Join(Root(), "hack", "lib.sh")+` && echo "${TOOLS_BIN}/promtool-${PROMTOOL_VERSION}"`).Output()
+		out, err := exec.Command("bash", "-c", ". "+filepath.Join(Root(), "hack", "lib.sh")+` && echo "${TOOLS_BIN}/promtool"`).Output()
 		if err != nil {
 			promtoolErr = fmt.Errorf("locate promtool: %w", err)
 			return
