@@ -11,10 +11,12 @@ import (
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	"github.com/karmada-io/karmada/pkg/detector"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -660,5 +662,49 @@ func TestMigrationsBeyondHistory(t *testing.T) {
 	old.CreationTimestamp = metav1.NewTime(t0.Add(-time.Hour))
 	if got := names(MigrationsBeyondHistory([]v1alpha1.Migration{old, mig("new", v1alpha1.MigrationFailed, -1)}, 1)); !reflect.DeepEqual(got, []string{"old"}) {
 		t.Errorf("without completion times: deleted %v, want [old]", got)
+	}
+}
+
+// TestTemplateDigestsFollowTheVersion: a workload's hash and images are
+// remembered per template version (UID and resourceVersion) and computed
+// again when either changes; objects not read from an API server (no UID)
+// are never cached.
+func TestTemplateDigestsFollowTheVersion(t *testing.T) {
+	sts := func(uid, rv, image string) *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop", UID: types.UID(uid), ResourceVersion: rv},
+			Spec: appsv1.StatefulSetSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}},
+			},
+		}
+	}
+	hashOf := func(o *appsv1.StatefulSet) (string, string) {
+		w, err := newWorkload(o, "StatefulSet", o.Spec.Selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.templateHash, w.templateImages
+	}
+	h1, i1 := hashOf(sts("u1", "10", "db:1"))
+	if h, i := hashOf(sts("u1", "10", "db:1")); h != h1 || i != i1 {
+		t.Fatalf("same version: %s %s, want %s %s", h, i, h1, i1)
+	}
+	// A new version with a new image: computed again, not the remembered one.
+	h2, i2 := hashOf(sts("u1", "11", "db:2"))
+	if h2 == h1 || i2 == i1 || !strings.Contains(i2, "db:2") {
+		t.Fatalf("new version kept the old digests: %s %s", h2, i2)
+	}
+	// A template recreated under the same name (new UID) at a version
+	// number seen before is not confused with the old one.
+	if h, _ := hashOf(sts("u2", "10", "db:3")); h == h1 {
+		t.Fatal("a recreated template took its predecessor's hash")
+	}
+	// Without a UID nothing is cached: the same version string with other
+	// content gives other digests.
+	a, _ := hashOf(sts("", "1", "db:4"))
+	b, _ := hashOf(sts("", "1", "db:5"))
+	if a == b {
+		t.Fatal("objects without UID were cached")
 	}
 }

@@ -78,11 +78,15 @@ func (c *Controller) getWorkload(ctx context.Context, ns, kind, name string) (*w
 
 func newWorkload(obj client.Object, kind string, sel *metav1.LabelSelector) (*workload, error) {
 	w := &workload{obj: obj, kindName: kind}
-	u, err := w.template()
-	if err != nil {
-		return nil, err
+	var ok bool
+	if w.templateHash, w.templateImages, ok = digests.get(kind, obj); !ok {
+		u, err := w.template()
+		if err != nil {
+			return nil, err
+		}
+		w.templateHash, w.templateImages = TemplateHash(u), templateImagesJSON(u)
+		digests.put(kind, obj, w.templateHash, w.templateImages)
 	}
-	w.templateHash, w.templateImages = TemplateHash(u), templateImagesJSON(u)
 	if sel == nil {
 		return nil, fmt.Errorf("%s %s/%s has no selector", kind, obj.GetNamespace(), obj.GetName())
 	}
