@@ -74,6 +74,10 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 	if plan == nil || len(exclude) == 0 {
 		return c.withdraw(ctx, current)
 	}
+	inputs := armInputs(owner, w, plan, exclude, receivers)
+	if plansArmed.unchanged(current, inputs) {
+		return nil
+	}
 	tmpl, err := w.template()
 	if err != nil {
 		return err
@@ -86,6 +90,9 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 	want.OwnerReferences = planOwner(owner)
 	if current == nil {
 		err := c.Client.Create(ctx, want)
+		if err == nil {
+			plansArmed.remember(want, inputs)
+		}
 		if !apierrors.IsAlreadyExists(err) {
 			return wrapArm(w, err)
 		}
@@ -96,9 +103,11 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 			return wrapArm(w, err)
 		}
 	}
-	if newer, err := c.armedIsNewer(ctx, w, current, plan.Checkpoint); err != nil {
+	newer, err := c.armedIsNewer(ctx, w, current, plan.Checkpoint)
+	if err != nil {
 		return err
-	} else if newer {
+	}
+	if newer {
 		// Two reconcilers arm the same plan: a policy round that read the
 		// checkpoints before a Migration's fresh one was verified must not
 		// put the older checkpoint back (Karmada would roll the
@@ -113,8 +122,18 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 	// A plan armed by an older release carries a plain owner reference;
 	// rewrite it so that Owns() sees the plan's later writes.
 	sameOwner := owner == nil || reflect.DeepEqual(current.OwnerReferences, want.OwnerReferences)
-	if same, err := equalPolicy(current, want); err != nil || (same && sameOwner) {
+	// What an arm that kept a newer checkpoint left depends on that
+	// checkpoint, not only on the inputs: not remembered.
+	if newer {
+		inputs = ""
+	}
+	same, err := equalPolicy(current, want)
+	if err != nil {
 		return err
+	}
+	if same && sameOwner {
+		plansArmed.remember(current, inputs)
+		return nil
 	}
 	current.Labels, current.Annotations, current.Spec = want.Labels, want.Annotations, want.Spec
 	if owner != nil {
@@ -123,6 +142,7 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 	if err := c.Client.Update(ctx, current); err != nil {
 		return fmt.Errorf("re-arm restore of %s/%s: %w", w.ns(), w.label(), err)
 	}
+	plansArmed.remember(current, inputs)
 	return nil
 }
 
