@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -17,12 +19,26 @@ import (
 // workload's finished Migrations to its policy's retention.migrations
 // (newest first, the newest Restored one besides) and deletes the rest,
 // as the controller's ServiceAccount with the shipped RBAC; unfinished
-// ones and other workloads' stay. Only move detection runs, so the
-// Migrations stay in the phases the test gives them.
+// ones and other workloads' stay. The finished Migrations of a workload
+// whose template was deleted go too; its unfinished ones stay. Only move
+// detection runs, so the Migrations stay in the phases the test gives
+// them.
 func TestFinishedMigrationsBeyondHistoryDeleted(t *testing.T) {
 	h := startWith(t, harnessOptions{shippedRBAC: true, controllers: []string{"movedetection"}})
 	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
 	h.statefulSet("member1")
+	// A template the policy does not select: its history is not the
+	// policy's to trim, and it exists, so it is kept whole.
+	h.create(&appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: h.ns},
+		Spec: appsv1.StatefulSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "other"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/other:1"}}},
+			},
+		},
+	})
 
 	ended := time.Now().Add(-time.Hour).Truncate(time.Second)
 	migration := func(name, workload string, phase v1alpha1.MigrationPhase, endedMin int) {
@@ -49,12 +65,16 @@ func TestFinishedMigrationsBeyondHistoryDeleted(t *testing.T) {
 	migration("other-1", "other", v1alpha1.MigrationFailed, 1)
 	migration("other-2", "other", v1alpha1.MigrationFailed, 2)
 	migration("other-3", "other", v1alpha1.MigrationFailed, 3)
+	migration("gone-restored", "gone", v1alpha1.MigrationRestored, 1)
+	migration("gone-failed", "gone", v1alpha1.MigrationFailed, 2)
+	migration("gone-pending", "gone", v1alpha1.MigrationPending, -1)
 
 	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Retention.Migrations = 2 })
 	// Kept: the two newest finished (failed-5, failed-4), the newest
-	// Restored (restored-2), the running one, and the Migrations of a
-	// workload the policy does not select.
-	want := "failed-4,failed-5,other-1,other-2,other-3,restored-2,running"
+	// Restored (restored-2), the running one, the Migrations of a
+	// workload the policy does not select, and the unfinished one of the
+	// deleted workload.
+	want := "failed-4,failed-5,gone-pending,other-1,other-2,other-3,restored-2,running"
 	h.eventually("history trimmed to retention.migrations", 30*time.Second, func() (bool, string) {
 		var names []string
 		for _, m := range h.migrations() {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -117,6 +118,54 @@ func (c *Controller) pruneMigrations(ctx context.Context, p *v1alpha1.Checkpoint
 		err := c.Client.Delete(ctx, m, client.Preconditions{UID: &uid})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return fmt.Errorf("delete Migration %s of %s beyond the policy's history of %d: %w", m.Name, w.label(), p.MigrationHistory(), err)
+		}
+	}
+	return nil
+}
+
+// MigrationsOfDeletedWorkloads are the finished Migrations among ms whose
+// workload has no template any more (exists holds workloadLabel of every
+// template of the namespace not being deleted). The history a policy keeps
+// per workload (MigrationsBeyondHistory) is kept only while the workload
+// exists, as its Checkpoints are: a namespace whose workloads come and go
+// would otherwise keep every Migration they ever made. Unfinished ones are
+// never among them (a person's Migration may name a workload about to be
+// created).
+func MigrationsOfDeletedWorkloads(ms []v1alpha1.Migration, exists map[string]bool) []*v1alpha1.Migration {
+	var out []*v1alpha1.Migration
+	for i := range ms {
+		m := &ms[i]
+		if isTerminal(m.Status.Phase) && m.DeletionTimestamp == nil && !exists[workloadLabel(m.Spec.WorkloadRef.Kind, m.Spec.WorkloadRef.Name)] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// pruneDeletedWorkloadMigrations deletes the finished Migrations of p's
+// namespace whose workload template is gone, each by its UID. It reads the
+// cache: a Migration is made for a template the cache has seen, and one
+// listed while the cache is behind a template's re-creation belonged to
+// the deleted one anyway.
+func (c *Controller) pruneDeletedWorkloadMigrations(ctx context.Context, p *v1alpha1.CheckpointPolicy) error {
+	var l v1alpha1.MigrationList
+	if err := c.Client.List(ctx, &l, client.InNamespace(p.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("list migrations in %s: %w", p.Namespace, err)
+	}
+	templates, err := c.templates(ctx, p.Namespace, func(string, client.Object) (bool, error) { return true, nil })
+	if err != nil {
+		return err
+	}
+	exists := map[string]bool{}
+	for _, w := range templates {
+		exists[w.label()] = true
+	}
+	for _, m := range MigrationsOfDeletedWorkloads(l.Items, exists) {
+		uid := m.UID
+		gone := &v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace}}
+		err := c.Client.Delete(ctx, gone, client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("delete Migration %s of deleted workload %s/%s: %w", m.Name, m.Spec.WorkloadRef.Kind, m.Spec.WorkloadRef.Name, err)
 		}
 	}
 	return nil

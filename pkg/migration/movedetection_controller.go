@@ -48,6 +48,9 @@ func (r MoveDetector) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Res
 			return ctrl.Result{}, err
 		}
 	}
+	if err := r.pruneDeletedWorkloadMigrations(ctx, p); err != nil {
+		return ctrl.Result{}, err
+	}
 	return ctrl.Result{RequeueAfter: interval(p)}, nil
 }
 

@@ -708,3 +708,36 @@ func TestTemplateDigestsFollowTheVersion(t *testing.T) {
 		t.Fatal("objects without UID were cached")
 	}
 }
+
+func TestMigrationsOfDeletedWorkloads(t *testing.T) {
+	mig := func(name, workload string, phase v1alpha1.MigrationPhase) v1alpha1.Migration {
+		m := v1alpha1.Migration{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: v1alpha1.MigrationSpec{WorkloadRef: v1alpha1.WorkloadReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: workload}}}
+		m.Status.Phase = phase
+		return m
+	}
+	deleting := mig("going", "gone", v1alpha1.MigrationFailed)
+	deleting.DeletionTimestamp = &metav1.Time{Time: t0}
+	ms := []v1alpha1.Migration{
+		mig("kept-restored", "db", v1alpha1.MigrationRestored),
+		mig("gone-restored", "gone", v1alpha1.MigrationRestored),
+		mig("gone-fellback", "gone", v1alpha1.MigrationFellBack),
+		mig("gone-restoring", "gone", v1alpha1.MigrationRestoring),
+		mig("gone-new", "gone", ""),
+		deleting,
+		// Same name, other kind: a Deployment db does not keep a
+		// StatefulSet db's history.
+		func() v1alpha1.Migration {
+			m := mig("deployment-db", "db", v1alpha1.MigrationFailed)
+			m.Spec.WorkloadRef.Kind = "Deployment"
+			return m
+		}(),
+	}
+	var got []string
+	for _, m := range MigrationsOfDeletedWorkloads(ms, map[string]bool{workloadLabel("StatefulSet", "db"): true}) {
+		got = append(got, m.Name)
+	}
+	if want := "gone-restored,gone-fellback,deployment-db"; strings.Join(got, ",") != want {
+		t.Fatalf("deleted: %v, want %s", got, want)
+	}
+}
