@@ -16,9 +16,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// binding reads the workload's ResourceBinding from the cache, a copy the
+// caller may change and write back (the migrations controller's holds and
+// placement).
 func (c *Controller) binding(ctx context.Context, w *workload) (*workv1alpha2.ResourceBinding, error) {
 	rb := &workv1alpha2.ResourceBinding{}
 	err := c.Client.Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: BindingName(w.kind(), w.name())}, rb)
+	return rb, err
+}
+
+// bindingView is the workload's ResourceBinding as the cache holds it, not
+// a copy: READ ONLY (its maps and slices are the cache's). The policy
+// controllers read every workload's binding at every reconcile, and
+// copying a binding (its status holds every member's aggregated status)
+// was an eighth of the controller's CPU in a round of 1,000 workloads.
+func (c *Controller) bindingView(ctx context.Context, w *workload) (*workv1alpha2.ResourceBinding, error) {
+	rb := &workv1alpha2.ResourceBinding{}
+	err := c.Client.Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: BindingName(w.kind(), w.name())}, rb, client.UnsafeDisableDeepCopy)
 	return rb, err
 }
 

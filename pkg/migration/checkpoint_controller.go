@@ -109,7 +109,7 @@ func (r CheckpointReconciler) writeStatus(ctx context.Context, p *v1alpha1.Check
 // protect runs one round for one workload and says when to look again.
 func (r CheckpointReconciler) protect(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload) (v1alpha1.ProtectedWorkload, time.Duration, error) {
 	pw := v1alpha1.ProtectedWorkload{APIVersion: "apps/v1", Kind: w.kind(), Name: w.name()}
-	rb, err := r.binding(ctx, w)
+	rb, err := r.bindingView(ctx, w) // read only
 	if apierrors.IsNotFound(err) {
 		pw.Message = "no ResourceBinding yet: the workload is not propagated"
 		markProtected(p, &pw, nil, r.now(), nil)

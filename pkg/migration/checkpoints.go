@@ -43,6 +43,19 @@ func (c *Controller) listWorkloadCheckpoints(ctx context.Context, w *workload) (
 	return filterCheckpoints(l.Items, func(c *v1alpha1.Checkpoint) bool { return c.DeletionTimestamp == nil }), nil
 }
 
+// workloadCheckpointsView is listWorkloadCheckpoints without copies:
+// READ ONLY (the items share their maps and slices with the cache). Move
+// detection and the restore plan read every workload's Checkpoints at
+// every policy reconcile, and copying them was a seventh of the
+// controller's CPU in a round of 1,000 workloads.
+func (c *Controller) workloadCheckpointsView(ctx context.Context, w *workload) ([]v1alpha1.Checkpoint, error) {
+	var l v1alpha1.CheckpointList
+	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns()), client.MatchingFields{checkpointWorkloadIndex: w.label()}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("list checkpoints of %s: %w", w.label(), err)
+	}
+	return filterCheckpoints(l.Items, func(c *v1alpha1.Checkpoint) bool { return c.DeletionTimestamp == nil }), nil
+}
+
 // migrationCheckpoints are the fresh Checkpoints taken for Migration m.
 func (c *Controller) migrationCheckpoints(ctx context.Context, m *v1alpha1.Migration) ([]v1alpha1.Checkpoint, error) {
 	var l v1alpha1.CheckpointList

@@ -62,7 +62,7 @@ func (r ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 func (r ClusterReconciler) cordoned(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, cl *clusterv1alpha1.Cluster) error {
 	cluster := cl.Name
-	rb, err := r.binding(ctx, w)
+	rb, err := r.bindingView(ctx, w) // read only
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

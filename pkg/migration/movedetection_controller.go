@@ -56,7 +56,7 @@ func (r MoveDetector) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Res
 
 // detect records a Migration for a move of w that no Migration covers.
 func (r MoveDetector) detect(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload) error {
-	rb, err := r.binding(ctx, w)
+	rb, err := r.bindingView(ctx, w) // read only
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -76,7 +76,7 @@ func (r MoveDetector) detect(ctx context.Context, p *v1alpha1.CheckpointPolicy, 
 	if unfinishedOf(ms) != nil {
 		return nil
 	}
-	cps, err := r.listWorkloadCheckpoints(ctx, w)
+	cps, err := r.workloadCheckpointsView(ctx, w) // read only
 	if err != nil {
 		return err
 	}

@@ -261,7 +261,7 @@ func (c *Controller) pullSecretClusters(ctx context.Context, users []*v1alpha1.C
 			return nil, err
 		}
 		for _, w := range workloads {
-			rb, err := c.binding(ctx, w)
+			rb, err := c.bindingView(ctx, w) // read only
 			if apierrors.IsNotFound(err) {
 				continue
 			}

@@ -59,7 +59,7 @@ func (r RestorePlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // planWorkload arms (or keeps, or withdraws) one workload's plan; its
 // restored pods pull with Secret pull (none when empty).
 func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, pull string) error {
-	rb, err := r.binding(ctx, w)
+	rb, err := r.bindingView(ctx, w) // read only
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -89,7 +89,7 @@ func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.Che
 		scope := armScope{sources: active.Status.SourceClusters, receivers: receiver, pullSecret: pull}
 		return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), chosen), scope)
 	}
-	cps, err := r.listWorkloadCheckpoints(ctx, w)
+	cps, err := r.workloadCheckpointsView(ctx, w) // read only
 	if err != nil {
 		return err
 	}
