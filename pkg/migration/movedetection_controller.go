@@ -28,7 +28,10 @@ import (
 type MoveDetector struct{ *Controller }
 
 func setupMoveDetection(mgr manager.Manager, c *Controller) error {
-	err := c.policyController(mgr, "stateshift-movedetection", 0).Complete(MoveDetector{c})
+	// A move is a change of the binding (or a cordon): a Checkpoint that
+	// settles moves nothing, and the Checkpoints that say where the
+	// workload ran were in the cache before it left.
+	err := c.policyControllerWithout(mgr, "stateshift-movedetection", 0).Complete(MoveDetector{c})
 	if err != nil || !c.Options.WatchClusters {
 		return err
 	}

@@ -22,11 +22,19 @@ import (
 // changes: their Checkpoints, Migrations, bindings and templates. With
 // batch > 0 the Checkpoint and binding events wait that long (batched).
 func (c *Controller) policyController(mgr manager.Manager, name string, batch time.Duration) *builder.Builder {
+	return c.policyControllerWithout(mgr, name, batch).
+		Watches(&v1alpha1.Checkpoint{}, batched(handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint), batch), builder.WithPredicates(checkpointSettled))
+}
+
+// policyControllerWithout is policyController without the Checkpoint
+// watch, for a controller no settled Checkpoint gives anything to do: in a
+// round every Checkpoint settles, and each would reconcile all the
+// policy's workloads.
+func (c *Controller) policyControllerWithout(mgr manager.Manager, name string, batch time.Duration) *builder.Builder {
 	inNamespace := handler.EnqueueRequestsFromMapFunc(c.policiesInNamespace)
 	return ctrl.NewControllerManagedBy(mgr).Named(name).WithOptions(c.bounded()).
 		// The policy's own status writes change no decision.
 		For(&v1alpha1.CheckpointPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.Checkpoint{}, batched(handler.EnqueueRequestsFromMapFunc(policyOfCheckpoint), batch), builder.WithPredicates(checkpointSettled)).
 		Watches(&v1alpha1.Migration{}, inNamespace).
 		Watches(&workv1alpha2.ResourceBinding{}, batched(inNamespace, batch), builder.WithPredicates(bindingChanged)).
 		Watches(&appsv1.StatefulSet{}, inNamespace, builder.WithPredicates(templateChanged)).
