@@ -152,13 +152,9 @@ func (c *Controller) pruneDeletedWorkloadMigrations(ctx context.Context, p *v1al
 	if err := c.Client.List(ctx, &l, client.InNamespace(p.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list migrations in %s: %w", p.Namespace, err)
 	}
-	templates, err := c.templates(ctx, p.Namespace, func(string, client.Object) (bool, error) { return true, nil })
+	exists, err := c.existingWorkloads(ctx, p.Namespace)
 	if err != nil {
 		return err
-	}
-	exists := map[string]bool{}
-	for _, w := range templates {
-		exists[w.label()] = true
 	}
 	for _, m := range MigrationsOfDeletedWorkloads(l.Items, exists) {
 		uid := m.UID

@@ -328,13 +328,9 @@ func (c *Controller) pruneDeletedWorkloads(ctx context.Context, p *v1alpha1.Chec
 	if err := c.Client.List(ctx, &l, client.InNamespace(p.Namespace), client.MatchingLabels{LabelPolicy: p.Name}); err != nil {
 		return fmt.Errorf("list checkpoints of policy %s: %w", p.Name, err)
 	}
-	templates, err := c.templates(ctx, p.Namespace, func(string, client.Object) (bool, error) { return true, nil })
+	exists, err := c.existingWorkloads(ctx, p.Namespace)
 	if err != nil {
 		return err
-	}
-	exists := map[string]bool{}
-	for _, w := range templates {
-		exists[w.label()] = true
 	}
 	gone := filterCheckpoints(l.Items, func(cp *v1alpha1.Checkpoint) bool {
 		return cp.DeletionTimestamp == nil && !exists[cp.Labels[LabelWorkload]]

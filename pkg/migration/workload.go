@@ -159,3 +159,18 @@ func (c *Controller) policyFor(ctx context.Context, w *workload) (*v1alpha1.Chec
 	}
 	return nil, nil
 }
+
+// existingWorkloads are the workloadLabel of every template in ns not
+// being deleted: what the Checkpoints and Migrations of deleted workloads
+// are told apart by.
+func (c *Controller) existingWorkloads(ctx context.Context, ns string) (map[string]bool, error) {
+	templates, err := c.templates(ctx, ns, func(string, client.Object) (bool, error) { return true, nil })
+	if err != nil {
+		return nil, err
+	}
+	exists := make(map[string]bool, len(templates))
+	for _, w := range templates {
+		exists[w.label()] = true
+	}
+	return exists, nil
+}
