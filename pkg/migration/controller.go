@@ -237,6 +237,9 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Checkpoint{}, checkpointWorkloadIndex, indexCheckpointWorkload); err != nil {
 		return fmt.Errorf("index Checkpoints by workload: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Migration{}, migrationWorkloadIndex, indexMigrationWorkload); err != nil {
+		return fmt.Errorf("index Migrations by workload: %w", err)
+	}
 	// The gauges of observed state read the manager's cache.
 	observedState.source.Store(&stateSource{reader: mgr.GetCache(), elected: mgr.Elected(), now: c.now})
 	for _, name := range ControllerNames() {

@@ -16,19 +16,32 @@ func isTerminal(p v1alpha1.MigrationPhase) bool {
 	return p == v1alpha1.MigrationRestored || p == v1alpha1.MigrationFellBack || p == v1alpha1.MigrationFailed
 }
 
+// migrationWorkloadIndex indexes the cached Migrations by the workload
+// they move (workloadLabel of spec.workloadRef): every policy reconcile
+// asks for each of its workloads' Migrations, and after storms a
+// namespace holds a Migration for each moved workload, so scanning the
+// namespace for each workload grew with workloads times Migrations.
+const migrationWorkloadIndex = "stateshift.io/migration-workload"
+
+func indexMigrationWorkload(o client.Object) []string {
+	m, ok := o.(*v1alpha1.Migration)
+	if !ok || m.Spec.WorkloadRef.Name == "" {
+		return nil
+	}
+	return []string{workloadLabel(m.Spec.WorkloadRef.Kind, m.Spec.WorkloadRef.Name)}
+}
+
 // workloadMigrations lists the Migrations of w from the cache. A Migration
 // just created and not in the cache yet is not created twice: the move
 // detector names a Migration after the move and the Migration before it,
 // so the second Create fails with AlreadyExists.
 //
-// The namespace's Migrations are read without copies and only w's are
-// copied: a policy reconcile asks this for each of its workloads, and
-// after a storm a namespace holds a Migration for each moved workload
-// (deep copies of all of them for each workload were most of what the
-// controller allocated then).
+// The index finds only w's Migrations; the index key is not unique to
+// kind and name in every case (workloadLabel keeps the label short), so
+// the reference is compared again before a Migration is copied.
 func (c *Controller) workloadMigrations(ctx context.Context, w *workload) ([]v1alpha1.Migration, error) {
 	var l v1alpha1.MigrationList
-	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns()), client.UnsafeDisableDeepCopy); err != nil {
+	if err := c.Client.List(ctx, &l, client.InNamespace(w.ns()), client.MatchingFields{migrationWorkloadIndex: w.label()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list migrations of %s: %w", w.label(), err)
 	}
 	var out []v1alpha1.Migration
