@@ -155,3 +155,47 @@ func TestInterpretStatusCheckpointRunningIsTheClaim(t *testing.T) {
 		t.Errorf("the stages of one attempt reflect differently:\n%s\n%s", reflected["Checkpointing"], reflected["Pushing"])
 	}
 }
+
+// A first attempt on a Checkpoint that reported nothing before reflects
+// as {} through its stages: Karmada writes nothing until the result. A
+// retry, an attempt after a wait (its Ready condition) and one that found
+// stray images are reflected as their claim.
+func TestInterpretStatusCheckpointQuietFirstAttempt(t *testing.T) {
+	started := metav1.NewTime(time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC))
+	running := func(phase stateshiftv1alpha1.CheckpointPhase, edit func(*stateshiftv1alpha1.Checkpoint)) []byte {
+		cp := checkpoint(phase)
+		cp.Status.Containers, cp.Status.ArchiveBytes = nil, 0
+		cp.Status.StartTime, cp.Status.LastAttemptTime = &started, &started
+		if phase == "Pushing" {
+			cp.Status.Conditions = []metav1.Condition{{Type: "Checkpointed", Status: metav1.ConditionTrue, Reason: "Checkpointed", LastTransitionTime: started}}
+		}
+		if edit != nil {
+			edit(cp)
+		}
+		return call(t, request(t, configv1alpha1.InterpreterOperationInterpretStatus, toU(t, cp))).RawStatus.Raw
+	}
+	for _, phase := range []stateshiftv1alpha1.CheckpointPhase{"Checkpointing", "Pushing"} {
+		if got := running(phase, nil); string(got) != "{}" {
+			t.Errorf("first attempt, %s: reflected %s, want {}", phase, got)
+		}
+		claims := map[string]func(*stateshiftv1alpha1.Checkpoint){
+			"retry": func(cp *stateshiftv1alpha1.Checkpoint) { cp.Status.Attempts = 2 },
+			"after a wait": func(cp *stateshiftv1alpha1.Checkpoint) {
+				cp.Status.Conditions = append(cp.Status.Conditions, metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "PodNotFound", LastTransitionTime: started})
+			},
+			"stray images": func(cp *stateshiftv1alpha1.Checkpoint) {
+				cp.Status.StrayImages = []stateshiftv1alpha1.StrayImage{{Container: "app", Image: ckptImage, Reason: "Interrupted"}}
+			},
+		}
+		for name, edit := range claims {
+			var got stateshiftv1alpha1.CheckpointStatus
+			raw := running(phase, edit)
+			if err := json.Unmarshal(raw, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Phase != "Checkpointing" || got.NodeName != "node-a" {
+				t.Errorf("%s, %s: reflected %s, want the claim", name, phase, raw)
+			}
+		}
+	}
+}

@@ -32,6 +32,8 @@ func (b *bench) measureRounds(ctx context.Context) (scaleResult, error) {
 		return r, err
 	}
 	cpuAtStart := readCPUUse(b.env.RunDir)
+	karmadaAtStart := readAPIRequests(ctx, "karmada-apiserver", b.env.KarmadaConfig)
+	member2AtStart := readAPIRequests(ctx, "member2-apiserver", b.env.MemberConfigs["member2"])
 	start := time.Now()
 	var policies []client.Object
 	for i := 0; i < b.c.namespaces; i++ {
@@ -60,6 +62,8 @@ func (b *bench) measureRounds(ctx context.Context) (scaleResult, error) {
 	fmt.Fprintf(os.Stderr, "round 1: %d verified checkpoints in %.1fs\n", len(b.names), r.round)
 	// The poll saw the round end up to 5 s late: the CPU is over that span.
 	reportRoundCPU(cpuAtStart, readCPUUse(b.env.RunDir), len(b.names), time.Since(start).Seconds())
+	reportAPIRequests("karmada-apiserver", karmadaAtStart, readAPIRequests(ctx, "karmada-apiserver", b.env.KarmadaConfig), len(b.names))
+	reportAPIRequests("member2-apiserver", member2AtStart, readAPIRequests(ctx, "member2-apiserver", b.env.MemberConfigs["member2"]), len(b.names))
 	if err := b.steadyState(ctx, ctrl, start, &r); err != nil {
 		return r, err
 	}
