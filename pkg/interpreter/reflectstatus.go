@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -58,16 +57,6 @@ func reflectWorkloadStatus(obj *unstructured.Unstructured) (*runtime.RawExtensio
 // acts only on the wait and the result, so the stages in between stay on
 // the member (kubectl get checkpoint there shows them).
 //
-// The claim of a first attempt on a Checkpoint that never reported
-// anything before (no condition, no stray image) reflects as {} too: it
-// changes nothing the control plane reads, and a scheduled checkpoint
-// usually finishes within a second of its claim, so Karmada would write
-// the claim's status chain only to overwrite it at once (in a round of
-// 200 scheduled checkpoints, more than half of Karmada's Work status
-// writes were 409 conflicts between such close updates). Karmada's copy
-// shows such an attempt once it ends; a retried attempt, one after a wait,
-// and one that found stray images are reflected as they start.
-//
 // A new Checkpoint has no status yet, for which Karmada's fallback answers
 // nil; a webhook must answer a status (Karmada refuses a nil one with a
 // ReflectStatusFailed Event and retries), so it reflects as {}, which
@@ -90,31 +79,11 @@ func reflectCheckpointStatus(obj *unstructured.Unstructured) (*runtime.RawExtens
 	if err := json.Unmarshal(raw.Raw, &status); err != nil {
 		return nil, fmt.Errorf("status of Checkpoint %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
 	}
-	if quietClaim(status) {
-		return &runtime.RawExtension{Raw: []byte("{}")}, nil
-	}
 	out, err := json.Marshal(claimOf(status))
 	if err != nil {
 		return nil, err
 	}
 	return &runtime.RawExtension{Raw: out}, nil
-}
-
-// quietClaim: the first attempt of a Checkpoint that reported nothing
-// before it, whose claim tells the control plane nothing it acts on.
-func quietClaim(s stateshiftv1alpha1.CheckpointStatus) bool {
-	return s.Attempts <= 1 && len(s.StrayImages) == 0 && !hasOtherThan(s.Conditions, stateshiftv1alpha1.ConditionCheckpointed)
-}
-
-// hasOtherThan says whether conds hold a condition of another type than
-// allowed (the agent's Checkpointed stage is part of the attempt itself).
-func hasOtherThan(conds []metav1.Condition, allowed string) bool {
-	for _, c := range conds {
-		if c.Type != allowed {
-			return true
-		}
-	}
-	return false
 }
 
 // claimOf is what stays the same through an attempt's stages.
