@@ -21,7 +21,8 @@
 # stops what was started and removes it. Running local-up again is safe: it
 # starts only what is not running and checks the health of the rest.
 #
-# Usage: hack/local-up.sh        (env: STATESHIFT_RUN_DIR, REGISTRY_AUTH=1, LOCAL_UP_TIMEOUT=120)
+# Usage: hack/local-up.sh        (env: STATESHIFT_RUN_DIR, REGISTRY_AUTH=1, LOCAL_UP_TIMEOUT=120,
+#                                  STATESHIFT_CONTROLLER_ARGS: more controller flags)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "${HACK_DIR}/local/lib.sh"

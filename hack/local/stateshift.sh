@@ -73,7 +73,11 @@ start_interpreter_webhook() {
     --url "https://127.0.0.1:${INTERPRETER_WEBHOOK_PORT}/interpreter" --cert-dir "${dir}/certs" \
     > "${LOG_DIR}/apply-interpreter-config.log" 2>&1 ||
     { cat "${LOG_DIR}/apply-interpreter-config.log" >&2; die "hack/apply-interpreter-config.sh failed"; }
-  start_proc interpreter-webhook "${RUN_DIR}/bin/interpreter-webhook" \
+  # STATESHIFT_CONTROLLER_ARGS: more flags for the controller, for the
+  # benchmarks' experiments (e.g. --scheduled-checkpoint-deferral=5m).
+  local -a extra=()
+  read -r -a extra <<< "${STATESHIFT_CONTROLLER_ARGS:-}"
+  start_proc interpreter-webhook "${RUN_DIR}/bin/interpreter-webhook" "${extra[@]}" \
     --kubeconfig "${dir}/kubeconfig" --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port "${INTERPRETER_WEBHOOK_PORT}" --cert-dir "${dir}/certs" \
     --health-probe-bind-address "127.0.0.1:${INTERPRETER_HEALTH_PORT}" \
