@@ -281,6 +281,11 @@ func (p *process) peakRSSMiB() (float64, error) {
 type cpuUse struct {
 	byProcess     map[string]float64
 	busy, elapsed float64 // machine-wide CPU seconds, all cores
+	// steal is the time the hypervisor ran something else while this
+	// machine's vCPUs wanted to run (counted in busy): the same code
+	// measured half as fast on the same machine an hour apart, and the
+	// steal says whether the host, not the code, changed.
+	steal float64
 }
 
 func readCPUUse(runDir string) cpuUse {
@@ -302,6 +307,9 @@ func readCPUUse(runDir string) cpuUse {
 			u.elapsed += v / clockTicks
 			if i != 3 && i != 4 { // idle, iowait
 				u.busy += v / clockTicks
+			}
+			if i == 7 { // steal
+				u.steal += v / clockTicks
 			}
 		}
 	}
@@ -331,7 +339,7 @@ func reportRoundCPU(before, after cpuUse, checkpoints int, seconds float64) {
 	for _, s := range shares {
 		parts = append(parts, fmt.Sprintf("%s %.0f", s.name, 1000*s.sec/float64(checkpoints)))
 	}
-	fmt.Fprintf(os.Stderr, "round 1 CPU: machine %.2f of %.0f cores busy; local-up's processes %.0f ms a checkpoint (%s); the rest of the machine %.0f ms a checkpoint\n",
-		(after.busy-before.busy)/seconds, cores, 1000*sum/float64(checkpoints), strings.Join(parts, ", "),
-		1000*((after.busy-before.busy)-sum)/float64(checkpoints))
+	fmt.Fprintf(os.Stderr, "round 1 CPU: machine %.2f of %.0f cores busy (%.2f of them stolen by the hypervisor); local-up's processes %.0f ms a checkpoint (%s); the rest of the machine %.0f ms a checkpoint\n",
+		(after.busy-before.busy)/seconds, cores, (after.steal-before.steal)/seconds, 1000*sum/float64(checkpoints), strings.Join(parts, ", "),
+		1000*((after.busy-before.busy)-(after.steal-before.steal)-sum)/float64(checkpoints))
 }
