@@ -24,24 +24,30 @@ var requestLabel = regexp.MustCompile(`(\w+)="([^"]*)"`)
 // readAPIRequests scrapes cfg's API server. An error is reported and gives
 // an empty count: the breakdown is a diagnosis, not a result.
 func readAPIRequests(ctx context.Context, name string, cfg *rest.Config) apiRequests {
-	out := apiRequests{}
-	cs, err := kubernetes.NewForConfig(cfg)
+	out, err := scrapeAPIRequests(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "requests of %s: %v\n", name, err)
-		return out
+		return apiRequests{}
+	}
+	return out
+}
+
+func scrapeAPIRequests(ctx context.Context, cfg *rest.Config) (apiRequests, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "requests of %s: %v\n", name, err)
-		return out
+		return nil, err
 	}
 	series, err := parseSeries(string(raw))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "requests of %s: %v\n", name, err)
-		return out
+		return nil, err
 	}
+	out := apiRequests{}
 	for s, v := range series {
 		if !strings.HasPrefix(s, "apiserver_request_total{") {
 			continue
@@ -59,7 +65,7 @@ func readAPIRequests(ctx context.Context, name string, cfg *rest.Config) apiRequ
 		}
 		out[key] += v
 	}
-	return out
+	return out, nil
 }
 
 // reportAPIRequests prints the requests per checkpoint between two counts,
