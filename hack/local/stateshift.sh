@@ -61,13 +61,38 @@ INTERPRETER_METRICS_PORT=19080
 # Go's profiles of the controller (CPU, heap) for the benchmarks; loopback.
 INTERPRETER_PPROF_PORT=19081
 
+# STATESHIFT_CHECKPOINT_DELIVERY: how Checkpoints reach members
+# (--checkpoint-delivery: propagation, the default, or proxy). Proxy
+# delivery needs more RBAC than artifacts/controller holds (the chart's
+# controller.checkpointDelivery=proxy): rendered from the chart into the
+# run folder.
+CHECKPOINT_DELIVERY="${STATESHIFT_CHECKPOINT_DELIVERY:-propagation}"
+
+# controller_artifacts prints the folder of the controller's RBAC files
+# for CHECKPOINT_DELIVERY.
+controller_artifacts() {
+  if [[ "${CHECKPOINT_DELIVERY}" == propagation ]]; then
+    echo "${ROOT_DIR}/artifacts/controller"
+    return
+  fi
+  local out="${RUN_DIR}/controller-artifacts"
+  if [[ ! -f "${out}/artifacts/controller/rbac.yaml" ]]; then
+    "${HACK_DIR}/build-deps.sh" helm > /dev/null
+    (cd "${ROOT_DIR}" && go run ./test/chart/genartifacts -targets controller \
+      -set "controller.checkpointDelivery=${CHECKPOINT_DELIVERY}" -out "${out}") >&2 ||
+      die "rendering the controller's RBAC for --checkpoint-delivery=${CHECKPOINT_DELIVERY} failed"
+  fi
+  echo "${out}/artifacts/controller"
+}
+
 start_interpreter_webhook() {
   build_go_binary interpreter-webhook ./cmd/interpreter-webhook || return 0
-  local dir="${RUN_DIR}/interpreter-webhook"
+  local dir="${RUN_DIR}/interpreter-webhook" rbac
+  rbac="$(controller_artifacts)"
   # The binary also runs the migration controller (it has a kubeconfig):
   # its RBAC in the Karmada API comes from artifacts/controller.
   kubectl_for karmada apply -f "${ROOT_DIR}/artifacts/interpreter/namespace.yaml" \
-    -f "${ROOT_DIR}/artifacts/interpreter/rbac.yaml" -f "${ROOT_DIR}/artifacts/controller/rbac.yaml" > /dev/null
+    -f "${ROOT_DIR}/artifacts/interpreter/rbac.yaml" -f "${rbac}/rbac.yaml" > /dev/null
   write_sa_kubeconfig karmada "${STATESHIFT_NAMESPACE}" "${INTERPRETER_SA}" "${dir}"
   KUBECONFIG="${RUN_DIR}/karmada.kubeconfig" "${HACK_DIR}/apply-interpreter-config.sh" \
     --url "https://127.0.0.1:${INTERPRETER_WEBHOOK_PORT}/interpreter" --cert-dir "${dir}/certs" \
@@ -78,6 +103,7 @@ start_interpreter_webhook() {
   local -a extra=()
   read -r -a extra <<< "${STATESHIFT_CONTROLLER_ARGS:-}"
   start_proc interpreter-webhook "${RUN_DIR}/bin/interpreter-webhook" "${extra[@]}" \
+    --checkpoint-delivery "${CHECKPOINT_DELIVERY}" \
     --kubeconfig "${dir}/kubeconfig" --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port "${INTERPRETER_WEBHOOK_PORT}" --cert-dir "${dir}/certs" \
     --health-probe-bind-address "127.0.0.1:${INTERPRETER_HEALTH_PORT}" \
@@ -101,13 +127,14 @@ declare -A REAL_AGENT_HEALTH_PORT=([member1]=19486 [member2]=19496)
 declare -A REAL_AGENT_METRICS_PORT=([member1]=19485 [member2]=19495)
 
 start_agents() {
-  local m node nodedir
+  local m node nodedir rbac
+  rbac="$(controller_artifacts)"
   for m in "${MEMBERS[@]}"; do
     kubectl_for "${m}" apply -f "${ROOT_DIR}/artifacts/agent/namespace.yaml" \
       -f "${ROOT_DIR}/artifacts/agent/rbac.yaml" > /dev/null
     # The migration controller lists pods through Karmada's cluster proxy:
     # the member must let the impersonator act as its ServiceAccount groups.
-    kubectl_for "${m}" apply -f "${ROOT_DIR}/artifacts/controller/member-rbac.yaml" > /dev/null
+    kubectl_for "${m}" apply -f "${rbac}/member-rbac.yaml" > /dev/null
   done
   log "agent namespace and RBAC (artifacts/agent), controller member RBAC (artifacts/controller/member-rbac.yaml) applied to ${MEMBERS[*]}"
   build_go_binary checkpoint-agent ./cmd/checkpoint-agent || return 0

@@ -72,14 +72,8 @@ func aggregateCheckpointStatus(obj *unstructured.Unstructured, items []workv1alp
 			best = i
 		}
 	}
-	status := all[best].status.DeepCopy()
-	message := "cluster " + all[best].cluster
-	if status.NodeName != "" {
-		message += ", node " + status.NodeName
-	}
-	if status.Message != "" {
-		message += ": " + status.Message
-	}
+	status := all[best].status.ReportedBy(all[best].cluster)
+	message := status.Message
 	if len(all) > 1 {
 		var others []string
 		for i, r := range all {
@@ -91,7 +85,7 @@ func aggregateCheckpointStatus(obj *unstructured.Unstructured, items []workv1alp
 	}
 	status.Message = message
 
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(status)
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&status)
 	if err != nil {
 		return nil, err
 	}

@@ -72,30 +72,16 @@ func reflectCheckpointStatus(obj *unstructured.Unstructured) (*runtime.RawExtens
 	// Only a running attempt is decoded: waiting and finished ones go as
 	// Karmada reflected them.
 	phase, _, _ := unstructured.NestedString(obj.Object, "status", "phase")
-	if p := stateshiftv1alpha1.CheckpointPhase(phase); p != stateshiftv1alpha1.CheckpointCheckpointing && p != stateshiftv1alpha1.CheckpointPushing {
+	if p := (stateshiftv1alpha1.CheckpointStatus{Phase: stateshiftv1alpha1.CheckpointPhase(phase)}); !p.IsRunning() {
 		return raw, nil
 	}
 	var status stateshiftv1alpha1.CheckpointStatus
 	if err := json.Unmarshal(raw.Raw, &status); err != nil {
 		return nil, fmt.Errorf("status of Checkpoint %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
 	}
-	out, err := json.Marshal(claimOf(status))
+	out, err := json.Marshal(status.Claim())
 	if err != nil {
 		return nil, err
 	}
 	return &runtime.RawExtension{Raw: out}, nil
-}
-
-// claimOf is what stays the same through an attempt's stages.
-func claimOf(s stateshiftv1alpha1.CheckpointStatus) stateshiftv1alpha1.CheckpointStatus {
-	return stateshiftv1alpha1.CheckpointStatus{
-		Phase:              stateshiftv1alpha1.CheckpointCheckpointing,
-		NodeName:           s.NodeName,
-		StrayImages:        s.StrayImages,
-		Attempts:           s.Attempts,
-		LastAttemptTime:    s.LastAttemptTime,
-		StartTime:          s.StartTime,
-		ObservedGeneration: s.ObservedGeneration,
-		Message:            fmt.Sprintf("attempt %d in progress (the member's Checkpoint shows its stage)", s.Attempts),
-	}
 }

@@ -71,9 +71,12 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 	if err := c.checkRepositoryOnce(ctx, p); err != nil {
 		return nil, err
 	}
-	pp, err := c.ensurePropagation(ctx, w.ns(), cluster)
-	if err != nil {
-		return nil, err
+	var pp *policyv1alpha1.PropagationPolicy
+	if !c.deliversByProxy() {
+		var err error
+		if pp, err = c.ensurePropagation(ctx, w.ns(), cluster); err != nil {
+			return nil, err
+		}
 	}
 	// Named from the checkpoint it follows: two reconciles of one round (a
 	// policy event and a binding event together) derive the same name, and
@@ -89,6 +92,12 @@ func (c *Controller) createCheckpoint(ctx context.Context, p *v1alpha1.Checkpoin
 		cp := newCheckpoint(p, w, cluster, pod, migration, checkpointName(pod, cluster, migration, prev))
 		if running.Spec.NodeName != "" {
 			cp.Labels[v1alpha1.LabelNode] = running.Spec.NodeName
+		}
+		if c.deliversByProxy() {
+			// The checkpointdelivery controller writes its member's copy;
+			// the label keeps stateshift's PropagationPolicies (of an
+			// earlier propagation delivery) from forwarding it too.
+			cp.Labels[LabelDelivery] = DeliveryProxy
 		}
 		preclaim(cp, pp)
 		err := c.Client.Create(ctx, cp)
@@ -229,8 +238,11 @@ func checkpointPropagation(ns, cluster string) *policyv1alpha1.PropagationPolicy
 				// karmada-webhook sets a namespaced policy's own
 				// namespace here: said as it stores it, so that the
 				// comparison with what is stored holds.
-				Namespace:     ns,
-				LabelSelector: &metav1.LabelSelector{MatchLabels: ownCheckpoints(cluster)},
+				Namespace: ns,
+				// Not those the checkpointdelivery controller delivers
+				// (--checkpoint-delivery=proxy): one writer per member copy.
+				LabelSelector: &metav1.LabelSelector{MatchLabels: ownCheckpoints(cluster),
+					MatchExpressions: []metav1.LabelSelectorRequirement{{Key: LabelDelivery, Operator: metav1.LabelSelectorOpDoesNotExist}}},
 			}},
 			// Placed by the checkpointplacement controller, not by
 			// Karmada's scheduler (see CheckpointSchedulerName).

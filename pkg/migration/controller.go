@@ -60,6 +60,31 @@ type Options struct {
 	// placed the moved bindings 4-6 s apart. The bound keeps a move that
 	// never ends from stopping protection.
 	ScheduledCheckpointDeferral time.Duration
+	// CheckpointDelivery is how a Checkpoint reaches the member that runs
+	// its pod: DeliveryPropagation (a PropagationPolicy per namespace and
+	// cluster; Karmada's binding, Work and status reflection) or
+	// DeliveryProxy (the checkpointdelivery controller writes the member's
+	// copy through Karmada's cluster proxy and mirrors its status).
+	// Empty means DeliveryPropagation.
+	CheckpointDelivery string
+	// Members reads and writes the members' copies with DeliveryProxy
+	// (through Karmada's cluster proxy when nil).
+	Members *MemberCheckpoints
+}
+
+// The ways a Checkpoint reaches its member (Options.CheckpointDelivery).
+const (
+	DeliveryPropagation = "propagation"
+	DeliveryProxy       = "proxy"
+)
+
+// ValidateCheckpointDelivery checks an Options.CheckpointDelivery value.
+func ValidateCheckpointDelivery(d string) error {
+	switch d {
+	case "", DeliveryPropagation, DeliveryProxy:
+		return nil
+	}
+	return fmt.Errorf("checkpoint delivery %q: must be %s or %s", d, DeliveryPropagation, DeliveryProxy)
 }
 
 // DefaultScheduledCheckpointDeferral is the flag default of
@@ -147,7 +172,10 @@ type SetupFunc func(mgr manager.Manager, c *Controller) error
 //	migrations     Migration status and the binding's scheduling hold and placement
 //	movedetection  Migrations (created for moves seen on bindings and cordoned clusters)
 //	checkpointplacement  the placement of Checkpoints' bindings (CheckpointSchedulerName)
+//	checkpointdelivery   with DeliveryProxy: the members' copies of Checkpoints and the status of
+//	                     the Checkpoints in the Karmada API (mirrored from the copies)
 var Controllers = map[string]SetupFunc{
+	"checkpointdelivery":  setupCheckpointDelivery,
 	"checkpointplacement": setupCheckpointPlacement,
 	"checkpoints":         setupCheckpoints,
 	"restoreplan":         setupRestorePlan,
@@ -223,6 +251,21 @@ func SetupWithManager(mgr manager.Manager, pods PodLister, o Options) error {
 	}
 	if o.SecretNamespace == "" {
 		o.SecretNamespace = DefaultSecretNamespace
+	}
+	if err := ValidateCheckpointDelivery(o.CheckpointDelivery); err != nil {
+		return err
+	}
+	if o.CheckpointDelivery == DeliveryProxy && o.Members == nil {
+		m, err := NewProxyMemberCheckpoints(mgr.GetConfig())
+		if err != nil {
+			return err
+		}
+		o.Members = m
+	}
+	if o.Members != nil {
+		if err := mgr.Add(o.Members); err != nil {
+			return fmt.Errorf("member Checkpoint cache: %w", err)
+		}
 	}
 	c := &Controller{
 		Client:      mgr.GetClient(),

@@ -10,9 +10,9 @@ func TestIsControllerEnabled(t *testing.T) {
 		list []string
 		on   string // the enabled controllers, sorted
 	}{
-		{nil, "checkpointplacement,checkpoints,migrations,movedetection,restoreplan"},
-		{[]string{"*"}, "checkpointplacement,checkpoints,migrations,movedetection,restoreplan"},
-		{[]string{"*", "-movedetection"}, "checkpointplacement,checkpoints,migrations,restoreplan"},
+		{nil, "checkpointdelivery,checkpointplacement,checkpoints,migrations,movedetection,restoreplan"},
+		{[]string{"*"}, "checkpointdelivery,checkpointplacement,checkpoints,migrations,movedetection,restoreplan"},
+		{[]string{"*", "-movedetection"}, "checkpointdelivery,checkpointplacement,checkpoints,migrations,restoreplan"},
 		{[]string{"checkpoints", "restoreplan"}, "checkpoints,restoreplan"},
 		{[]string{"-checkpoints"}, ""},
 	}

@@ -81,6 +81,9 @@ type harnessOptions struct {
 	// Options.Controllers and Options.ScheduledCheckpointDeferral.
 	controllers       []string
 	scheduledDeferral time.Duration
+	// members, when set, delivers Checkpoints with
+	// migration.DeliveryProxy to these members.
+	members *migration.MemberCheckpoints
 }
 
 func start(t *testing.T) *harness { return startWith(t, harnessOptions{}) }
@@ -107,8 +110,12 @@ func startWith(t testing.TB, o harnessOptions) *harness {
 	if o.pods != nil {
 		pods = o.pods(pods)
 	}
-	ctx := runController(t, cfg, s, pods, migration.Options{WatchClusters: true, ReconcileTimeout: o.reconcileTimeout,
-		Controllers: o.controllers, ScheduledCheckpointDeferral: o.scheduledDeferral})
+	mo := migration.Options{WatchClusters: true, ReconcileTimeout: o.reconcileTimeout,
+		Controllers: o.controllers, ScheduledCheckpointDeferral: o.scheduledDeferral}
+	if o.members != nil {
+		mo.CheckpointDelivery, mo.Members = migration.DeliveryProxy, o.members
+	}
+	ctx := runController(t, cfg, s, pods, mo)
 	h := &harness{t: t, ctx: ctx, c: c, reg: registry.Start(t, o.registry...), auth: authn.Anonymous}
 	if h.reg.Username != "" {
 		h.auth = &authn.Basic{Username: h.reg.Username, Password: h.reg.Password}
@@ -327,18 +334,8 @@ func (h *harness) agent(succeed bool) []string {
 		now := metav1.Now()
 		cp.Status.StartTime, cp.Status.CompletionTime = &now, &now
 		if succeed {
-			img, err := checkpointImage(cp.Namespace, cp.Spec.PodName, "app") // security_images_test.go
-			if err != nil {
-				h.t.Fatal(err)
-			}
-			repo := h.reg.Host + "/ckpt/db"
-			tag, _ := name.NewTag(repo + ":" + cp.Name)
-			if err := remote.Write(tag, img, remote.WithAuth(h.auth)); err != nil {
-				h.t.Fatal(err)
-			}
-			d, _ := img.Digest()
 			cp.Status.Phase = v1alpha1.CheckpointSucceeded
-			cp.Status.Containers = []v1alpha1.ContainerCheckpoint{{Name: "app", Image: repo + "@" + d.String(), ArchiveBytes: 1}}
+			cp.Status.Containers = []v1alpha1.ContainerCheckpoint{{Name: "app", Image: h.pushCheckpointImage(cp), ArchiveBytes: 1}}
 		} else {
 			cp.Status.Phase = v1alpha1.CheckpointFailed
 			cp.Status.Message = "kubelet: checkpoint not supported"
@@ -349,6 +346,23 @@ func (h *harness) agent(succeed bool) []string {
 		done = append(done, cp.Name)
 	}
 	return done
+}
+
+// pushCheckpointImage pushes an image of cp's pod as the agent would and
+// returns it by digest.
+func (h *harness) pushCheckpointImage(cp *v1alpha1.Checkpoint) string {
+	h.t.Helper()
+	img, err := checkpointImage(cp.Namespace, cp.Spec.PodName, "app") // security_images_test.go
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	repo := h.reg.Host + "/ckpt/db"
+	tag, _ := name.NewTag(repo + ":" + cp.Name)
+	if err := remote.Write(tag, img, remote.WithAuth(h.auth)); err != nil {
+		h.t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return repo + "@" + d.String()
 }
 
 func (h *harness) policy(mutate func(*v1alpha1.CheckpointPolicy)) {

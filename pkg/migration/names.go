@@ -19,6 +19,9 @@ const (
 	LabelPod       = v1alpha1.LabelPod
 	LabelMigration = v1alpha1.LabelMigration
 	LabelRestore   = v1alpha1.LabelRestore
+	// LabelDelivery with value DeliveryProxy marks the Checkpoints the
+	// checkpointdelivery controller delivers to their member.
+	LabelDelivery = v1alpha1.KeyPrefix + "delivery"
 	// LabelManagedBy with value ManagedBy marks every object the controller owns.
 	LabelManagedBy       = "app.kubernetes.io/managed-by"
 	ManagedBy            = "stateshift"

@@ -9,13 +9,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
 
@@ -41,15 +38,7 @@ type CachedPodLister struct {
 	ctx context.Context
 	mu  sync.Mutex
 	// informers are keyed by "<cluster>/<namespace>".
-	informers map[string]*podInformer
-}
-
-type podInformer struct {
-	informer toolscache.SharedIndexInformer
-	mu       sync.Mutex
-	// broken is the last watch error, cleared when a list or watch
-	// succeeds again.
-	broken error
+	informers map[string]*memberInformer
 }
 
 // NewCachedPodLister builds the lister over the Karmada API server's
@@ -59,7 +48,7 @@ func NewCachedPodLister(cfg *rest.Config) (*CachedPodLister, error) {
 	if err != nil {
 		return nil, fmt.Errorf("karmada cluster proxy client: %w", err)
 	}
-	return &CachedPodLister{rest: cs.CoreV1().RESTClient(), SyncTimeout: PodCacheSyncTimeout, informers: map[string]*podInformer{}}, nil
+	return &CachedPodLister{rest: cs.CoreV1().RESTClient(), SyncTimeout: PodCacheSyncTimeout, informers: map[string]*memberInformer{}}, nil
 }
 
 // Start implements manager.Runnable: it keeps the context the informers
@@ -82,7 +71,7 @@ func (l *CachedPodLister) Pods(ctx context.Context, cluster, namespace string, s
 	if err != nil {
 		return nil, err
 	}
-	if err := pi.synced(ctx, cluster, namespace, l.SyncTimeout); err != nil {
+	if err := pi.synced(ctx, l.SyncTimeout); err != nil {
 		return nil, err
 	}
 	var out []corev1.Pod
@@ -94,7 +83,7 @@ func (l *CachedPodLister) Pods(ctx context.Context, cluster, namespace string, s
 	return out, nil
 }
 
-func (l *CachedPodLister) informerFor(cluster, namespace string) (*podInformer, error) {
+func (l *CachedPodLister) informerFor(cluster, namespace string) (*memberInformer, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ctx == nil {
@@ -104,66 +93,17 @@ func (l *CachedPodLister) informerFor(cluster, namespace string) (*podInformer, 
 	if pi := l.informers[key]; pi != nil {
 		return pi, nil
 	}
-	pi := &podInformer{}
-	pi.informer = toolscache.NewSharedIndexInformer(l.listWatch(pi, cluster, namespace), &corev1.Pod{}, 0, toolscache.Indexers{})
-	_ = pi.informer.SetTransform(trimPod)
-	_ = pi.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *toolscache.Reflector, err error) {
-		pi.setBroken(err)
-		toolscache.DefaultWatchErrorHandler(ctx, r, err)
-	})
+	pi := newMemberInformer(memberWatch{
+		rest:      l.rest,
+		path:      proxyPath(cluster, "/api/v1/namespaces/"+url.PathEscape(namespace)+"/pods"),
+		object:    &corev1.Pod{},
+		newList:   func() runtime.Object { return &corev1.PodList{} },
+		transform: trimPod,
+	}, fmt.Sprintf("pods of namespace %s in cluster %s (through the Karmada proxy)", namespace, cluster))
 	go pi.informer.RunWithContext(l.ctx)
 	l.informers[key] = pi
 	klog.FromContext(l.ctx).V(2).Info("Watching pods through the cluster proxy", "cluster", cluster, "namespace", namespace)
 	return pi, nil
-}
-
-// listWatch lists and watches one namespace of a member through the proxy.
-func (l *CachedPodLister) listWatch(pi *podInformer, cluster, namespace string) *toolscache.ListWatch {
-	path := fmt.Sprintf("/apis/cluster.karmada.io/v1alpha1/clusters/%s/proxy/api/v1/namespaces/%s/pods",
-		url.PathEscape(cluster), url.PathEscape(namespace))
-	return &toolscache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			list := &corev1.PodList{}
-			err := l.rest.Get().AbsPath(path).VersionedParams(&o, metav1.ParameterCodec).Do(ctx).Into(list)
-			pi.setBroken(err)
-			return list, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.Watch = true
-			w, err := l.rest.Get().AbsPath(path).VersionedParams(&o, metav1.ParameterCodec).Watch(ctx)
-			pi.setBroken(err)
-			return w, err
-		},
-	}
-}
-
-func (pi *podInformer) setBroken(err error) {
-	pi.mu.Lock()
-	pi.broken = err
-	pi.mu.Unlock()
-}
-
-// synced waits (bounded) for the first list and says whether the watch
-// works now.
-func (pi *podInformer) synced(ctx context.Context, cluster, namespace string, timeout time.Duration) error {
-	if !pi.informer.HasSynced() {
-		wctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		if !toolscache.WaitForCacheSync(wctx.Done(), pi.informer.HasSynced) {
-			return fmt.Errorf("pods of namespace %s in cluster %s: not listed through the Karmada proxy within %s (%v)",
-				namespace, cluster, timeout, pi.lastError())
-		}
-	}
-	if err := pi.lastError(); err != nil {
-		return fmt.Errorf("pods of namespace %s in cluster %s: the watch through the Karmada proxy is broken: %w", namespace, cluster, err)
-	}
-	return nil
-}
-
-func (pi *podInformer) lastError() error {
-	pi.mu.Lock()
-	defer pi.mu.Unlock()
-	return pi.broken
 }
 
 // trimPod drops what no controller reads, so the cache stays small.

@@ -37,8 +37,7 @@ func NewProxyPodLister(cfg *rest.Config) (*ProxyPodLister, error) {
 // Pods implements PodLister.
 func (l *ProxyPodLister) Pods(ctx context.Context, cluster, namespace string, selector labels.Selector) ([]corev1.Pod, error) {
 	var list corev1.PodList
-	path := fmt.Sprintf("/apis/cluster.karmada.io/v1alpha1/clusters/%s/proxy/api/v1/namespaces/%s/pods",
-		url.PathEscape(cluster), url.PathEscape(namespace))
+	path := proxyPath(cluster, "/api/v1/namespaces/"+url.PathEscape(namespace)+"/pods")
 	err := l.rest.Get().AbsPath(path).Param("labelSelector", selector.String()).Do(ctx).Into(&list)
 	if err != nil {
 		return nil, fmt.Errorf("list pods of %s/%s in cluster %s through the Karmada proxy: %w", namespace, selector, cluster, err)

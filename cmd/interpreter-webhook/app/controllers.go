@@ -29,6 +29,7 @@ func Controllers(o *options.Options) []func(manager.Manager) error {
 
 			RequireRepositoryAllowlist:  o.RequireRepositoryAllowlist,
 			ScheduledCheckpointDeferral: o.ScheduledCheckpointDeferral,
+			CheckpointDelivery:          o.CheckpointDelivery,
 		})
 		if err != nil {
 			return err

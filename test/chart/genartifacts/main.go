@@ -185,7 +185,16 @@ func main() {
 	check := flag.Bool("check", false, "only report whether the files are current")
 	only := flag.String("targets", "all", `comma-separated folders of artifacts/ to write (interpreter, agent, controller), or "all"`)
 	out := flag.String("out", "", "write under this folder instead of the repository (a preview)")
+	set := flag.String("set", "", "chart values to render with, as helm's --set (with -out only: the repository's artifacts are the defaults')")
 	flag.Parse()
+	if *set != "" && *out == "" {
+		fmt.Fprintln(os.Stderr, "genartifacts: -set needs -out")
+		os.Exit(2)
+	}
+	extraArgs = nil
+	if *set != "" {
+		extraArgs = []string{"--set", *set}
+	}
 	if err := run(*check, *only, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "genartifacts:", err)
 		os.Exit(1)
@@ -223,9 +232,12 @@ func run(check bool, only, out string) error {
 	return nil
 }
 
+// extraArgs are more helm template arguments (-set).
+var extraArgs []string
+
 // render returns file name -> content.
 func render(ctx context.Context, t target) (map[string][]byte, error) {
-	docs, err := chart.TemplateDocs(ctx, "-f", filepath.Join(chart.Root(), t.values))
+	docs, err := chart.TemplateDocs(ctx, append([]string{"-f", filepath.Join(chart.Root(), t.values)}, extraArgs...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -65,6 +65,17 @@ rules:
   - apiGroups: ["cluster.karmada.io"]
     resources: ["clusters/proxy"]
     verbs: ["get"]
+  {{- if eq .Values.controller.checkpointDelivery "proxy" }}
+  # Proxy delivery: the members' copies of Checkpoints are created and
+  # deleted through the proxy, and the controller alone writes the status
+  # of the Checkpoints here (mirrored from the copies).
+  - apiGroups: ["cluster.karmada.io"]
+    resources: ["clusters/proxy"]
+    verbs: ["create", "delete"]
+  - apiGroups: ["stateshift.io"]
+    resources: ["checkpoints/status"]
+    verbs: ["update"]
+  {{- end }}
   # A namespace's allowed checkpoint repositories (annotation
   # stateshift.io/allowed-repositories), read before each Checkpoint.
   - apiGroups: [""]
@@ -176,6 +187,13 @@ rules:
   - apiGroups: [""]
     resources: ["pods"]
     verbs: ["get", "list", "watch"]
+  {{- if eq .Values.controller.checkpointDelivery "proxy" }}
+  # Proxy delivery: the controller writes the copies of Checkpoints here
+  # and watches their status (the agent writes it).
+  - apiGroups: ["stateshift.io"]
+    resources: ["checkpoints"]
+    verbs: ["get", "list", "watch", "create", "delete"]
+  {{- end }}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding

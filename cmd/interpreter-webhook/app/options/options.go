@@ -79,6 +79,9 @@ type Options struct {
 	// ScheduledCheckpointDeferral: how long a due scheduled checkpoint
 	// waits while Migrations are in progress (0: never).
 	ScheduledCheckpointDeferral time.Duration
+	// CheckpointDelivery: how Checkpoints reach their member
+	// (migration.DeliveryPropagation or migration.DeliveryProxy).
+	CheckpointDelivery string
 
 	// RestConfig is resolved by Complete; nil means no API server.
 	RestConfig *rest.Config
@@ -110,6 +113,7 @@ func New() *Options {
 		ConcurrentSyncs:         migration.DefaultConcurrentSyncs,
 
 		ScheduledCheckpointDeferral: migration.DefaultScheduledCheckpointDeferral,
+		CheckpointDelivery:          migration.DeliveryPropagation,
 	}
 }
 
@@ -138,6 +142,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.ConcurrentSyncs, "concurrent-syncs", o.ConcurrentSyncs, "Objects each migration controller reconciles at once, and workloads of one CheckpointPolicy a round handles at once.")
 	fs.DurationVar(&o.ScheduledCheckpointDeferral, "scheduled-checkpoint-deferral", o.ScheduledCheckpointDeferral,
 		"How long a scheduled checkpoint that falls due may wait while Migrations are in progress, so that the moves' writes to the Karmada API go first; 0 never defers.")
+	fs.StringVar(&o.CheckpointDelivery, "checkpoint-delivery", o.CheckpointDelivery, fmt.Sprintf(
+		"How a Checkpoint reaches the member that runs its pod: %q (a PropagationPolicy; Karmada's binding, Work and status reflection) or %q (the controller writes the member's copy through Karmada's cluster proxy and mirrors its status; needs the chart's controller.checkpointDelivery=proxy RBAC).",
+		migration.DeliveryPropagation, migration.DeliveryProxy))
 	fs.BoolVar(&o.RequireRepositoryAllowlist, "require-repository-allowlist", o.RequireRepositoryAllowlist,
 		"Take no checkpoint for a CheckpointPolicy whose namespace lacks the annotation stateshift.io/allowed-repositories (without it such a namespace may use any repository).")
 }
@@ -175,6 +182,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ScheduledCheckpointDeferral < 0 {
 		return fmt.Errorf("--scheduled-checkpoint-deferral must not be negative")
+	}
+	if err := migration.ValidateCheckpointDelivery(o.CheckpointDelivery); err != nil {
+		return fmt.Errorf("--checkpoint-delivery: %w", err)
 	}
 	if o.ReconcileTimeout <= 0 {
 		return fmt.Errorf("--reconcile-timeout must be positive")

@@ -30,6 +30,9 @@ func TestFlagsAndValidate(t *testing.T) {
 		{[]string{"--reconcile-timeout=0s"}, "--reconcile-timeout"},
 		{[]string{"--scheduled-checkpoint-deferral=0s"}, ""},
 		{[]string{"--scheduled-checkpoint-deferral=-1s"}, "--scheduled-checkpoint-deferral"},
+		{[]string{"--checkpoint-delivery=proxy"}, ""},
+		{[]string{"--checkpoint-delivery=propagation"}, ""},
+		{[]string{"--checkpoint-delivery=ssh"}, "--checkpoint-delivery"},
 		{[]string{"--bind-address=127.0.0.1", "--secure-port=9443", "--tls-min-version=1.2", "--cert-dir=/certs"}, ""},
 	}
 	for _, tc := range cases {

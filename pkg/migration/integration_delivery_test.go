@@ -1,0 +1,133 @@
+package migration_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
+	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+	"github.com/stateshift/stateshift/pkg/migration"
+	"github.com/stateshift/stateshift/test/testenv"
+)
+
+// TestProxyDelivery: with --checkpoint-delivery=proxy a scheduled
+// Checkpoint reaches its member as a copy the controller writes (no
+// PropagationPolicy, no binding), the agent's progress on the copy comes
+// back to the record as Karmada's reflection would show it (a running
+// attempt as its claim, the result with its images), and copies go when
+// their record goes or when no record of theirs exists, while a person's
+// Checkpoint on the member (no record) stays. A second API server plays
+// the member.
+func TestProxyDelivery(t *testing.T) {
+	member := testenv.Start(t)
+	members, err := migration.NewDirectMemberCheckpoints(map[string]*rest.Config{"member1": member.Config})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startWith(t, harnessOptions{members: members})
+	mc := member.Client
+	if err := mc.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.statefulSet("member1")
+	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval = metav1.Duration{Duration: time.Hour} })
+
+	rec := &v1alpha1.Checkpoint{}
+	h.eventually("the scheduled Checkpoint in the Karmada API", 20*time.Second, func() (bool, string) {
+		names := h.checkpointsOn("member1", 0)
+		if len(names) != 1 {
+			return false, fmt.Sprint(names)
+		}
+		return h.c.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: names[0]}, rec) == nil, names[0]
+	})
+	if rec.Labels[migration.LabelDelivery] != migration.DeliveryProxy {
+		t.Fatalf("record labels %v: want %s=%s", rec.Labels, migration.LabelDelivery, migration.DeliveryProxy)
+	}
+	copyOf := func() (*v1alpha1.Checkpoint, error) {
+		cp := &v1alpha1.Checkpoint{}
+		return cp, mc.Get(h.ctx, client.ObjectKeyFromObject(rec), cp)
+	}
+	var cp *v1alpha1.Checkpoint
+	h.eventually("the member's copy", 20*time.Second, func() (bool, string) {
+		cp, err = copyOf()
+		return err == nil, fmt.Sprint(err)
+	})
+	if cp.Labels[migration.LabelRecordUID] != string(rec.UID) || !equality.Semantic.DeepEqual(cp.Spec, rec.Spec) ||
+		cp.Labels[migration.LabelPod] != "db-0" || len(cp.OwnerReferences)+len(cp.Finalizers) != 0 {
+		t.Fatalf("copy %+v\nof record %+v", cp.ObjectMeta, rec.ObjectMeta)
+	}
+	var pps policyv1alpha1.PropagationPolicyList
+	if err := h.c.List(h.ctx, &pps, client.InNamespace(h.ns)); err != nil || len(pps.Items) != 0 {
+		t.Fatalf("PropagationPolicies %d (%v): want none with proxy delivery", len(pps.Items), err)
+	}
+
+	// The agent claims the copy and pushes: the record shows the claim.
+	now := metav1.Now()
+	cp.Status = v1alpha1.CheckpointStatus{Phase: v1alpha1.CheckpointPushing, NodeName: "node-a", Attempts: 1, StartTime: &now, LastAttemptTime: &now}
+	if err := mc.Status().Update(h.ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the claim on the record", 20*time.Second, func() (bool, string) {
+		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(rec), rec)
+		return rec.Status.Phase == v1alpha1.CheckpointCheckpointing && rec.Status.NodeName == "node-a" &&
+			strings.HasPrefix(rec.Status.Message, "cluster member1, node node-a: attempt 1"), fmt.Sprintf("%+v", rec.Status)
+	})
+	// Its result, with the image, is the record's.
+	cp.Status.Phase = v1alpha1.CheckpointSucceeded
+	cp.Status.CompletionTime = &now
+	cp.Status.Containers = []v1alpha1.ContainerCheckpoint{{Name: "app", Image: h.pushCheckpointImage(cp), ArchiveBytes: 1}}
+	if err := mc.Status().Update(h.ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("the result on the record", 20*time.Second, func() (bool, string) {
+		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(rec), rec)
+		return rec.Status.Phase == v1alpha1.CheckpointSucceeded && equality.Semantic.DeepEqual(rec.Status.Containers, cp.Status.Containers) &&
+			rec.Status.Message == "cluster member1, node node-a", fmt.Sprintf("%+v", rec.Status)
+	})
+
+	// A copy whose record does not exist goes; a person's Checkpoint on
+	// the member (no record UID) stays.
+	orphan := &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: "db-0-orphan", Namespace: h.ns,
+		Labels: map[string]string{migration.LabelManagedBy: migration.ManagedBy, migration.LabelRecordUID: "0f0f0f0f-dead-beef-0000-000000000000"}},
+		Spec: cp.Spec}
+	persons := &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: "db-0-by-hand", Namespace: h.ns}, Spec: cp.Spec}
+	for _, o := range []client.Object{orphan, persons} {
+		if err := mc.Create(h.ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := func(o client.Object) func() (bool, string) {
+		return func() (bool, string) {
+			err := mc.Get(h.ctx, client.ObjectKeyFromObject(o), &v1alpha1.Checkpoint{})
+			return apierrors.IsNotFound(err), fmt.Sprint(err)
+		}
+	}
+	h.eventually("the orphaned copy deleted", 20*time.Second, gone(orphan))
+
+	// The record goes (its images first): its copy goes too.
+	if err := h.c.Delete(h.ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	// (The controller takes a new checkpoint at once, of the same name:
+	// the copy of the deleted record is the one to go.)
+	h.eventually("the record's copy deleted", 30*time.Second, func() (bool, string) {
+		now := &v1alpha1.Checkpoint{}
+		err := mc.Get(h.ctx, client.ObjectKeyFromObject(cp), now)
+		return apierrors.IsNotFound(err) || (err == nil && now.UID != cp.UID), fmt.Sprint(err)
+	})
+	if err := mc.Get(h.ctx, client.ObjectKeyFromObject(persons), &v1alpha1.Checkpoint{}); err != nil {
+		t.Fatalf("a person's Checkpoint on the member: %v", err)
+	}
+}

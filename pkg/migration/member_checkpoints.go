@@ -1,0 +1,258 @@
+package migration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
+)
+
+// LabelRecordUID is set on the members' copies of Checkpoints delivered by
+// stateshift (--checkpoint-delivery=proxy): the UID of the Checkpoint in
+// the Karmada API they copy. A copy whose record is gone, or is another
+// object of the same name, is deleted; Checkpoints without the label (a
+// person's, or Karmada's propagated ones) are never touched.
+const LabelRecordUID = v1alpha1.KeyPrefix + "record-uid"
+
+// MemberCheckpoints reads and writes the members' copies of Checkpoints:
+// one informer per member cluster and namespace lists and watches the
+// copies stateshift delivered, and creates and deletes go to the member
+// (through Karmada's cluster proxy in a federation). Informers start on
+// the first question about a namespace of a member and live as long as
+// the controller; a member whose watch is broken answers an error.
+type MemberCheckpoints struct {
+	// clusterREST is the client of cluster's API and the prefix of every
+	// path in it ("" for a member's own API server).
+	clusterREST func(cluster string) (rest.Interface, string, error)
+	// SyncTimeout bounds how long a first look at a namespace of a member
+	// waits for its Checkpoints to be listed.
+	SyncTimeout time.Duration
+	// RequestTimeout bounds one create or delete.
+	RequestTimeout time.Duration
+	// changes carries the copies that changed, as their names.
+	changes chan event.GenericEvent
+
+	ctx       context.Context
+	mu        sync.Mutex
+	informers map[string]*memberInformer // "<cluster>/<namespace>"
+}
+
+// memberRequestTimeout bounds one write to a member's copy.
+const memberRequestTimeout = 30 * time.Second
+
+// NewProxyMemberCheckpoints delivers through Karmada's cluster proxy with
+// the Karmada API server's config. Add it to the manager (a Runnable).
+func NewProxyMemberCheckpoints(cfg *rest.Config) (*MemberCheckpoints, error) {
+	r, err := checkpointREST(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("karmada cluster proxy client: %w", err)
+	}
+	return newMemberCheckpoints(func(cluster string) (rest.Interface, string, error) {
+		return r, proxyPath(cluster, ""), nil
+	}), nil
+}
+
+// NewDirectMemberCheckpoints delivers with one config per member cluster
+// (its own API server), for a controller that has members' credentials.
+func NewDirectMemberCheckpoints(members map[string]*rest.Config) (*MemberCheckpoints, error) {
+	clients := map[string]rest.Interface{}
+	for name, cfg := range members {
+		r, err := checkpointREST(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", name, err)
+		}
+		clients[name] = r
+	}
+	return newMemberCheckpoints(func(cluster string) (rest.Interface, string, error) {
+		r, ok := clients[cluster]
+		if !ok {
+			return nil, "", fmt.Errorf("no client for cluster %s", cluster)
+		}
+		return r, "", nil
+	}), nil
+}
+
+func newMemberCheckpoints(clusterREST func(string) (rest.Interface, string, error)) *MemberCheckpoints {
+	return &MemberCheckpoints{clusterREST: clusterREST, SyncTimeout: PodCacheSyncTimeout, RequestTimeout: memberRequestTimeout,
+		changes: make(chan event.GenericEvent, 1024), informers: map[string]*memberInformer{}}
+}
+
+// checkpointREST is a client of stateshift.io/v1alpha1 at cfg's server.
+func checkpointREST(cfg *rest.Config) (rest.Interface, error) {
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &v1alpha1.GroupVersion
+	c.APIPath = "/apis"
+	c.NegotiatedSerializer = serializer.WithoutConversionCodecFactory{CodecFactory: serializer.NewCodecFactory(s)}
+	if c.UserAgent == "" {
+		c.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	return rest.RESTClientFor(c)
+}
+
+// Start implements manager.Runnable: it keeps the context the informers
+// run under until the manager stops.
+func (m *MemberCheckpoints) Start(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	<-ctx.Done()
+	return nil
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: only the
+// leader delivers, so only it watches.
+func (m *MemberCheckpoints) NeedLeaderElection() bool { return true }
+
+func collectionPath(namespace string) string {
+	return "/apis/" + v1alpha1.GroupVersion.Group + "/" + v1alpha1.GroupVersion.Version + "/namespaces/" + url.PathEscape(namespace) + "/checkpoints"
+}
+
+// Get is the copy of namespace/name in cluster from the cache, nil when
+// there is none.
+func (m *MemberCheckpoints) Get(ctx context.Context, cluster, namespace, name string) (*v1alpha1.Checkpoint, error) {
+	mi, err := m.informerFor(cluster, namespace)
+	if err != nil {
+		return nil, err
+	}
+	if err := mi.synced(ctx, m.SyncTimeout); err != nil {
+		return nil, err
+	}
+	o, ok, err := mi.informer.GetStore().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return o.(*v1alpha1.Checkpoint).DeepCopy(), nil
+}
+
+// Copies are the copies named namespace/name in the members watched so
+// far, by cluster (a broken watch answers what it had: the caller only
+// deletes what it finds).
+func (m *MemberCheckpoints) Copies(namespace, name string) map[string]*v1alpha1.Checkpoint {
+	m.mu.Lock()
+	var clusters []string
+	for key := range m.informers {
+		if c, ns, _ := strings.Cut(key, "/"); ns == namespace {
+			clusters = append(clusters, c)
+		}
+	}
+	m.mu.Unlock()
+	sort.Strings(clusters)
+	out := map[string]*v1alpha1.Checkpoint{}
+	for _, c := range clusters {
+		mi, err := m.informerFor(c, namespace)
+		if err != nil {
+			continue
+		}
+		if o, ok, _ := mi.informer.GetStore().GetByKey(namespace + "/" + name); ok {
+			out[c] = o.(*v1alpha1.Checkpoint).DeepCopy()
+		}
+	}
+	return out
+}
+
+// Create writes cp to cluster. An existing copy of the same record is
+// success.
+func (m *MemberCheckpoints) Create(ctx context.Context, cluster string, cp *v1alpha1.Checkpoint) error {
+	r, prefix, err := m.clusterREST(cluster)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.RequestTimeout)
+	defer cancel()
+	err = r.Post().AbsPath(prefix + collectionPath(cp.Namespace)).Body(cp).Do(ctx).Error()
+	if apierrors.IsAlreadyExists(err) {
+		return nil // the informer brings it; a stale one is the caller's to replace
+	}
+	if err != nil {
+		return fmt.Errorf("create Checkpoint %s/%s in cluster %s: %w", cp.Namespace, cp.Name, cluster, err)
+	}
+	return nil
+}
+
+// Delete removes the copy with uid from cluster; one already gone (or
+// replaced by another object of its name) is success.
+func (m *MemberCheckpoints) Delete(ctx context.Context, cluster, namespace, name string, uid types.UID) error {
+	r, prefix, err := m.clusterREST(cluster)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.RequestTimeout)
+	defer cancel()
+	opts := &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}
+	err = r.Delete().AbsPath(prefix + collectionPath(namespace) + "/" + url.PathEscape(name)).Body(opts).Do(ctx).Error()
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete Checkpoint %s/%s in cluster %s: %w", namespace, name, cluster, err)
+	}
+	return nil
+}
+
+func (m *MemberCheckpoints) informerFor(cluster, namespace string) (*memberInformer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx == nil {
+		return nil, errors.New("the member Checkpoint cache has not started yet")
+	}
+	key := cluster + "/" + namespace
+	if mi := m.informers[key]; mi != nil {
+		return mi, nil
+	}
+	r, prefix, err := m.clusterREST(cluster)
+	if err != nil {
+		return nil, err
+	}
+	mi := newMemberInformer(memberWatch{
+		rest:      r,
+		path:      prefix + collectionPath(namespace),
+		object:    &v1alpha1.Checkpoint{},
+		newList:   func() runtime.Object { return &v1alpha1.CheckpointList{} },
+		selector:  LabelManagedBy + "=" + ManagedBy + "," + LabelRecordUID,
+		transform: trimCheckpoint,
+	}, fmt.Sprintf("Checkpoints of namespace %s in cluster %s", namespace, cluster))
+	notify := func(o any) {
+		if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+			o = d.Obj
+		}
+		if cp, ok := o.(*v1alpha1.Checkpoint); ok {
+			m.changes <- event.GenericEvent{Object: &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Namespace: cp.Namespace, Name: cp.Name}}}
+		}
+	}
+	_, _ = mi.informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: notify, DeleteFunc: notify,
+		UpdateFunc: func(_, o any) { notify(o) },
+	})
+	go mi.informer.RunWithContext(m.ctx)
+	m.informers[key] = mi
+	klog.FromContext(m.ctx).V(2).Info("Watching delivered Checkpoints", "cluster", cluster, "namespace", namespace)
+	return mi, nil
+}
+
+// trimCheckpoint drops what the delivery does not read.
+func trimCheckpoint(o any) (any, error) {
+	if cp, ok := o.(*v1alpha1.Checkpoint); ok {
+		cp.ManagedFields = nil
+	}
+	return o, nil
+}
