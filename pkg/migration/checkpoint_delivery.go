@@ -66,10 +66,13 @@ func (r CheckpointDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}
-	if rec != nil && (!delivered(rec) || rec.DeletionTimestamp != nil) {
-		rec = nil // its copies go: it is leaving, or not delivered by us
+	// A record the cache shows leaving (or not delivered by us) has no
+	// copy to keep; one the cache lacks is read live before its copies go.
+	seen := rec != nil
+	if seen && (!delivered(rec) || rec.DeletionTimestamp != nil) {
+		rec = nil
 	}
-	if err := r.deleteStaleCopies(ctx, req.NamespacedName, rec); err != nil || rec == nil {
+	if err := r.deleteStaleCopies(ctx, req.NamespacedName, rec, seen); err != nil || rec == nil {
 		return ctrl.Result{}, err
 	}
 	if lost, err := r.clusterLost(ctx, rec.Labels[LabelCluster]); err != nil || lost {
@@ -96,15 +99,16 @@ func (r CheckpointDeliveryReconciler) clusterLost(ctx context.Context, cluster s
 
 // deleteStaleCopies deletes the copies named key that are not rec's (nil:
 // none is): in another cluster, of an earlier record of the name, or of a
-// record that is gone. A record the cache does not show yet is read from
-// the API before its copy goes.
-func (r CheckpointDeliveryReconciler) deleteStaleCopies(ctx context.Context, key types.NamespacedName, rec *v1alpha1.Checkpoint) error {
+// record that is gone. Unless the cache has seen the record (leaving: a
+// deletion is never undone), it is read from the API before its copy
+// goes: the cache may not show a record just created.
+func (r CheckpointDeliveryReconciler) deleteStaleCopies(ctx context.Context, key types.NamespacedName, rec *v1alpha1.Checkpoint, seen bool) error {
 	var errs []error
 	for cluster, cp := range r.Options.Members.Copies(key.Namespace, key.Name) {
 		if rec != nil && isCopyOf(cp, cluster, rec) {
 			continue
 		}
-		if rec == nil {
+		if !seen {
 			live := &v1alpha1.Checkpoint{}
 			err := r.reader().Get(ctx, key, live)
 			if err != nil && !apierrors.IsNotFound(err) {
@@ -142,7 +146,7 @@ func (r CheckpointDeliveryReconciler) deliver(ctx context.Context, rec *v1alpha1
 	if !isCopyOf(cp, cluster, rec) {
 		return nil // deleteStaleCopies deletes it; its delete event brings the record back
 	}
-	want, ok := mirroredStatus(cluster, cp.Status)
+	want, ok := mirroredStatus(cluster, cp.Status, rec.Status)
 	if !ok || equality.Semantic.DeepEqual(rec.Status, want) {
 		return nil
 	}
@@ -162,16 +166,22 @@ func memberCopy(rec *v1alpha1.Checkpoint) *v1alpha1.Checkpoint {
 	}
 }
 
-// mirroredStatus is the record's status for its member copy's, as
-// Karmada's reflection and aggregation show a propagated one
-// (pkg/interpreter): nothing before the agent wrote anything, a running
-// attempt as its claim (its stages stay on the member: each would be a
-// write to the Karmada API), the message naming cluster and node.
-func mirroredStatus(cluster string, s v1alpha1.CheckpointStatus) (v1alpha1.CheckpointStatus, bool) {
+// mirroredStatus is the record's status for its member copy's (false:
+// nothing to write), as Karmada's reflection and aggregation show a
+// propagated one (pkg/interpreter), the message naming cluster and node:
+// nothing before the agent wrote anything; a running attempt as its claim
+// (its stages stay on the member: each would be a write to the Karmada
+// API), and only over a Pending status the record would otherwise keep
+// showing, since nothing in the controller reads a claim: an attempt that
+// starts at once costs one write, its result.
+func mirroredStatus(cluster string, s, shown v1alpha1.CheckpointStatus) (v1alpha1.CheckpointStatus, bool) {
 	if equality.Semantic.DeepEqual(s, v1alpha1.CheckpointStatus{}) {
 		return s, false
 	}
 	if s.IsRunning() {
+		if shown.Phase != v1alpha1.CheckpointPending {
+			return s, false
+		}
 		s = s.Claim()
 	}
 	return s.ReportedBy(cluster), true

@@ -73,28 +73,41 @@ func TestProxyDelivery(t *testing.T) {
 		t.Fatalf("PropagationPolicies %d (%v): want none with proxy delivery", len(pps.Items), err)
 	}
 
-	// The agent claims the copy and pushes: the record shows the claim.
-	now := metav1.Now()
-	cp.Status = v1alpha1.CheckpointStatus{Phase: v1alpha1.CheckpointPushing, NodeName: "node-a", Attempts: 1, StartTime: &now, LastAttemptTime: &now}
-	if err := mc.Status().Update(h.ctx, cp); err != nil {
-		t.Fatal(err)
+	// The agent waits (the record shows why), then claims the copy and
+	// pushes: the record shows the claim instead of the wait. (A claim
+	// over no status is not written: the result follows it.)
+	setCopyStatus := func(s v1alpha1.CheckpointStatus) {
+		t.Helper()
+		cp.Status = s
+		if err := mc.Status().Update(h.ctx, cp); err != nil {
+			t.Fatal(err)
+		}
 	}
-	h.eventually("the claim on the record", 20*time.Second, func() (bool, string) {
-		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(rec), rec)
-		return rec.Status.Phase == v1alpha1.CheckpointCheckpointing && rec.Status.NodeName == "node-a" &&
-			strings.HasPrefix(rec.Status.Message, "cluster member1, node node-a: attempt 1"), fmt.Sprintf("%+v", rec.Status)
+	recordShows := func(what string, ok func(v1alpha1.CheckpointStatus) bool) {
+		t.Helper()
+		h.eventually(what, 20*time.Second, func() (bool, string) {
+			_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(rec), rec)
+			return ok(rec.Status), fmt.Sprintf("%+v", rec.Status)
+		})
+	}
+	setCopyStatus(v1alpha1.CheckpointStatus{Phase: v1alpha1.CheckpointPending, Message: "waiting for pod db-0 to run on this node"})
+	recordShows("the wait on the record", func(s v1alpha1.CheckpointStatus) bool {
+		return s.Phase == v1alpha1.CheckpointPending && s.Message == "cluster member1: waiting for pod db-0 to run on this node"
+	})
+	now := metav1.Now()
+	setCopyStatus(v1alpha1.CheckpointStatus{Phase: v1alpha1.CheckpointPushing, NodeName: "node-a", Attempts: 1, StartTime: &now, LastAttemptTime: &now})
+	recordShows("the claim on the record", func(s v1alpha1.CheckpointStatus) bool {
+		return s.Phase == v1alpha1.CheckpointCheckpointing && s.NodeName == "node-a" &&
+			strings.HasPrefix(s.Message, "cluster member1, node node-a: attempt 1")
 	})
 	// Its result, with the image, is the record's.
-	cp.Status.Phase = v1alpha1.CheckpointSucceeded
-	cp.Status.CompletionTime = &now
-	cp.Status.Containers = []v1alpha1.ContainerCheckpoint{{Name: "app", Image: h.pushCheckpointImage(cp), ArchiveBytes: 1}}
-	if err := mc.Status().Update(h.ctx, cp); err != nil {
-		t.Fatal(err)
-	}
-	h.eventually("the result on the record", 20*time.Second, func() (bool, string) {
-		_ = h.c.Get(h.ctx, client.ObjectKeyFromObject(rec), rec)
-		return rec.Status.Phase == v1alpha1.CheckpointSucceeded && equality.Semantic.DeepEqual(rec.Status.Containers, cp.Status.Containers) &&
-			rec.Status.Message == "cluster member1, node node-a", fmt.Sprintf("%+v", rec.Status)
+	done := cp.Status.DeepCopy()
+	done.Phase, done.CompletionTime = v1alpha1.CheckpointSucceeded, &now
+	done.Containers = []v1alpha1.ContainerCheckpoint{{Name: "app", Image: h.pushCheckpointImage(cp), ArchiveBytes: 1}}
+	setCopyStatus(*done)
+	recordShows("the result on the record", func(s v1alpha1.CheckpointStatus) bool {
+		return s.Phase == v1alpha1.CheckpointSucceeded && equality.Semantic.DeepEqual(s.Containers, done.Containers) &&
+			s.Message == "cluster member1, node node-a"
 	})
 
 	// A copy whose record does not exist goes; a person's Checkpoint on
