@@ -62,16 +62,15 @@ INTERPRETER_METRICS_PORT=19080
 INTERPRETER_PPROF_PORT=19081
 
 # STATESHIFT_CHECKPOINT_DELIVERY: how Checkpoints reach members
-# (--checkpoint-delivery: propagation, the default, or proxy). Proxy
-# delivery needs more RBAC than artifacts/controller holds (the chart's
-# controller.checkpointDelivery=proxy): rendered from the chart into the
-# run folder.
-CHECKPOINT_DELIVERY="${STATESHIFT_CHECKPOINT_DELIVERY:-propagation}"
+# (--checkpoint-delivery: proxy, the default, or propagation).
+# artifacts/controller holds the RBAC of the chart's default (proxy); for
+# the other the chart is rendered into the run folder.
+CHECKPOINT_DELIVERY="${STATESHIFT_CHECKPOINT_DELIVERY:-proxy}"
 
 # controller_artifacts prints the folder of the controller's RBAC files
 # for CHECKPOINT_DELIVERY.
 controller_artifacts() {
-  if [[ "${CHECKPOINT_DELIVERY}" == propagation ]]; then
+  if [[ "${CHECKPOINT_DELIVERY}" == proxy ]]; then
     echo "${ROOT_DIR}/artifacts/controller"
     return
   fi

@@ -161,7 +161,9 @@ var targets = []target{{
 			"policies, the cluster proxy; its Lease, Events and the registry Secrets.",
 		"member-rbac.yaml": "Apply to every member cluster: Karmada's cluster proxy impersonates the\n" +
 			"controller's user and groups there, and the controller reads pods (get, list,\n" +
-			"watch) of protected workloads. Karmada delivers these itself when the chart installs.",
+			"watch) of protected workloads and, with --checkpoint-delivery=proxy (the\n" +
+			"default), writes and watches the copies of Checkpoints. Karmada delivers these\n" +
+			"itself when the chart installs.",
 	},
 }}
 

@@ -113,7 +113,7 @@ func New() *Options {
 		ConcurrentSyncs:         migration.DefaultConcurrentSyncs,
 
 		ScheduledCheckpointDeferral: migration.DefaultScheduledCheckpointDeferral,
-		CheckpointDelivery:          migration.DeliveryPropagation,
+		CheckpointDelivery:          migration.DeliveryProxy,
 	}
 }
 
@@ -143,8 +143,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ScheduledCheckpointDeferral, "scheduled-checkpoint-deferral", o.ScheduledCheckpointDeferral,
 		"How long a scheduled checkpoint that falls due may wait while Migrations are in progress, so that the moves' writes to the Karmada API go first; 0 never defers.")
 	fs.StringVar(&o.CheckpointDelivery, "checkpoint-delivery", o.CheckpointDelivery, fmt.Sprintf(
-		"How a Checkpoint reaches the member that runs its pod: %q (a PropagationPolicy; Karmada's binding, Work and status reflection) or %q (the controller writes the member's copy through Karmada's cluster proxy and mirrors its status; needs the chart's controller.checkpointDelivery=proxy RBAC).",
-		migration.DeliveryPropagation, migration.DeliveryProxy))
+		"How a Checkpoint reaches the member that runs its pod: %q (the controller writes the member's copy through Karmada's cluster proxy and mirrors its status: about half the CPU a checkpoint costs a federation; needs the chart's controller.checkpointDelivery=proxy RBAC) or %q (a PropagationPolicy; Karmada's binding, Work and status reflection).",
+		migration.DeliveryProxy, migration.DeliveryPropagation))
 	fs.BoolVar(&o.RequireRepositoryAllowlist, "require-repository-allowlist", o.RequireRepositoryAllowlist,
 		"Take no checkpoint for a CheckpointPolicy whose namespace lacks the annotation stateshift.io/allowed-repositories (without it such a namespace may use any repository).")
 }
