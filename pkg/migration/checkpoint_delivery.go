@@ -119,7 +119,7 @@ func (r CheckpointDeliveryReconciler) deleteStaleCopies(ctx context.Context, key
 				continue
 			}
 		}
-		errs = append(errs, r.Options.Members.Delete(ctx, cluster, key.Namespace, key.Name, cp.UID))
+		errs = append(errs, countDelivery("delete", r.Options.Members.Delete(ctx, cluster, key.Namespace, key.Name, cp.UID)))
 	}
 	return errors.Join(errs...)
 }
@@ -141,7 +141,7 @@ func (r CheckpointDeliveryReconciler) deliver(ctx context.Context, rec *v1alpha1
 		return err
 	}
 	if cp == nil {
-		return r.Options.Members.Create(ctx, cluster, memberCopy(rec))
+		return countDelivery("create", r.Options.Members.Create(ctx, cluster, memberCopy(rec)))
 	}
 	if !isCopyOf(cp, cluster, rec) {
 		return nil // deleteStaleCopies deletes it; its delete event brings the record back
@@ -151,7 +151,7 @@ func (r CheckpointDeliveryReconciler) deliver(ctx context.Context, rec *v1alpha1
 		return nil
 	}
 	rec.Status = want
-	return r.Client.Status().Update(ctx, rec)
+	return countDelivery("status", r.Client.Status().Update(ctx, rec))
 }
 
 // memberCopy is what the member gets of rec: its spec, labels and

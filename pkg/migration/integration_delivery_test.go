@@ -143,4 +143,11 @@ func TestProxyDelivery(t *testing.T) {
 	if err := mc.Get(h.ctx, client.ObjectKeyFromObject(persons), &v1alpha1.Checkpoint{}); err != nil {
 		t.Fatalf("a person's Checkpoint on the member: %v", err)
 	}
+	// The writes are counted (the series are the process's, so at least).
+	for op, least := range map[string]float64{"create": 2, "delete": 2, "status": 3} {
+		series := seriesOf(t, "stateshift_controller_checkpoint_deliveries_total", map[string]string{"operation": op, "result": "ok"})
+		if len(series) != 1 || series[0].GetCounter().GetValue() < least {
+			t.Errorf("stateshift_controller_checkpoint_deliveries_total{operation=%q,result=\"ok\"}: %v, want >= %v", op, series, least)
+		}
+	}
 }

@@ -34,6 +34,10 @@ var (
 		Namespace: "stateshift", Subsystem: "controller", Name: "checkpoint_deferrals_total",
 		Help: "Scheduled checkpoints due that a round did not take because Migrations were in progress (--scheduled-checkpoint-deferral); one deferred over several rounds counts once per round.",
 	})
+	checkpointDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "stateshift", Subsystem: "controller", Name: "checkpoint_deliveries_total",
+		Help: "With --checkpoint-delivery=proxy, the checkpointdelivery controller's writes: create and delete of members' copies, status of the records; result ok or error.",
+	}, []string{"operation", "result"})
 	deadlinesExceeded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "stateshift", Subsystem: "migration", Name: "deadline_exceeded_total",
 		Help: "Migration phases that outlived spec.phaseTimeout, by trigger and phase.",
@@ -58,8 +62,20 @@ func init() {
 	for _, o := range []string{"deleted", "refused", "error"} {
 		strayImagesDeleted.WithLabelValues(o)
 	}
-	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, strayImagesDeleted, deadlinesExceeded, checkpointDeferrals,
+	for _, op := range []string{"create", "delete", "status"} {
+		for _, r := range []string{"ok", "error"} {
+			checkpointDeliveries.WithLabelValues(op, r)
+		}
+	}
+	metrics.Registry.MustRegister(migrations, phaseSeconds, checkpointsCreated, checkpointsPruned, strayImagesDeleted, deadlinesExceeded, checkpointDeferrals, checkpointDeliveries,
 		observedState, version.BuildInfo("interpreter-webhook"))
+}
+
+// countDelivery counts one write of the checkpointdelivery controller and
+// returns its error.
+func countDelivery(operation string, err error) error {
+	checkpointDeliveries.WithLabelValues(operation, map[bool]string{true: "ok", false: "error"}[err == nil]).Inc()
+	return err
 }
 
 // observeFinished records a finished Migration's outcome and durations.
