@@ -2,12 +2,8 @@ package migration
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
-	"sort"
-	"strings"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -48,9 +43,7 @@ type MemberCheckpoints struct {
 	// changes carries the copies that changed, as their names.
 	changes chan event.GenericEvent
 
-	ctx       context.Context
-	mu        sync.Mutex
-	informers map[string]*memberInformer // "<cluster>/<namespace>"
+	memberInformers
 }
 
 // memberRequestTimeout bounds one write to a member's copy.
@@ -90,7 +83,7 @@ func NewDirectMemberCheckpoints(members map[string]*rest.Config) (*MemberCheckpo
 
 func newMemberCheckpoints(clusterREST func(string) (rest.Interface, string, error)) *MemberCheckpoints {
 	return &MemberCheckpoints{clusterREST: clusterREST, SyncTimeout: PodCacheSyncTimeout, RequestTimeout: memberRequestTimeout,
-		changes: make(chan event.GenericEvent, 1024), informers: map[string]*memberInformer{}}
+		changes: make(chan event.GenericEvent, 1024), memberInformers: newMemberInformers("the member Checkpoint cache")}
 }
 
 // checkpointREST is a client of stateshift.io/v1alpha1 at cfg's server.
@@ -107,16 +100,6 @@ func checkpointREST(cfg *rest.Config) (rest.Interface, error) {
 		c.UserAgent = rest.DefaultKubernetesUserAgent()
 	}
 	return rest.RESTClientFor(c)
-}
-
-// Start implements manager.Runnable: it keeps the context the informers
-// run under until the manager stops.
-func (m *MemberCheckpoints) Start(ctx context.Context) error {
-	m.mu.Lock()
-	m.ctx = ctx
-	m.mu.Unlock()
-	<-ctx.Done()
-	return nil
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: only the
@@ -148,17 +131,8 @@ func (m *MemberCheckpoints) Get(ctx context.Context, cluster, namespace, name st
 // far, by cluster (a broken watch answers what it had: the caller only
 // deletes what it finds).
 func (m *MemberCheckpoints) Copies(namespace, name string) map[string]*v1alpha1.Checkpoint {
-	m.mu.Lock()
-	var clusters []string
-	for key := range m.informers {
-		if c, ns, _ := strings.Cut(key, "/"); ns == namespace {
-			clusters = append(clusters, c)
-		}
-	}
-	m.mu.Unlock()
-	sort.Strings(clusters)
 	out := map[string]*v1alpha1.Checkpoint{}
-	for _, c := range clusters {
+	for _, c := range m.clustersWatching(namespace) {
 		mi, err := m.informerFor(c, namespace)
 		if err != nil {
 			continue
@@ -210,43 +184,35 @@ func (m *MemberCheckpoints) Delete(ctx context.Context, cluster, namespace, name
 }
 
 func (m *MemberCheckpoints) informerFor(cluster, namespace string) (*memberInformer, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.ctx == nil {
-		return nil, errors.New("the member Checkpoint cache has not started yet")
-	}
-	key := cluster + "/" + namespace
-	if mi := m.informers[key]; mi != nil {
+	return m.get(cluster, namespace, func() (*memberInformer, error) {
+		r, prefix, err := m.clusterREST(cluster)
+		if err != nil {
+			return nil, err
+		}
+		mi := newMemberInformer(memberWatch{
+			rest:      r,
+			path:      prefix + collectionPath(namespace),
+			object:    &v1alpha1.Checkpoint{},
+			newList:   func() runtime.Object { return &v1alpha1.CheckpointList{} },
+			selector:  LabelManagedBy + "=" + ManagedBy + "," + LabelRecordUID,
+			transform: trimCheckpoint,
+		}, fmt.Sprintf("Checkpoints of namespace %s in cluster %s", namespace, cluster))
+		_, _ = mi.informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: m.notify, DeleteFunc: m.notify,
+			UpdateFunc: func(_, o any) { m.notify(o) },
+		})
 		return mi, nil
-	}
-	r, prefix, err := m.clusterREST(cluster)
-	if err != nil {
-		return nil, err
-	}
-	mi := newMemberInformer(memberWatch{
-		rest:      r,
-		path:      prefix + collectionPath(namespace),
-		object:    &v1alpha1.Checkpoint{},
-		newList:   func() runtime.Object { return &v1alpha1.CheckpointList{} },
-		selector:  LabelManagedBy + "=" + ManagedBy + "," + LabelRecordUID,
-		transform: trimCheckpoint,
-	}, fmt.Sprintf("Checkpoints of namespace %s in cluster %s", namespace, cluster))
-	notify := func(o any) {
-		if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
-			o = d.Obj
-		}
-		if cp, ok := o.(*v1alpha1.Checkpoint); ok {
-			m.changes <- event.GenericEvent{Object: &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Namespace: cp.Namespace, Name: cp.Name}}}
-		}
-	}
-	_, _ = mi.informer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: notify, DeleteFunc: notify,
-		UpdateFunc: func(_, o any) { notify(o) },
 	})
-	go mi.informer.RunWithContext(m.ctx)
-	m.informers[key] = mi
-	klog.FromContext(m.ctx).V(2).Info("Watching delivered Checkpoints", "cluster", cluster, "namespace", namespace)
-	return mi, nil
+}
+
+// notify enqueues the record of a copy that changed.
+func (m *MemberCheckpoints) notify(o any) {
+	if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	if cp, ok := o.(*v1alpha1.Checkpoint); ok {
+		m.changes <- event.GenericEvent{Object: &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Namespace: cp.Namespace, Name: cp.Name}}}
+	}
 }
 
 // trimCheckpoint drops what the delivery does not read.

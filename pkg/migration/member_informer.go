@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 )
 
 // memberInformer lists and watches one kind in one namespace of one member
@@ -107,4 +110,68 @@ func (mi *memberInformer) lastError() error {
 // credentials.
 func proxyPath(cluster, apiPath string) string {
 	return "/apis/cluster.karmada.io/v1alpha1/clusters/" + url.PathEscape(cluster) + "/proxy" + apiPath
+}
+
+// memberInformers holds one memberInformer per member cluster and
+// namespace: each starts on the first question about its namespace and
+// runs under the manager's context (Start, a manager.Runnable) until the
+// manager stops.
+type memberInformers struct {
+	// name says in errors what the informers are ("the pod cache").
+	name string
+	// ctx is the manager's: informers stop with it. Nil until Start.
+	ctx context.Context
+	mu  sync.Mutex
+	// byKey are keyed by "<cluster>/<namespace>".
+	byKey map[string]*memberInformer
+}
+
+func newMemberInformers(name string) memberInformers {
+	return memberInformers{name: name, byKey: map[string]*memberInformer{}}
+}
+
+// Start implements manager.Runnable: it keeps the context the informers
+// run under until the manager stops.
+func (s *memberInformers) Start(ctx context.Context) error {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	<-ctx.Done()
+	return nil
+}
+
+// get is the informer of cluster and namespace, built (not yet running:
+// handlers may be added) and started on first use.
+func (s *memberInformers) get(cluster, namespace string, build func() (*memberInformer, error)) (*memberInformer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		return nil, fmt.Errorf("%s has not started yet", s.name)
+	}
+	key := cluster + "/" + namespace
+	if mi := s.byKey[key]; mi != nil {
+		return mi, nil
+	}
+	mi, err := build()
+	if err != nil {
+		return nil, err
+	}
+	go mi.informer.RunWithContext(s.ctx)
+	s.byKey[key] = mi
+	klog.FromContext(s.ctx).V(2).Info("Watching a member namespace", "informers", s.name, "cluster", cluster, "namespace", namespace)
+	return mi, nil
+}
+
+// clustersWatching are the clusters whose namespace is watched, sorted.
+func (s *memberInformers) clustersWatching(namespace string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for key := range s.byKey {
+		if c, ns, _ := strings.Cut(key, "/"); ns == namespace {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

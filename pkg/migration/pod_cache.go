@@ -2,10 +2,8 @@ package migration
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/klog/v2"
 )
 
 // PodCacheSyncTimeout bounds how long a first look at a namespace of a
@@ -34,11 +31,7 @@ type CachedPodLister struct {
 	// SyncTimeout bounds how long a first look at a namespace of a member
 	// waits for its pods to be listed (PodCacheSyncTimeout by default).
 	SyncTimeout time.Duration
-	// ctx is the manager's: informers stop with it. Nil until Start.
-	ctx context.Context
-	mu  sync.Mutex
-	// informers are keyed by "<cluster>/<namespace>".
-	informers map[string]*memberInformer
+	memberInformers
 }
 
 // NewCachedPodLister builds the lister over the Karmada API server's
@@ -48,17 +41,7 @@ func NewCachedPodLister(cfg *rest.Config) (*CachedPodLister, error) {
 	if err != nil {
 		return nil, fmt.Errorf("karmada cluster proxy client: %w", err)
 	}
-	return &CachedPodLister{rest: cs.CoreV1().RESTClient(), SyncTimeout: PodCacheSyncTimeout, informers: map[string]*memberInformer{}}, nil
-}
-
-// Start implements manager.Runnable: it keeps the context the informers
-// run under until the manager stops.
-func (l *CachedPodLister) Start(ctx context.Context) error {
-	l.mu.Lock()
-	l.ctx = ctx
-	l.mu.Unlock()
-	<-ctx.Done()
-	return nil
+	return &CachedPodLister{rest: cs.CoreV1().RESTClient(), SyncTimeout: PodCacheSyncTimeout, memberInformers: newMemberInformers("the pod cache")}, nil
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: every
@@ -84,26 +67,15 @@ func (l *CachedPodLister) Pods(ctx context.Context, cluster, namespace string, s
 }
 
 func (l *CachedPodLister) informerFor(cluster, namespace string) (*memberInformer, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ctx == nil {
-		return nil, errors.New("the pod cache has not started yet")
-	}
-	key := cluster + "/" + namespace
-	if pi := l.informers[key]; pi != nil {
-		return pi, nil
-	}
-	pi := newMemberInformer(memberWatch{
-		rest:      l.rest,
-		path:      proxyPath(cluster, "/api/v1/namespaces/"+url.PathEscape(namespace)+"/pods"),
-		object:    &corev1.Pod{},
-		newList:   func() runtime.Object { return &corev1.PodList{} },
-		transform: trimPod,
-	}, fmt.Sprintf("pods of namespace %s in cluster %s (through the Karmada proxy)", namespace, cluster))
-	go pi.informer.RunWithContext(l.ctx)
-	l.informers[key] = pi
-	klog.FromContext(l.ctx).V(2).Info("Watching pods through the cluster proxy", "cluster", cluster, "namespace", namespace)
-	return pi, nil
+	return l.get(cluster, namespace, func() (*memberInformer, error) {
+		return newMemberInformer(memberWatch{
+			rest:      l.rest,
+			path:      proxyPath(cluster, "/api/v1/namespaces/"+url.PathEscape(namespace)+"/pods"),
+			object:    &corev1.Pod{},
+			newList:   func() runtime.Object { return &corev1.PodList{} },
+			transform: trimPod,
+		}, fmt.Sprintf("pods of namespace %s in cluster %s (through the Karmada proxy)", namespace, cluster)), nil
+	})
 }
 
 // trimPod drops what no controller reads, so the cache stays small.
