@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"sync"
 	"time"
 
 	clusterv1alpha1 "github.com/karmada-io/karmada/pkg/apis/cluster/v1alpha1"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -41,6 +43,9 @@ func (c *Controller) deliversByProxy() bool { return c.Options.CheckpointDeliver
 func setupCheckpointDelivery(mgr manager.Manager, c *Controller) error {
 	if !c.deliversByProxy() {
 		return nil
+	}
+	if err := setupCopySweep(mgr, c); err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).Named("stateshift-checkpointdelivery").WithOptions(c.bounded()).
 		For(&v1alpha1.Checkpoint{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
@@ -185,4 +190,47 @@ func mirroredStatus(cluster string, s, shown v1alpha1.CheckpointStatus) (v1alpha
 		s = s.Claim()
 	}
 	return s.ReportedBy(cluster), true
+}
+
+// CopySweepReconciler looks once per member cluster, when it is first seen
+// reachable, for copies in namespaces where no record is left (records
+// deleted while no controller ran), and has them watched so they are
+// deleted like any stale copy. Copies in namespaces with records need no
+// sweep: their watch's first list enqueues them.
+type CopySweepReconciler struct {
+	*Controller
+	mu    sync.Mutex
+	swept map[string]bool
+}
+
+func setupCopySweep(mgr manager.Manager, c *Controller) error {
+	return ctrl.NewControllerManagedBy(mgr).Named("stateshift-copysweep").WithOptions(c.bounded()).
+		For(&clusterv1alpha1.Cluster{}).
+		Complete(&CopySweepReconciler{Controller: c, swept: map[string]bool{}})
+}
+
+// Reconcile implements reconcile.Reconciler for a member cluster.
+func (r *CopySweepReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	r.mu.Lock()
+	done := r.swept[req.Name]
+	r.mu.Unlock()
+	if done {
+		return ctrl.Result{}, nil
+	}
+	cl := &clusterv1alpha1.Cluster{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cl); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if lost, err := (CheckpointDeliveryReconciler{r.Controller}).clusterLost(ctx, req.Name); err != nil || lost {
+		return ctrl.Result{RequeueAfter: lostClusterRecheck}, err
+	}
+	n, err := r.Options.Members.WatchNamespacesWithCopies(ctx, req.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	r.mu.Lock()
+	r.swept[req.Name] = true
+	r.mu.Unlock()
+	log.FromContext(ctx).V(1).Info("Watching every namespace with delivered Checkpoints", "cluster", req.Name, "namespaces", n)
+	return ctrl.Result{}, nil
 }

@@ -26,9 +26,10 @@ import (
 // PropagationPolicy, no binding), the agent's progress on the copy comes
 // back to the record as Karmada's reflection would show it (a running
 // attempt as its claim, the result with its images), and copies go when
-// their record goes or when no record of theirs exists, while a person's
-// Checkpoint on the member (no record) stays. A second API server plays
-// the member.
+// their record goes or when no record of theirs exists (also in a
+// namespace with no record left, found when the member is first seen),
+// while a person's Checkpoint on the member (no record) stays. A second
+// API server plays the member.
 func TestProxyDelivery(t *testing.T) {
 	member := testenv.Start(t)
 	members, err := migration.NewDirectMemberCheckpoints(map[string]*rest.Config{"member1": member.Config})
@@ -40,7 +41,27 @@ func TestProxyDelivery(t *testing.T) {
 	if err := mc.Create(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
 		t.Fatal(err)
 	}
+	// Left from a controller that is gone: a copy whose record was deleted
+	// meanwhile, in a namespace with no record at all, and a person's
+	// Checkpoint beside it. The member's first sight finds the copy.
+	leftNS := h.ns + "-left"
+	leftCopy := &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: "gone-0-1", Namespace: leftNS,
+		Labels: map[string]string{migration.LabelManagedBy: migration.ManagedBy, migration.LabelRecordUID: "0f0f0f0f-dead-beef-0000-000000000001"}},
+		Spec: v1alpha1.CheckpointSpec{PodName: "gone-0", Repository: "127.0.0.1:5000/checkpoints"}}
+	leftPersons := &v1alpha1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: "gone-0-by-hand", Namespace: leftNS}, Spec: leftCopy.Spec}
+	for _, o := range []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leftNS}}, leftCopy, leftPersons} {
+		if err := mc.Create(h.ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h.create(&clusterv1alpha1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: "member1"}})
+	h.eventually("the copy left in a namespace without records deleted", 20*time.Second, func() (bool, string) {
+		err := mc.Get(h.ctx, client.ObjectKeyFromObject(leftCopy), &v1alpha1.Checkpoint{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	if err := mc.Get(h.ctx, client.ObjectKeyFromObject(leftPersons), &v1alpha1.Checkpoint{}); err != nil {
+		t.Fatalf("a person's Checkpoint beside the left copy: %v", err)
+	}
 	h.statefulSet("member1")
 	h.policy(func(p *v1alpha1.CheckpointPolicy) { p.Spec.Schedule.Interval = metav1.Duration{Duration: time.Hour} })
 
@@ -135,16 +156,16 @@ func TestProxyDelivery(t *testing.T) {
 	}
 	// (The controller takes a new checkpoint at once, of the same name:
 	// the copy of the deleted record is the one to go.)
-	h.eventually("the record's copy deleted", 30*time.Second, func() (bool, string) {
+	h.eventually("the record's copy replaced by the new record's", 30*time.Second, func() (bool, string) {
 		now := &v1alpha1.Checkpoint{}
 		err := mc.Get(h.ctx, client.ObjectKeyFromObject(cp), now)
-		return apierrors.IsNotFound(err) || (err == nil && now.UID != cp.UID), fmt.Sprint(err)
+		return err == nil && now.UID != cp.UID, fmt.Sprint(err)
 	})
 	if err := mc.Get(h.ctx, client.ObjectKeyFromObject(persons), &v1alpha1.Checkpoint{}); err != nil {
 		t.Fatalf("a person's Checkpoint on the member: %v", err)
 	}
 	// The writes are counted (the series are the process's, so at least).
-	for op, least := range map[string]float64{"create": 2, "delete": 2, "status": 3} {
+	for op, least := range map[string]float64{"create": 2, "delete": 3, "status": 3} {
 		series := seriesOf(t, "stateshift_controller_checkpoint_deliveries_total", map[string]string{"operation": op, "result": "ok"})
 		if len(series) != 1 || series[0].GetCounter().GetValue() < least {
 			t.Errorf("stateshift_controller_checkpoint_deliveries_total{operation=%q,result=\"ok\"}: %v, want >= %v", op, series, least)

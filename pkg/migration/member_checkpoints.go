@@ -222,3 +222,43 @@ func trimCheckpoint(o any) (any, error) {
 	}
 	return o, nil
 }
+
+// copyListPage bounds one page of a member-wide list of copies.
+const copyListPage = 500
+
+// WatchNamespacesWithCopies lists cluster's delivered copies in every
+// namespace and watches each namespace that has one; it returns how many
+// namespaces that is. Why: informers start from records, so a copy whose
+// record was deleted while no controller ran, in a namespace with no
+// record left, would never be looked at. The new watch's first list
+// enqueues its copies, and Reconcile deletes those without a record.
+func (m *MemberCheckpoints) WatchNamespacesWithCopies(ctx context.Context, cluster string) (int, error) {
+	r, prefix, err := m.clusterREST(cluster)
+	if err != nil {
+		return 0, err
+	}
+	namespaces := map[string]bool{}
+	opts := metav1.ListOptions{LabelSelector: LabelManagedBy + "=" + ManagedBy + "," + LabelRecordUID, Limit: copyListPage}
+	for {
+		list := &v1alpha1.CheckpointList{}
+		lctx, cancel := context.WithTimeout(ctx, m.RequestTimeout)
+		err := r.Get().AbsPath(prefix+"/apis/"+v1alpha1.GroupVersion.String()+"/checkpoints").
+			VersionedParams(&opts, metav1.ParameterCodec).Do(lctx).Into(list)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("list Checkpoints in cluster %s: %w", cluster, err)
+		}
+		for i := range list.Items {
+			namespaces[list.Items[i].Namespace] = true
+		}
+		if opts.Continue = list.Continue; opts.Continue == "" {
+			break
+		}
+	}
+	for ns := range namespaces {
+		if _, err := m.informerFor(cluster, ns); err != nil {
+			return 0, err
+		}
+	}
+	return len(namespaces), nil
+}
