@@ -14,10 +14,14 @@ import (
 )
 
 // apiRequests counts an API server's requests by verb and resource, from
-// its apiserver_request_total. The round's report divides them by the
-// checkpoints: it says which objects a checkpoint costs Karmada, which is
-// where a faster round has to save.
-type apiRequests map[string]float64
+// its apiserver_request_total, and the time it spent serving them (from
+// apiserver_request_duration_seconds). The round's report divides them by
+// the checkpoints: it says which objects a checkpoint costs Karmada, which
+// is where a faster round has to save; the storm's says how slowly the
+// server answered the scheduler's and the taint manager's writes.
+type apiRequests struct {
+	count, seconds map[string]float64
+}
 
 var requestLabel = regexp.MustCompile(`(\w+)="([^"]*)"`)
 
@@ -32,53 +36,60 @@ func readAPIRequests(ctx context.Context, name string, cfg *rest.Config) apiRequ
 	return out
 }
 
+// requestKey is "VERB resource[/subresource]" of a series' labels.
+func requestKey(series string) string {
+	labels := map[string]string{}
+	for _, m := range requestLabel.FindAllStringSubmatch(series, -1) {
+		labels[m[1]] = m[2]
+	}
+	key := labels["verb"] + " " + labels["resource"]
+	if labels["subresource"] != "" {
+		key += "/" + labels["subresource"]
+	}
+	return key
+}
+
 func scrapeAPIRequests(ctx context.Context, cfg *rest.Config) (apiRequests, error) {
+	out := apiRequests{count: map[string]float64{}, seconds: map[string]float64{}}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	series, err := parseSeries(string(raw))
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	out := apiRequests{}
 	for s, v := range series {
-		if !strings.HasPrefix(s, "apiserver_request_total{") {
-			continue
+		switch {
+		case strings.HasPrefix(s, "apiserver_request_total{"):
+			out.count[requestKey(s)] += v
+		case strings.HasPrefix(s, "apiserver_request_duration_seconds_sum{"):
+			out.seconds[requestKey(s)] += v
 		}
-		labels := map[string]string{}
-		for _, m := range requestLabel.FindAllStringSubmatch(s, -1) {
-			labels[m[1]] = m[2]
-		}
-		if labels["verb"] == "WATCH" {
-			continue
-		}
-		key := labels["verb"] + " " + labels["resource"]
-		if labels["subresource"] != "" {
-			key += "/" + labels["subresource"]
-		}
-		out[key] += v
 	}
 	return out, nil
 }
 
-// reportAPIRequests prints the requests per checkpoint between two counts,
-// largest first; those under 0.05 a checkpoint are summed as "other".
-func reportAPIRequests(name string, before, after apiRequests, checkpoints int) {
+// reportAPIRequests prints the requests per unit (a checkpoint, a moved
+// workload) between two counts, largest first, each with the mean time
+// the server took to answer it; those under 0.05 a unit are summed as
+// "other".
+func reportAPIRequests(what, name string, before, after apiRequests, units int, unit string) {
 	type share struct {
-		key string
-		n   float64
+		key     string
+		n, mean float64
 	}
 	var shares []share
 	var total, other float64
-	for k, v := range after {
-		d := (v - before[k]) / float64(checkpoints)
+	for k, v := range after.count {
+		n := v - before.count[k]
+		d := n / float64(units)
 		if d <= 0 {
 			continue
 		}
@@ -87,13 +98,13 @@ func reportAPIRequests(name string, before, after apiRequests, checkpoints int) 
 			other += d
 			continue
 		}
-		shares = append(shares, share{k, d})
+		shares = append(shares, share{k, d, (after.seconds[k] - before.seconds[k]) / n})
 	}
 	sort.Slice(shares, func(i, j int) bool { return shares[i].n > shares[j].n })
 	parts := make([]string, 0, len(shares)+1)
 	for _, s := range shares {
-		parts = append(parts, fmt.Sprintf("%s %.2f", s.key, s.n))
+		parts = append(parts, fmt.Sprintf("%s %.2f (%.0f ms)", s.key, s.n, 1000*s.mean))
 	}
 	parts = append(parts, fmt.Sprintf("other %.2f", other))
-	fmt.Fprintf(os.Stderr, "round 1 requests of %s: %.1f a checkpoint (%s)\n", name, total, strings.Join(parts, ", "))
+	fmt.Fprintf(os.Stderr, "%s requests of %s: %.1f %s (%s)\n", what, name, total, unit, strings.Join(parts, ", "))
 }

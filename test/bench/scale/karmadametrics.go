@@ -29,6 +29,9 @@ func stormSeries(series string) bool {
 		"eviction_processing_total",
 		"karmada_scheduler_e2e_scheduling_duration_seconds_sum", "karmada_scheduler_e2e_scheduling_duration_seconds_count",
 		"karmada_scheduler_schedule_attempts_total", "karmada_scheduler_queue_incoming_bindings_total",
+		// Where a placement's time goes: the algorithm's steps against
+		// the writes after it (e2e less the algorithm).
+		"karmada_scheduler_scheduling_algorithm_duration_seconds_sum", "karmada_scheduler_scheduling_algorithm_duration_seconds_count",
 		"rest_client_requests_total",
 	} {
 		if strings.HasPrefix(series, prefix) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -29,6 +30,9 @@ func (b *bench) measureRounds(ctx context.Context) (scaleResult, error) {
 	var r scaleResult
 	ctrl, err := newProcess(b.env.RunDir, "interpreter-webhook")
 	if err != nil {
+		return r, err
+	}
+	if err := b.watchCheckpoints(ctx); err != nil {
 		return r, err
 	}
 	cpuAtStart := readCPUUse(b.env.RunDir)
@@ -61,9 +65,9 @@ func (b *bench) measureRounds(ctx context.Context) (scaleResult, error) {
 	r.round = roundEnd.Sub(start).Seconds()
 	fmt.Fprintf(os.Stderr, "round 1: %d verified checkpoints in %.1fs\n", len(b.names), r.round)
 	// The poll saw the round end up to 5 s late: the CPU is over that span.
-	reportRoundCPU(cpuAtStart, readCPUUse(b.env.RunDir), len(b.names), time.Since(start).Seconds())
-	reportAPIRequests("karmada-apiserver", karmadaAtStart, readAPIRequests(ctx, "karmada-apiserver", b.env.KarmadaConfig), len(b.names))
-	reportAPIRequests("member2-apiserver", member2AtStart, readAPIRequests(ctx, "member2-apiserver", b.env.MemberConfigs["member2"]), len(b.names))
+	reportCPU("round 1", cpuAtStart, readCPUUse(b.env.RunDir), len(b.names), "a checkpoint", time.Since(start).Seconds())
+	reportAPIRequests("round 1", "karmada-apiserver", karmadaAtStart, readAPIRequests(ctx, "karmada-apiserver", b.env.KarmadaConfig), len(b.names), "a checkpoint")
+	reportAPIRequests("round 1", "member2-apiserver", member2AtStart, readAPIRequests(ctx, "member2-apiserver", b.env.MemberConfigs["member2"]), len(b.names), "a checkpoint")
 	if err := b.steadyState(ctx, ctrl, start, &r); err != nil {
 		return r, err
 	}
@@ -136,6 +140,26 @@ func (b *bench) steadyState(ctx context.Context, ctrl *process, start time.Time,
 	return nil
 }
 
+// watchCheckpoints starts the cache of Checkpoints latestVerified reads
+// (stopped with ctx).
+func (b *bench) watchCheckpoints(ctx context.Context) error {
+	c, err := cache.New(b.env.KarmadaConfig, cache.Options{Scheme: b.env.Karmada.Scheme()})
+	if err != nil {
+		return err
+	}
+	if _, err := c.GetInformer(ctx, &v1alpha1.Checkpoint{}); err != nil {
+		return err
+	}
+	go func() { _ = c.Start(ctx) }()
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if !c.WaitForCacheSync(sctx) {
+		return fmt.Errorf("the benchmark's Checkpoint cache did not sync within 2m")
+	}
+	b.checkpoints = c
+	return nil
+}
+
 // latestVerified maps each workload ("<namespace>/<name>") to the
 // completion time of its latest verified checkpoint.
 func (b *bench) latestVerified(ctx context.Context) (map[string]time.Time, error) {
@@ -143,7 +167,7 @@ func (b *bench) latestVerified(ctx context.Context) (map[string]time.Time, error
 	for i := 0; i < b.c.namespaces; i++ {
 		ns := b.namespace(i)
 		var l v1alpha1.CheckpointList
-		if err := b.env.Karmada.List(ctx, &l, client.InNamespace(ns)); err != nil {
+		if err := b.checkpoints.List(ctx, &l, client.InNamespace(ns)); err != nil {
 			return nil, err
 		}
 		for _, cp := range l.Items {
@@ -316,11 +340,11 @@ func readCPUUse(runDir string) cpuUse {
 	return u
 }
 
-// reportRoundCPU prints where the round's CPU went: how busy the machine
-// was, and each process's CPU time per checkpoint, largest first. It is
-// what says whether a faster round needs less work per checkpoint or
-// more cores, and whose work.
-func reportRoundCPU(before, after cpuUse, checkpoints int, seconds float64) {
+// reportCPU prints where a span's CPU went: how busy the machine was, and
+// each process's CPU time per unit (a checkpoint of the round, a workload
+// of the storm), largest first. It is what says whether a faster round
+// needs less work per checkpoint or more cores, and whose work.
+func reportCPU(what string, before, after cpuUse, units int, unit string, seconds float64) {
 	type share struct {
 		name string
 		sec  float64
@@ -337,9 +361,9 @@ func reportRoundCPU(before, after cpuUse, checkpoints int, seconds float64) {
 	cores := (after.elapsed - before.elapsed) / seconds
 	var parts []string
 	for _, s := range shares {
-		parts = append(parts, fmt.Sprintf("%s %.0f", s.name, 1000*s.sec/float64(checkpoints)))
+		parts = append(parts, fmt.Sprintf("%s %.0f", s.name, 1000*s.sec/float64(units)))
 	}
-	fmt.Fprintf(os.Stderr, "round 1 CPU: machine %.2f of %.0f cores busy (%.2f of them stolen by the hypervisor); local-up's processes %.0f ms a checkpoint (%s); the rest of the machine %.0f ms a checkpoint\n",
-		(after.busy-before.busy)/seconds, cores, (after.steal-before.steal)/seconds, 1000*sum/float64(checkpoints), strings.Join(parts, ", "),
-		1000*((after.busy-before.busy)-(after.steal-before.steal)-sum)/float64(checkpoints))
+	fmt.Fprintf(os.Stderr, "%s CPU: machine %.2f of %.0f cores busy (%.2f of them stolen by the hypervisor); local-up's processes %.0f ms %s (%s); the rest of the machine %.0f ms %s\n",
+		what, (after.busy-before.busy)/seconds, cores, (after.steal-before.steal)/seconds, 1000*sum/float64(units), unit, strings.Join(parts, ", "),
+		1000*((after.busy-before.busy)-(after.steal-before.steal)-sum)/float64(units), unit)
 }

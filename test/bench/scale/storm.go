@@ -37,6 +37,8 @@ func (b *bench) storm(ctx context.Context) (stormResult, error) {
 		}
 	}
 	metricsBefore := snapshotKarmadaMetrics(ctx, b.env.RunDir, "before-storm")
+	cpuBefore := readCPUUse(b.env.RunDir)
+	karmadaBefore := readAPIRequests(ctx, "karmada-apiserver", b.env.KarmadaConfig)
 	lostAt := time.Now()
 	if err := b.loseMember1(ctx); err != nil {
 		return r, err
@@ -61,6 +63,10 @@ func (b *bench) storm(ctx context.Context) (stormResult, error) {
 		}
 		return len(restoredAfter) == len(b.stormNames), fmt.Sprintf("%d restored", len(restoredAfter)), nil
 	})
+	// Who was busy while the lost member's workloads waited for karmada-scheduler,
+	// and how fast Karmada's API server answered its writes.
+	reportCPU("storm", cpuBefore, readCPUUse(b.env.RunDir), len(b.stormNames), "a moved workload", time.Since(lostAt).Seconds())
+	reportAPIRequests("storm", "karmada-apiserver", karmadaBefore, readAPIRequests(ctx, "karmada-apiserver", b.env.KarmadaConfig), len(b.stormNames), "a moved workload")
 	b.stormTimeline(ctx, lostAt)
 	stormMetricsReport(metricsBefore, snapshotKarmadaMetrics(ctx, b.env.RunDir, "after-storm"))
 	if err != nil {

@@ -39,6 +39,12 @@ type bench struct {
 	// names holds "<namespace>/<name>" of every workload, storm the storm
 	// group's.
 	names, stormNames []string
+	// checkpoints reads the benchmark's Checkpoints from a watch: polling
+	// with a list of every namespace every few seconds made Karmada's API
+	// server serialize ~200 Checkpoints per namespace and poll (0.22 of
+	// its 6.9 requests a checkpoint, at 245 ms each), load the benchmark
+	// itself put on what it measures.
+	checkpoints client.Reader
 }
 
 func (b *bench) namespace(i int) string { return fmt.Sprintf("bench-scale-%02d", i) }
