@@ -77,14 +77,45 @@ func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.reportPullSecret(ctx, p, &status); err != nil {
 		errs = append(errs, err)
 	}
-	if err := r.writeStatus(ctx, p, status, errs); err != nil {
+	wait, err := r.writeStatus(ctx, p, status, errs)
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if wait > 0 {
+		next = min(next, wait)
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
 }
 
-// writeStatus counts the workloads, sets Ready and writes the status.
-func (r CheckpointReconciler) writeStatus(ctx context.Context, p *v1alpha1.CheckpointPolicy, status v1alpha1.CheckpointPolicyStatus, errs []error) error {
+// stormStatusSpacing is the least time between two status writes of a
+// CheckpointPolicy while moves run or a member was lost (a storm): its
+// status lists every workload of the policy (tens of KiB for a hundred),
+// and a storm changes a workload at a time; each write cost Karmada's API
+// server a second and more to answer in a storm of a hundred, while the
+// restores waited on the same cores. A Ready condition that changes is
+// written at once.
+const stormStatusSpacing = 15 * time.Second
+
+// statusWait is how much longer p's new status waits (0: write now).
+func (r CheckpointReconciler) statusWait(p *v1alpha1.CheckpointPolicy, status v1alpha1.CheckpointPolicyStatus) time.Duration {
+	if r.deferral <= 0 {
+		return 0
+	}
+	last, ok := r.policyStatusWrites.Load(p.UID)
+	if !ok {
+		return 0
+	}
+	was := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady)
+	now := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
+	if was == nil || now == nil || was.Status != now.Status {
+		return 0
+	}
+	return max(0, last.(time.Time).Add(stormStatusSpacing).Sub(r.now()))
+}
+
+// writeStatus counts the workloads, sets Ready and writes the status, or
+// says how long the write waits (statusWait).
+func (r CheckpointReconciler) writeStatus(ctx context.Context, p *v1alpha1.CheckpointPolicy, status v1alpha1.CheckpointPolicyStatus, errs []error) (time.Duration, error) {
 	for _, pw := range status.Workloads {
 		status.ProtectedWorkloads++
 		if pw.Armed {
@@ -100,10 +131,17 @@ func (r CheckpointReconciler) writeStatus(ctx context.Context, p *v1alpha1.Check
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
 	if equality.Semantic.DeepEqual(p.Status, status) {
-		return nil // most rounds change one workload of many: no write
+		return 0, nil // most rounds change one workload of many: no write
+	}
+	if wait := r.statusWait(p, status); wait > 0 {
+		return wait, nil
 	}
 	p.Status = status
-	return client.IgnoreNotFound(r.Client.Status().Update(ctx, p))
+	if err := r.Client.Status().Update(ctx, p); err != nil {
+		return 0, client.IgnoreNotFound(err)
+	}
+	r.policyStatusWrites.Store(p.UID, r.now())
+	return 0, nil
 }
 
 // protect runs one round for one workload and says when to look again.

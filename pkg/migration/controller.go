@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -123,6 +124,11 @@ type Controller struct {
 	Options   Options
 	// Now is the clock (tests may set it).
 	Now func() time.Time
+	// policyStatusWrites holds when each CheckpointPolicy's status was
+	// last written (by UID): in a storm the writes are spaced
+	// (stormStatusSpacing). Memory only: a restarted controller writes at
+	// once.
+	policyStatusWrites sync.Map
 }
 
 func (c *Controller) reader() client.Reader {

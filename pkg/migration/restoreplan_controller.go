@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	workv1alpha2 "github.com/karmada-io/karmada/pkg/apis/work/v1alpha2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -47,54 +49,100 @@ func (r RestorePlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	// OverridePolicy). In a storm every plan of a policy changes at once:
 	// one at a time, a policy of a hundred ran out of its reconcile's time.
 	errs := make([]error, len(workloads))
+	waits := make([]time.Duration, len(workloads))
+	deferral := r.roundDeferral(ctx, p) // moves in progress, or a member lost
 	eachBounded(len(workloads), r.concurrentSyncs(), func(i int) {
-		errs[i] = r.planWorkload(ctx, p, workloads[i], pull)
+		waits[i], errs[i] = r.planWorkload(ctx, p, workloads[i], pull, deferral)
 	})
 	if err := errors.Join(errs...); err != nil {
 		return ctrl.Result{}, fmt.Errorf("restore plans of %s/%s: %w", p.Namespace, p.Name, err)
 	}
-	return ctrl.Result{RequeueAfter: interval(p)}, nil
+	next := interval(p)
+	for _, wait := range waits {
+		if wait > 0 {
+			// Looked at again soon: the moves elsewhere may end before
+			// the bound, and their end is no event of this policy.
+			next = min(next, wait, rearmRecheck)
+		}
+	}
+	return ctrl.Result{RequeueAfter: next}, nil
+}
+
+// rearmRecheck is how often a deferred re-arm is looked at again.
+const rearmRecheck = 10 * time.Second
+
+// rearmWait is how much longer the re-arm of a workload restored by its
+// last Migration (lastRestored, nil if none) waits, 0 for now. While other
+// moves run or a member was lost (deferral > 0), a plan rewrite right after
+// a workload's own move is not what any restore waits for: the armed plan
+// still restores the state the workload was restored from, and the
+// pod-restore webhook does not restore a pod of a completed restore again.
+// Each rewrite makes Karmada re-render the workload's Works, and in a
+// storm every rewrite delays the restores still waiting (two of the three
+// plan writes a moved workload caused were these). At most deferral past
+// the move's completion; a workload with no plan is armed at once.
+func rearmWait(lastRestored *v1alpha1.Migration, armed bool, deferral time.Duration, now time.Time) time.Duration {
+	if !armed || deferral <= 0 || lastRestored == nil || lastRestored.Status.CompletionTime == nil {
+		return 0
+	}
+	return max(0, lastRestored.Status.CompletionTime.Add(deferral).Sub(now))
 }
 
 // planWorkload arms (or keeps, or withdraws) one workload's plan; its
-// restored pods pull with Secret pull (none when empty).
-func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, pull string) error {
+// restored pods pull with Secret pull (none when empty). It returns how
+// long a deferred re-arm waits (rearmWait).
+func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, pull string, deferral time.Duration) (time.Duration, error) {
 	rb, err := r.bindingView(ctx, w) // read only
 	if apierrors.IsNotFound(err) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
-	active, err := r.activeMigration(ctx, w)
+	ms, err := r.workloadMigrations(ctx, w)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if active != nil {
-		if !ownsPlan(active) {
-			return nil // the move owns the plan as it stands
-		}
-		chosen, err := r.checkpointsByName(ctx, w.ns(), active.Status.Checkpoints)
+	if active := unfinishedOf(ms); active != nil {
+		return 0, r.planMove(ctx, p, w, rb, active, pull)
+	}
+	if deferral > 0 {
+		current, err := r.armedPolicy(ctx, w)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		// The receiver's rule restores them too: the same origin check.
-		if chosen, err = trustedCheckpoints(ctx, r.Controller, p, chosen); err != nil {
-			return err
+		if wait := rearmWait(lastRestoredOf(ms), current != nil, deferral, r.now()); wait > 0 {
+			klog.FromContext(ctx).V(2).Info("moves in progress: the re-arm after this workload's move waits", "workload", w.label(), "upTo", wait)
+			return wait, nil
 		}
-		receiver, err := receiverRules(w, active, chosen, pull)
-		if err != nil {
-			r.Recorder.Eventf(p, "Warning", "InvalidPlan", "cannot build the restore plan of %s for its receiving cluster: %v", w.label(), err)
-		}
-		scope := armScope{sources: active.Status.SourceClusters, receivers: receiver, pullSecret: pull}
-		return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), chosen), scope)
 	}
 	cps, err := r.workloadCheckpointsView(ctx, w) // read only
 	if err != nil {
-		return err
+		return 0, err
 	}
 	latest := latestByClusterPod(OfTemplate(cps, w.templateHash))
-	return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), latest), armScope{pullSecret: pull})
+	return 0, r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), latest), armScope{pullSecret: pull})
+}
+
+// planMove arms the plan of a workload a Migration is moving.
+func (r RestorePlanReconciler) planMove(ctx context.Context, p *v1alpha1.CheckpointPolicy, w *workload, rb *workv1alpha2.ResourceBinding, active *v1alpha1.Migration, pull string) error {
+	if !ownsPlan(active) {
+		return nil // the move owns the plan as it stands
+	}
+	chosen, err := r.checkpointsByName(ctx, w.ns(), active.Status.Checkpoints)
+	if err != nil {
+		return err
+	}
+	// The receiver's rule restores them too: the same origin check.
+	if chosen, err = trustedCheckpoints(ctx, r.Controller, p, chosen); err != nil {
+		return err
+	}
+	receiver, err := receiverRules(w, active, chosen, pull)
+	if err != nil {
+		r.Recorder.Eventf(p, "Warning", "InvalidPlan", "cannot build the restore plan of %s for its receiving cluster: %v", w.label(), err)
+	}
+	scope := armScope{sources: active.Status.SourceClusters, receivers: receiver, pullSecret: pull}
+	return r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), chosen), scope)
 }
 
 // armScope is what a plan carries besides its checkpoints.
@@ -194,13 +242,21 @@ func (c *Controller) exclusions(ctx context.Context, w *workload, rb *workv1alph
 }
 
 // checkpointsByName reads the Checkpoints a Migration chose, by cluster
-// and pod.
+// and pod. A Migration chooses verified Checkpoints, whose status no longer
+// changes: the cache's copy is used when it shows one verified, and only
+// one it does not (yet) is read from the API server. (Read live every
+// time, a storm's plans cost Karmada's API server ~3 GETs a moved
+// workload, each re-read at every reconcile of the policy.)
 func (c *Controller) checkpointsByName(ctx context.Context, ns string, chosen []v1alpha1.MigrationCheckpoint) (map[PodKey]*v1alpha1.Checkpoint, error) {
 	out := map[PodKey]*v1alpha1.Checkpoint{}
 	for _, mc := range chosen {
 		cp := &v1alpha1.Checkpoint{}
-		if err := c.reader().Get(ctx, types.NamespacedName{Namespace: ns, Name: mc.Name}, cp); err != nil {
-			return nil, fmt.Errorf("checkpoint %s of the move: %w", mc.Name, err)
+		key := types.NamespacedName{Namespace: ns, Name: mc.Name}
+		if err := c.Client.Get(ctx, key, cp); err != nil || cp.Status.Phase != v1alpha1.CheckpointSucceeded {
+			err = c.reader().Get(ctx, key, cp)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint %s of the move: %w", mc.Name, err)
+			}
 		}
 		out[PodKey{Cluster: mc.Cluster, Pod: mc.Pod}] = cp
 	}
