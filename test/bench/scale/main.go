@@ -45,6 +45,9 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/stateshift/stateshift/test/e2e/framework"
 )
 
@@ -64,6 +67,8 @@ func main() {
 	flag.Int64Var(&c.stateBytes, "state-bytes", 64<<10, "simulated memory per pod")
 	flag.BoolVar(&c.keep, "keep", false, "leave the namespaces in place at the end")
 	flag.Parse()
+	// The Checkpoint cache (controller-runtime) logs through klog.
+	log.SetLogger(klog.Background())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, c); err != nil {
