@@ -77,15 +77,21 @@ func (r CheckpointDeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if seen && (!delivered(rec) || rec.DeletionTimestamp != nil) {
 		rec = nil
 	}
-	if err := r.deleteStaleCopies(ctx, req.NamespacedName, rec, seen); err != nil || rec == nil {
-		return ctrl.Result{}, err
+	// A stale copy in a lost member waits: the record is looked at again.
+	var again ctrl.Result
+	waiting, err := r.deleteStaleCopies(ctx, req.NamespacedName, rec, seen)
+	if waiting {
+		again.RequeueAfter = lostClusterRecheck
+	}
+	if err != nil || rec == nil {
+		return again, err
 	}
 	if lost, err := r.clusterLost(ctx, rec.Labels[LabelCluster]); err != nil || lost {
 		// Asked again later: a lost member's watch cannot answer, and a
 		// first look would wait its sync timeout in a worker.
 		return ctrl.Result{RequeueAfter: lostClusterRecheck}, err
 	}
-	return ctrl.Result{}, r.deliver(ctx, rec)
+	return again, r.deliver(ctx, rec)
 }
 
 // lostClusterRecheck is how often a record of a lost member is looked at.
@@ -106,11 +112,22 @@ func (r CheckpointDeliveryReconciler) clusterLost(ctx context.Context, cluster s
 // none is): in another cluster, of an earlier record of the name, or of a
 // record that is gone. Unless the cache has seen the record (leaving: a
 // deletion is never undone), it is read from the API before its copy
-// goes: the cache may not show a record just created.
-func (r CheckpointDeliveryReconciler) deleteStaleCopies(ctx context.Context, key types.NamespacedName, rec *v1alpha1.Checkpoint, seen bool) error {
+// goes: the cache may not show a record just created. A copy in a member
+// Karmada reports lost is left until the member is back: every try while
+// it is lost would read the record live and fail at the proxy, retried
+// with backoff (3 live reads a moved workload in the storm of a hundred),
+// while the restores wait on the same API server. It says whether such a
+// copy is waiting (the caller looks again in lostClusterRecheck).
+func (r CheckpointDeliveryReconciler) deleteStaleCopies(ctx context.Context, key types.NamespacedName, rec *v1alpha1.Checkpoint, seen bool) (bool, error) {
 	var errs []error
+	waiting := false
 	for cluster, cp := range r.Options.Members.Copies(key.Namespace, key.Name) {
 		if rec != nil && isCopyOf(cp, cluster, rec) {
+			continue
+		}
+		if lost, err := r.clusterLost(ctx, cluster); err != nil || lost {
+			errs = append(errs, err)
+			waiting = waiting || lost
 			continue
 		}
 		if !seen {
@@ -126,7 +143,7 @@ func (r CheckpointDeliveryReconciler) deleteStaleCopies(ctx context.Context, key
 		}
 		errs = append(errs, countDelivery("delete", r.Options.Members.Delete(ctx, cluster, key.Namespace, key.Name, cp.UID)))
 	}
-	return errors.Join(errs...)
+	return waiting, errors.Join(errs...)
 }
 
 func isCopyOf(cp *v1alpha1.Checkpoint, cluster string, rec *v1alpha1.Checkpoint) bool {

@@ -10,6 +10,7 @@ import (
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -164,6 +165,33 @@ func TestProxyDelivery(t *testing.T) {
 	if err := mc.Get(h.ctx, client.ObjectKeyFromObject(persons), &v1alpha1.Checkpoint{}); err != nil {
 		t.Fatalf("a person's Checkpoint on the member: %v", err)
 	}
+	// A stale copy in a member Karmada reports lost stays (no live read, no
+	// proxied delete that cannot succeed) until the member is Ready again.
+	setReady := func(status metav1.ConditionStatus) {
+		t.Helper()
+		cl := &clusterv1alpha1.Cluster{}
+		if err := h.c.Get(h.ctx, client.ObjectKey{Name: "member1"}, cl); err != nil {
+			t.Fatal(err)
+		}
+		meta.SetStatusCondition(&cl.Status.Conditions, metav1.Condition{Type: clusterv1alpha1.ClusterConditionReady, Status: status, Reason: "Test", Message: "test"})
+		if err := h.c.Status().Update(h.ctx, cl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setReady(metav1.ConditionFalse)
+	time.Sleep(time.Second) // the controller's cache sees the loss
+	whileLost := orphan.DeepCopy()
+	whileLost.ObjectMeta = metav1.ObjectMeta{Name: "db-0-while-lost", Namespace: h.ns, Labels: orphan.Labels}
+	if err := mc.Create(h.ctx, whileLost); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if err := mc.Get(h.ctx, client.ObjectKeyFromObject(whileLost), &v1alpha1.Checkpoint{}); err != nil {
+		t.Fatalf("a stale copy in a lost member: %v, want it left until the member is back", err)
+	}
+	setReady(metav1.ConditionTrue)
+	h.eventually("the stale copy deleted once the member is Ready", 45*time.Second, gone(whileLost))
+
 	// The writes are counted (the series are the process's, so at least).
 	for op, least := range map[string]float64{"create": 2, "delete": 3, "status": 3} {
 		series := seriesOf(t, "stateshift_controller_checkpoint_deliveries_total", map[string]string{"operation": op, "result": "ok"})
