@@ -71,21 +71,47 @@ func (r RestorePlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // rearmRecheck is how often a deferred re-arm is looked at again.
 const rearmRecheck = 10 * time.Second
 
-// rearmWait is how much longer the re-arm of a workload restored by its
-// last Migration (lastRestored, nil if none) waits, 0 for now. While other
-// moves run or a member was lost (deferral > 0), a plan rewrite right after
-// a workload's own move is not what any restore waits for: the armed plan
-// still restores the state the workload was restored from, and the
-// pod-restore webhook does not restore a pod of a completed restore again.
-// Each rewrite makes Karmada re-render the workload's Works, and in a
-// storm every rewrite delays the restores still waiting (two of the three
-// plan writes a moved workload caused were these). At most deferral past
-// the move's completion; a workload with no plan is armed at once.
-func rearmWait(lastRestored *v1alpha1.Migration, armed bool, deferral time.Duration, now time.Time) time.Duration {
-	if !armed || deferral <= 0 || lastRestored == nil || lastRestored.Status.CompletionTime == nil {
+// rearmWait is how much longer the re-arm of a workload whose plan is
+// armed with armed (nil: no plan, or its checkpoint is not known) waits, 0
+// for now. While other moves run or a member was lost (deferral > 0), a
+// plan rewrite is not what any restore waits for, and each one makes
+// Karmada re-render the workload's Works while the storm's restores wait
+// on the same API server (in the storm of a hundred: 2.4-2.8 plan writes a
+// moved workload, for the moved ones' new clusters and for the other
+// workloads' checkpoints that completed meanwhile). The armed plan stays
+// valid: it restores a verified checkpoint, and the pod-restore webhook
+// does not restore a pod of a completed restore again. The wait is bounded
+// the way a scheduled checkpoint's deferral is: the armed checkpoint
+// stays no older than interval + deferral, and a move that completed
+// within the deferral (lastRestored) has its destination excluded at most
+// deferral after it completed. A workload with no plan is armed at once.
+func rearmWait(armed *v1alpha1.Checkpoint, lastRestored *v1alpha1.Migration, interval, deferral time.Duration, now time.Time) time.Duration {
+	if armed == nil || armed.Status.CompletionTime == nil || deferral <= 0 {
 		return 0
 	}
-	return max(0, lastRestored.Status.CompletionTime.Add(deferral).Sub(now))
+	wait := armed.Status.CompletionTime.Add(interval + deferral).Sub(now)
+	if lastRestored != nil && lastRestored.Status.CompletionTime != nil {
+		if sinceMove := now.Sub(lastRestored.Status.CompletionTime.Time); sinceMove < deferral {
+			wait = min(wait, deferral-sinceMove)
+		}
+	}
+	return max(0, wait)
+}
+
+// armedCheckpoint is the checkpoint the workload's plan restores, from
+// cps; nil when there is no plan or the checkpoint is not among cps.
+func (r RestorePlanReconciler) armedCheckpoint(ctx context.Context, w *workload, cps []v1alpha1.Checkpoint) (*v1alpha1.Checkpoint, error) {
+	current, err := r.armedPolicy(ctx, w)
+	if err != nil || current == nil {
+		return nil, err
+	}
+	name := current.Annotations[restoreKey]
+	for i := range cps {
+		if cps[i].Name == name {
+			return &cps[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // planWorkload arms (or keeps, or withdraws) one workload's plan; its
@@ -106,19 +132,19 @@ func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.Che
 	if active := unfinishedOf(ms); active != nil {
 		return 0, r.planMove(ctx, p, w, rb, active, pull)
 	}
-	if deferral > 0 {
-		current, err := r.armedPolicy(ctx, w)
-		if err != nil {
-			return 0, err
-		}
-		if wait := rearmWait(lastRestoredOf(ms), current != nil, deferral, r.now()); wait > 0 {
-			klog.FromContext(ctx).V(2).Info("moves in progress: the re-arm after this workload's move waits", "workload", w.label(), "upTo", wait)
-			return wait, nil
-		}
-	}
 	cps, err := r.workloadCheckpointsView(ctx, w) // read only
 	if err != nil {
 		return 0, err
+	}
+	if deferral > 0 {
+		armed, err := r.armedCheckpoint(ctx, w, cps)
+		if err != nil {
+			return 0, err
+		}
+		if wait := rearmWait(armed, lastRestoredOf(ms), interval(p), deferral, r.now()); wait > 0 {
+			klog.FromContext(ctx).V(2).Info("moves in progress: re-arming waits", "workload", w.label(), "armed", armed.Name, "upTo", wait)
+			return wait, nil
+		}
 	}
 	latest := latestByClusterPod(OfTemplate(cps, w.templateHash))
 	return 0, r.armPlan(ctx, p, w, rb, GeneralTargets(w.kind(), w.name(), latest), armScope{pullSecret: pull})
