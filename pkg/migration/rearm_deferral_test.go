@@ -9,36 +9,38 @@ import (
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
 
-// TestRearmWait: while moves run elsewhere (deferral > 0) a re-arm waits,
-// only for a workload that has a plan, as long as the armed checkpoint is
-// no older than interval + deferral, and, after the workload's own move,
-// at most deferral past the move's completion.
+// TestRearmWait: while moves run elsewhere (deferral > 0) a re-arm that
+// became due waits at most deferral past when it did: a newer verified
+// checkpoint past its completion, a move's exclusion past the move's
+// completion. Without a plan, or with nothing due, it is armed at once.
 func TestRearmWait(t *testing.T) {
 	now := time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC)
-	const interval, deferral = 5 * time.Minute, 2 * time.Minute
-	armed := func(ago time.Duration) *v1alpha1.Checkpoint {
+	const deferral = 2 * time.Minute
+	verified := func(ago time.Duration) *v1alpha1.Checkpoint {
 		return &v1alpha1.Checkpoint{Status: v1alpha1.CheckpointStatus{Phase: v1alpha1.CheckpointSucceeded, CompletionTime: &metav1.Time{Time: now.Add(-ago)}}}
 	}
 	restored := func(ago time.Duration) *v1alpha1.Migration {
 		return &v1alpha1.Migration{Status: v1alpha1.MigrationStatus{Phase: v1alpha1.MigrationRestored, CompletionTime: &metav1.Time{Time: now.Add(-ago)}}}
 	}
+	armed := verified(7 * time.Minute)
 	for _, tc := range []struct {
-		name     string
-		armed    *v1alpha1.Checkpoint
-		last     *v1alpha1.Migration
-		deferral time.Duration
-		want     time.Duration
+		name          string
+		armed, newest *v1alpha1.Checkpoint
+		last          *v1alpha1.Migration
+		deferral      time.Duration
+		want          time.Duration
 	}{
-		{"armed 1m ago, never moved: until the armed one is interval+deferral old", armed(time.Minute), nil, deferral, 6 * time.Minute},
-		{"armed 6m30s ago: 30s left", armed(6*time.Minute + 30*time.Second), nil, deferral, 30 * time.Second},
-		{"armed 8m ago: the bound has passed", armed(8 * time.Minute), nil, deferral, 0},
-		{"moved 30s ago: the rest of the move's bound", armed(4 * time.Minute), restored(30 * time.Second), deferral, 90 * time.Second},
-		{"moved 3m ago: only the armed checkpoint's bound", armed(time.Minute), restored(3 * time.Minute), deferral, 6 * time.Minute},
-		{"no move in progress, no member lost", armed(time.Minute), restored(30 * time.Second), 0, 0},
-		{"no plan (or its checkpoint unknown): armed at once", nil, restored(30 * time.Second), deferral, 0},
-		{"an armed checkpoint without completion time", &v1alpha1.Checkpoint{}, nil, deferral, 0},
+		{"a newer checkpoint 30s ago: the rest of its bound", armed, verified(30 * time.Second), nil, deferral, 90 * time.Second},
+		{"a newer checkpoint 3m ago: armed now", armed, verified(3 * time.Minute), nil, deferral, 0},
+		{"moved 30s ago, nothing newer: the rest of the move's bound", armed, armed, restored(30 * time.Second), deferral, 90 * time.Second},
+		{"moved 3m ago, nothing newer: nothing due", armed, armed, restored(3 * time.Minute), deferral, 0},
+		{"both due: the earlier bound", armed, verified(100 * time.Second), restored(30 * time.Second), deferral, 20 * time.Second},
+		{"nothing newer, no move: nothing to wait for", armed, armed, nil, deferral, 0},
+		{"no move in progress, no member lost", armed, verified(30 * time.Second), restored(30 * time.Second), 0, 0},
+		{"no plan (or its checkpoint unknown): armed at once", nil, verified(30 * time.Second), restored(30 * time.Second), deferral, 0},
+		{"an armed checkpoint without completion time", &v1alpha1.Checkpoint{}, verified(30 * time.Second), nil, deferral, 0},
 	} {
-		if got := rearmWait(tc.armed, tc.last, interval, tc.deferral, now); got != tc.want {
+		if got := rearmWait(tc.armed, tc.newest, tc.last, tc.deferral, now); got != tc.want {
 			t.Errorf("%s: rearmWait = %v, want %v", tc.name, got, tc.want)
 		}
 	}

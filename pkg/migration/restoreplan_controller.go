@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
@@ -71,31 +72,36 @@ func (r RestorePlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 // rearmRecheck is how often a deferred re-arm is looked at again.
 const rearmRecheck = 10 * time.Second
 
-// rearmWait is how much longer the re-arm of a workload whose plan is
-// armed with armed (nil: no plan, or its checkpoint is not known) waits, 0
+// rearmWait is how much longer the re-arm of a workload whose plan
+// restores armed (nil: no plan, or its checkpoint is not known) waits, 0
 // for now. While other moves run or a member was lost (deferral > 0), a
 // plan rewrite is not what any restore waits for, and each one makes
 // Karmada re-render the workload's Works while the storm's restores wait
-// on the same API server (in the storm of a hundred: 2.4-2.8 plan writes a
+// on the same API server (in the storm of a hundred: 2.3-2.8 plan writes a
 // moved workload, for the moved ones' new clusters and for the other
 // workloads' checkpoints that completed meanwhile). The armed plan stays
 // valid: it restores a verified checkpoint, and the pod-restore webhook
-// does not restore a pod of a completed restore again. The wait is bounded
-// the way a scheduled checkpoint's deferral is: the armed checkpoint
-// stays no older than interval + deferral, and a move that completed
-// within the deferral (lastRestored) has its destination excluded at most
-// deferral after it completed. A workload with no plan is armed at once.
-func rearmWait(armed *v1alpha1.Checkpoint, lastRestored *v1alpha1.Migration, interval, deferral time.Duration, now time.Time) time.Duration {
+// does not restore a pod of a completed restore again. What waits is
+// bounded by when the rewrite became due, as a scheduled checkpoint's
+// deferral is: a newer verified checkpoint (newest) is armed at most
+// deferral after it completed, and a move (lastRestored) has its
+// destination excluded at most deferral after it completed. Anything else
+// (and a workload with no plan) is armed at once.
+func rearmWait(armed, newest *v1alpha1.Checkpoint, lastRestored *v1alpha1.Migration, deferral time.Duration, now time.Time) time.Duration {
 	if armed == nil || armed.Status.CompletionTime == nil || deferral <= 0 {
 		return 0
 	}
-	wait := armed.Status.CompletionTime.Add(interval + deferral).Sub(now)
-	if lastRestored != nil && lastRestored.Status.CompletionTime != nil {
-		if sinceMove := now.Sub(lastRestored.Status.CompletionTime.Time); sinceMove < deferral {
-			wait = min(wait, deferral-sinceMove)
-		}
+	var due []time.Time
+	if newest != nil && newest.Status.CompletionTime != nil && newest.Status.CompletionTime.After(armed.Status.CompletionTime.Time) {
+		due = append(due, newest.Status.CompletionTime.Time)
 	}
-	return max(0, wait)
+	if lastRestored != nil && lastRestored.Status.CompletionTime != nil && now.Sub(lastRestored.Status.CompletionTime.Time) < deferral {
+		due = append(due, lastRestored.Status.CompletionTime.Time)
+	}
+	if len(due) == 0 {
+		return 0
+	}
+	return max(0, slices.MinFunc(due, time.Time.Compare).Add(deferral).Sub(now))
 }
 
 // armedCheckpoint is the checkpoint the workload's plan restores, from
@@ -141,7 +147,8 @@ func (r RestorePlanReconciler) planWorkload(ctx context.Context, p *v1alpha1.Che
 		if err != nil {
 			return 0, err
 		}
-		if wait := rearmWait(armed, lastRestoredOf(ms), interval(p), deferral, r.now()); wait > 0 {
+		newest := LatestVerified(OfTemplate(cps, w.templateHash))
+		if wait := rearmWait(armed, newest, lastRestoredOf(ms), deferral, r.now()); wait > 0 {
 			klog.FromContext(ctx).V(2).Info("moves in progress: re-arming waits", "workload", w.label(), "armed", armed.Name, "upTo", wait)
 			return wait, nil
 		}
