@@ -113,9 +113,10 @@ func (r CheckpointDeliveryReconciler) clusterLost(ctx context.Context, cluster s
 // record that is gone. Unless the cache has seen the record (leaving: a
 // deletion is never undone), it is read from the API before its copy
 // goes: the cache may not show a record just created. A copy in a member
-// Karmada reports lost is left until the member is back: every try while
-// it is lost would read the record live and fail at the proxy, retried
-// with backoff (3 live reads a moved workload in the storm of a hundred),
+// Karmada reports lost, or whose watch is broken (Karmada notices a lost
+// member only after its grace period), is left until the member is back:
+// every try meanwhile would read the record live and fail at the proxy,
+// retried with backoff (3-4 live reads a moved workload in the storms),
 // while the restores wait on the same API server. It says whether such a
 // copy is waiting (the caller looks again in lostClusterRecheck).
 func (r CheckpointDeliveryReconciler) deleteStaleCopies(ctx context.Context, key types.NamespacedName, rec *v1alpha1.Checkpoint, seen bool) (bool, error) {
@@ -125,7 +126,8 @@ func (r CheckpointDeliveryReconciler) deleteStaleCopies(ctx context.Context, key
 		if rec != nil && isCopyOf(cp, cluster, rec) {
 			continue
 		}
-		if lost, err := r.clusterLost(ctx, cluster); err != nil || lost {
+		lost, err := r.clusterLost(ctx, cluster)
+		if lost = lost || r.Options.Members.Unreachable(cluster, key.Namespace); err != nil || lost {
 			errs = append(errs, err)
 			waiting = waiting || lost
 			continue

@@ -144,6 +144,15 @@ func (m *MemberCheckpoints) Copies(namespace, name string) map[string]*v1alpha1.
 	return out
 }
 
+// Unreachable says whether the watch of namespace in cluster is broken
+// now (its last list or watch failed): a write there would fail too.
+func (m *MemberCheckpoints) Unreachable(cluster, namespace string) bool {
+	m.mu.Lock()
+	mi := m.byKey[cluster+"/"+namespace]
+	m.mu.Unlock()
+	return mi != nil && mi.lastError() != nil
+}
+
 // Create writes cp to cluster. An existing copy of the same record is
 // success.
 func (m *MemberCheckpoints) Create(ctx context.Context, cluster string, cp *v1alpha1.Checkpoint) error {
