@@ -80,8 +80,10 @@ const rearmRecheck = 10 * time.Second
 // on the same API server (in the storm of a hundred: 2.3-2.8 plan writes a
 // moved workload, for the moved ones' new clusters and for the other
 // workloads' checkpoints that completed meanwhile). The armed plan stays
-// valid: it restores a verified checkpoint, and the pod-restore webhook
-// does not restore a pod of a completed restore again. What waits is
+// valid: it restores a verified checkpoint. Until a moved workload's
+// destination is excluded its restore is not marked completed (Retain
+// marks it then), so a pod re-created there meanwhile restores the same
+// checkpoint again rather than starting cold. What waits is
 // bounded by when the rewrite became due, as a scheduled checkpoint's
 // deferral is: a newer verified checkpoint (newest) is armed at most
 // deferral after it completed, and a move (lastRestored) has its
