@@ -104,8 +104,13 @@ func (r CheckpointDeliveryReconciler) clusterLost(ctx context.Context, cluster s
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: cluster}, cl); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
+	return notReady(cl), nil
+}
+
+// notReady says whether Karmada reports cl not Ready (False or Unknown).
+func notReady(cl *clusterv1alpha1.Cluster) bool {
 	ready := meta.FindStatusCondition(cl.Status.Conditions, clusterv1alpha1.ClusterConditionReady)
-	return ready != nil && ready.Status != metav1.ConditionTrue, nil
+	return ready != nil && ready.Status != metav1.ConditionTrue
 }
 
 // deleteStaleCopies deletes the copies named key that are not rec's (nil:
@@ -240,8 +245,8 @@ func (r *CopySweepReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err := r.Client.Get(ctx, req.NamespacedName, cl); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if lost, err := (CheckpointDeliveryReconciler{r.Controller}).clusterLost(ctx, req.Name); err != nil || lost {
-		return ctrl.Result{RequeueAfter: lostClusterRecheck}, err
+	if notReady(cl) {
+		return ctrl.Result{RequeueAfter: lostClusterRecheck}, nil
 	}
 	n, err := r.Options.Members.WatchNamespacesWithCopies(ctx, req.Name)
 	if err != nil {

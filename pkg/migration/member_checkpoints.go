@@ -147,9 +147,7 @@ func (m *MemberCheckpoints) Copies(namespace, name string) map[string]*v1alpha1.
 // Unreachable says whether the watch of namespace in cluster is broken
 // now (its last list or watch failed): a write there would fail too.
 func (m *MemberCheckpoints) Unreachable(cluster, namespace string) bool {
-	m.mu.Lock()
-	mi := m.byKey[cluster+"/"+namespace]
-	m.mu.Unlock()
+	mi := m.running(cluster, namespace)
 	return mi != nil && mi.lastError() != nil
 }
 

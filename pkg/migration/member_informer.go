@@ -162,6 +162,13 @@ func (s *memberInformers) get(cluster, namespace string, build func() (*memberIn
 	return mi, nil
 }
 
+// running is the informer of cluster and namespace if one was started.
+func (s *memberInformers) running(cluster, namespace string) *memberInformer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byKey[cluster+"/"+namespace]
+}
+
 // clustersWatching are the clusters whose namespace is watched, sorted.
 func (s *memberInformers) clustersWatching(namespace string) []string {
 	s.mu.Lock()

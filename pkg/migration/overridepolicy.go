@@ -168,17 +168,10 @@ func (c *Controller) armedIsNewer(ctx context.Context, w *workload, current *pol
 	if armed == "" || armed == candidate {
 		return false, nil
 	}
-	// A verified Checkpoint's status no longer changes, so the cache's
-	// copy decides when it has one; only one the cache does not yet show
-	// verified (the other reconciler may have armed it a moment ago) is
-	// read from the API server.
+	// The other reconciler may have armed it a moment ago: readVerified.
 	get := func(name string) (*v1alpha1.Checkpoint, error) {
-		key := types.NamespacedName{Namespace: w.ns(), Name: name}
 		cp := &v1alpha1.Checkpoint{}
-		if err := c.Client.Get(ctx, key, cp); err == nil && cp.Status.Phase == v1alpha1.CheckpointSucceeded {
-			return cp, nil
-		}
-		err := c.reader().Get(ctx, key, cp)
+		err := c.readVerified(ctx, types.NamespacedName{Namespace: w.ns(), Name: name}, cp)
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
@@ -193,6 +186,17 @@ func (c *Controller) armedIsNewer(ctx context.Context, w *workload, current *pol
 		return false, err
 	}
 	return newer(a, b), nil
+}
+
+// readVerified reads a Checkpoint into cp: a verified Checkpoint's status
+// no longer changes, so the cache's copy is used when it shows one
+// verified; only one the cache does not (yet) show verified is read from
+// the API server.
+func (c *Controller) readVerified(ctx context.Context, key types.NamespacedName, cp *v1alpha1.Checkpoint) error {
+	if err := c.Client.Get(ctx, key, cp); err == nil && cp.Status.Phase == v1alpha1.CheckpointSucceeded {
+		return nil
+	}
+	return c.reader().Get(ctx, key, cp)
 }
 
 func (c *Controller) withdraw(ctx context.Context, op *policyv1alpha1.OverridePolicy) error {

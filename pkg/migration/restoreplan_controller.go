@@ -277,21 +277,15 @@ func (c *Controller) exclusions(ctx context.Context, w *workload, rb *workv1alph
 }
 
 // checkpointsByName reads the Checkpoints a Migration chose, by cluster
-// and pod. A Migration chooses verified Checkpoints, whose status no longer
-// changes: the cache's copy is used when it shows one verified, and only
-// one it does not (yet) is read from the API server. (Read live every
-// time, a storm's plans cost Karmada's API server ~3 GETs a moved
-// workload, each re-read at every reconcile of the policy.)
+// and pod. A Migration chooses verified Checkpoints (readVerified: read
+// live every time, a storm's plans cost Karmada's API server ~3 GETs a
+// moved workload, re-read at every reconcile of the policy).
 func (c *Controller) checkpointsByName(ctx context.Context, ns string, chosen []v1alpha1.MigrationCheckpoint) (map[PodKey]*v1alpha1.Checkpoint, error) {
 	out := map[PodKey]*v1alpha1.Checkpoint{}
 	for _, mc := range chosen {
 		cp := &v1alpha1.Checkpoint{}
-		key := types.NamespacedName{Namespace: ns, Name: mc.Name}
-		if err := c.Client.Get(ctx, key, cp); err != nil || cp.Status.Phase != v1alpha1.CheckpointSucceeded {
-			err = c.reader().Get(ctx, key, cp)
-			if err != nil {
-				return nil, fmt.Errorf("checkpoint %s of the move: %w", mc.Name, err)
-			}
+		if err := c.readVerified(ctx, types.NamespacedName{Namespace: ns, Name: mc.Name}, cp); err != nil {
+			return nil, fmt.Errorf("checkpoint %s of the move: %w", mc.Name, err)
 		}
 		out[PodKey{Cluster: mc.Cluster, Pod: mc.Pod}] = cp
 	}
