@@ -527,7 +527,12 @@ func (r *Reconciler) pushOne(ctx context.Context, job pushJob, a produced) (v1al
 	stageDuration.WithLabelValues(stageImage, bld.Name()).Observe(r.now().Sub(t0).Seconds())
 	t0 = r.now()
 	verifyCtx, cancel := context.WithTimeout(ctx, r.VerifyTimeout)
-	v, err := checkpointimage.Verify(verifyCtx, cp.Spec.Repository, res.Digest, a.container, keychain, nameOpts...)
+	var v *checkpointimage.Verified
+	if res.Transport != nil {
+		v, err = checkpointimage.VerifyOver(verifyCtx, res.Transport, cp.Spec.Repository, res.Digest, a.container, nameOpts...)
+	} else {
+		v, err = checkpointimage.Verify(verifyCtx, cp.Spec.Repository, res.Digest, a.container, keychain, nameOpts...)
+	}
 	timedOut := verifyCtx.Err() == context.DeadlineExceeded
 	cancel()
 	if err != nil && timedOut {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -25,16 +26,27 @@ type Verified struct {
 // not Docker v2s2, which drops annotations), the CRI-O annotation naming
 // wantContainer (and the containerd key agreeing with it), exactly one layer.
 func Verify(ctx context.Context, repository, digest, wantContainer string, kc authn.Keychain, opts ...name.Option) (*Verified, error) {
-	ref, err := name.NewDigest(repository+"@"+digest, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("image reference %s@%s: %w", repository, digest, err)
-	}
 	if kc == nil {
 		// Anonymous, never authn.DefaultKeychain: that would read the
 		// node's ~/.docker/config.json.
 		kc = authn.NewMultiKeychain()
 	}
-	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc))
+	return verify(ctx, repository, digest, wantContainer, remote.WithAuthFromKeychain(kc), opts)
+}
+
+// VerifyOver is Verify over rt, a transport already authenticated for the
+// repository (the push's, transport.NewWithContext's): one request, no
+// second handshake with the registry.
+func VerifyOver(ctx context.Context, rt http.RoundTripper, repository, digest, wantContainer string, opts ...name.Option) (*Verified, error) {
+	return verify(ctx, repository, digest, wantContainer, remote.WithTransport(rt), opts)
+}
+
+func verify(ctx context.Context, repository, digest, wantContainer string, access remote.Option, opts []name.Option) (*Verified, error) {
+	ref, err := name.NewDigest(repository+"@"+digest, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("image reference %s@%s: %w", repository, digest, err)
+	}
+	desc, err := remote.Get(ref, remote.WithContext(ctx), access)
 	if err != nil {
 		return nil, fmt.Errorf("read back %s: %w", ref, err)
 	}

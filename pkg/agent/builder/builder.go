@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
@@ -41,6 +42,10 @@ type Result struct {
 	Reference string
 	// LayerBytes is the size of the pushed layer blob.
 	LayerBytes int64
+	// Transport, when not nil, is the push's transport, authenticated for
+	// Repository: reading the image back over it needs no new handshake
+	// with the registry (checkpointimage.VerifyOver).
+	Transport http.RoundTripper
 }
 
 // ImageBuilder builds and pushes a checkpoint image.

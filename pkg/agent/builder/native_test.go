@@ -3,7 +3,14 @@ package builder
 import (
 	"context"
 	"errors"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,4 +174,85 @@ func TestRequestValidation(t *testing.T) {
 	if _, err := (&Buildah{}).Build(context.Background(), ok); !errors.Is(err, ErrInvalidRequest) {
 		t.Errorf("buildah without storage roots: want ErrInvalidRequest, got %v", err)
 	}
+}
+
+// TestNativePushRequests pins how many requests a push and its read-back
+// cost the registry: for a scheduled round of many small checkpoints the
+// request count is the registry's CPU (distribution 2.8 builds its router
+// for every request). One handshake, the layer (POST, PATCH, PUT), the
+// config (POST, PUT), the manifest (PUT), the read-back (GET): 8, where
+// remote.Write with a handshake of its own and a fresh one for the
+// read-back made 14.
+func TestNativePushRequests(t *testing.T) {
+	for _, auth := range []bool{false, true} {
+		t.Run(map[bool]string{false: "anonymous", true: "htpasswd"}[auth], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var opts []registry.Option
+			if auth {
+				opts = append(opts, registry.WithAuth("alice", testPassword))
+			}
+			reg := registry.Start(t, opts...)
+			counted := countingProxy(t, reg.Host)
+			archive := writeArchive(t, t.TempDir(), 64<<10)
+			repo := counted.host + "/team/app"
+			var authFile string
+			if auth {
+				authFile, _ = authFileFor(t, counted.host, "alice", testPassword)
+			}
+
+			res, err := NewNative().Build(ctx, Request{ArchivePath: archive, Repository: repo, Tag: "v1", Annotations: testAnnotations(), Insecure: true, AuthFile: authFile})
+			if err != nil {
+				t.Fatalf("Build: %v", err)
+			}
+			if res.Transport == nil {
+				t.Fatal("Result.Transport is nil: the read-back would need its own handshake")
+			}
+			if _, err := checkpointimage.VerifyOver(ctx, res.Transport, repo, res.Digest, "web", name.Insecure); err != nil {
+				t.Fatalf("VerifyOver: %v", err)
+			}
+			want := map[string]int{"GET /v2/": 1, "POST blobs/uploads": 2, "PATCH blobs/uploads": 1, "PUT blobs/uploads": 2, "PUT manifests": 1, "GET manifests": 1}
+			if got := counted.counts(); !reflect.DeepEqual(got, want) {
+				t.Errorf("requests %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+type requestCounter struct {
+	host string
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (c *requestCounter) counts() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.seen)
+}
+
+// countingProxy forwards to the registry at host on a loopback port of its
+// own and counts requests by method and kind of path, whatever the answer
+// (with htpasswd the handshake's GET /v2/ is answered 401: the challenge).
+func countingProxy(t testing.TB, host string) *requestCounter {
+	c := &requestCounter{seen: map[string]int{}}
+	target := &url.URL{Scheme: "http", Host: host}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		kind := resp.Request.URL.Path
+		for _, k := range []string{"blobs/uploads", "manifests", "blobs"} {
+			if strings.Contains(kind, "/"+k+"/") {
+				kind = k
+				break
+			}
+		}
+		c.mu.Lock()
+		c.seen[resp.Request.Method+" "+kind]++
+		c.mu.Unlock()
+		return nil
+	}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	c.host = strings.TrimPrefix(srv.URL, "http://")
+	return c
 }
