@@ -5,8 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sync"
+	"time"
 
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 	"github.com/stateshift/stateshift/pkg/restore"
@@ -86,4 +89,56 @@ func (a *armedPlans) remember(op *policyv1alpha1.OverridePolicy, inputs string) 
 		a.entries = map[string]armedPlan{}
 	}
 	a.entries[string(op.UID)] = armedPlan{resourceVersion: op.ResourceVersion, inputs: inputs}
+}
+
+// createdPlans holds the restore OverridePolicies this process created
+// until its cache shows them. A reconcile in between (the other reconciler
+// that arms plans, the Checkpoint's next event) found none in the cache and
+// created it again: refused AlreadyExists, then read live, two requests of
+// Karmada's API server and its admission webhook for nothing, for one arm
+// in eight of a 1,000-workload first round. An entry is used for
+// createdPlanTTL at most: a policy deleted before the cache ever showed it
+// is created again after that, at the latest.
+type createdPlans struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]createdPlan
+}
+
+type createdPlan struct {
+	op *policyv1alpha1.OverridePolicy
+	at time.Time
+}
+
+const createdPlanTTL = 10 * time.Second
+
+func (p *createdPlans) created(op *policyv1alpha1.OverridePolicy, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[types.NamespacedName]createdPlan{}
+	}
+	for k, e := range p.m { // a few entries: those created in the last seconds
+		if now.Sub(e.at) > createdPlanTTL {
+			delete(p.m, k)
+		}
+	}
+	p.m[client.ObjectKeyFromObject(op)] = createdPlan{op: op.DeepCopy(), at: now}
+}
+
+// recent is the policy created at key within createdPlanTTL, nil if none.
+func (p *createdPlans) recent(key types.NamespacedName, now time.Time) *policyv1alpha1.OverridePolicy {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.m[key]
+	if !ok || now.Sub(e.at) > createdPlanTTL {
+		return nil
+	}
+	return e.op.DeepCopy()
+}
+
+// forget drops key's entry: the cache shows the policy, or it was deleted.
+func (p *createdPlans) forget(key types.NamespacedName) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, key)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	policyv1alpha1 "github.com/karmada-io/karmada/pkg/apis/policy/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -120,5 +121,76 @@ func TestArmSkipsOnlyWhatNothingChanged(t *testing.T) {
 	sts.ResourceVersion = ""
 	if in := armInputs(owner, w, planA, []string{"member1"}, nil); in != "" {
 		t.Fatalf("inputs %q for a template without a version", in)
+	}
+}
+
+// TestArmDoesNotCreateTwiceWhileTheCacheLags: a second arm before the
+// cache shows the policy the first one created goes on from what was
+// created (no second POST refused AlreadyExists, no live read); a changed
+// plan still updates it; past createdPlanTTL the cache is believed again.
+func TestArmDoesNotCreateTwiceWhileTheCacheLags(t *testing.T) {
+	ctx := context.Background()
+	var creates, updates, liveReads int
+	api := fake.NewClientBuilder().WithScheme(testScheme(t)).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			obj.SetUID(uuid.NewUUID())
+			creates++
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			updates++
+			return c.Update(ctx, obj, opts...)
+		},
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*policyv1alpha1.OverridePolicy); ok {
+				liveReads++
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	}).Build()
+	// The cache has never seen an OverridePolicy.
+	cache := fake.NewClientBuilder().WithScheme(testScheme(t)).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, _ client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			return api.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, _ client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			return api.Update(ctx, obj, opts...)
+		},
+	}).Build()
+	now := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+	ctrl := &Controller{Client: cache, Reader: api, Now: func() time.Time { return now }}
+	owner := &v1alpha1.CheckpointPolicy{ObjectMeta: metav1.ObjectMeta{Name: "protect", Namespace: "shop", UID: uuid.NewUUID()}}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop", UID: uuid.NewUUID(), ResourceVersion: "7"},
+		Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}},
+		}}},
+	}
+	w, err := newWorkload(sts, "StatefulSet", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	planOf := func(checkpoint, hex string) *restore.Plan {
+		return &restore.Plan{Checkpoint: checkpoint, Containers: map[string]string{
+			"app": "registry.example/ckpt@sha256:" + strings.Repeat(hex, 64)}}
+	}
+	arm := func(what string, plan *restore.Plan, wantCreates, wantUpdates int) {
+		t.Helper()
+		creates, updates, liveReads = 0, 0, 0
+		if err := ctrl.arm(ctx, owner, w, plan, []string{"member1"}, nil); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if creates != wantCreates || updates != wantUpdates || liveReads != 0 {
+			t.Fatalf("%s: %d creates, %d updates, %d live reads of the policy; want %d, %d, 0", what, creates, updates, liveReads, wantCreates, wantUpdates)
+		}
+	}
+	arm("first arm", planOf("ckpt-1", "a"), 1, 0)
+	arm("the same plan again, the cache still empty", planOf("ckpt-1", "a"), 0, 0)
+	arm("a newer plan, the cache still empty", planOf("ckpt-2", "b"), 0, 1)
+	now = now.Add(createdPlanTTL + time.Second)
+	creates, liveReads = 0, 0
+	err = ctrl.arm(ctx, owner, w, planOf("ckpt-2", "b"), []string{"member1"}, nil)
+	if creates != 1 || liveReads != 1 || err != nil {
+		t.Fatalf("past the TTL: %d creates (refused AlreadyExists), %d live reads, err %v; want the old path: 1, 1, nil", creates, liveReads, err)
 	}
 }

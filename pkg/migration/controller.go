@@ -125,10 +125,12 @@ type Controller struct {
 	// Now is the clock (tests may set it).
 	Now func() time.Time
 	// policyStatusWrites holds when each CheckpointPolicy's status was
-	// last written (by UID): in a storm the writes are spaced
-	// (stormStatusSpacing). Memory only: a restarted controller writes at
-	// once.
+	// last written (by UID), to space them (statusWait). Memory only: a
+	// restarted controller writes at once.
 	policyStatusWrites sync.Map
+	// plansCreated: the restore plans this process created that its cache
+	// may not show yet.
+	plansCreated createdPlans
 }
 
 func (c *Controller) reader() client.Reader {

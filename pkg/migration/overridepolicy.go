@@ -22,9 +22,14 @@ import (
 // a stale read ends in a conflict and a retry, never a lost write.
 func (c *Controller) armedPolicy(ctx context.Context, w *workload) (*policyv1alpha1.OverridePolicy, error) {
 	op := &policyv1alpha1.OverridePolicy{}
-	err := c.Client.Get(ctx, types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyNameFor(w.kind(), w.name())}, op)
+	key := types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyNameFor(w.kind(), w.name())}
+	err := c.Client.Get(ctx, key, op)
 	if apierrors.IsNotFound(err) {
-		return nil, nil
+		// One this process created a moment ago, if the cache lags.
+		return c.plansCreated.recent(key, c.now()), nil
+	}
+	if err == nil {
+		c.plansCreated.forget(key)
 	}
 	return op, err
 }
@@ -92,6 +97,7 @@ func (c *Controller) arm(ctx context.Context, owner *v1alpha1.CheckpointPolicy, 
 		err := c.Client.Create(ctx, want)
 		if err == nil {
 			plansArmed.remember(want, inputs)
+			c.plansCreated.created(want, c.now())
 		}
 		if !apierrors.IsAlreadyExists(err) {
 			return wrapArm(w, err)
@@ -203,6 +209,7 @@ func (c *Controller) withdraw(ctx context.Context, op *policyv1alpha1.OverridePo
 	if op == nil {
 		return nil
 	}
+	c.plansCreated.forget(client.ObjectKeyFromObject(op))
 	if err := c.Client.Delete(ctx, op); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("withdraw restore %s/%s: %w", op.Namespace, op.Name, err)
 	}

@@ -46,11 +46,11 @@ func TestRearmWait(t *testing.T) {
 	}
 }
 
-// TestPolicyStatusSpacedInStorms: in a storm (deferral > 0) a policy's
-// status written less than stormStatusSpacing ago waits, unless its Ready
-// condition changes; outside a storm, or never written by this process, it
-// is written at once.
-func TestPolicyStatusSpacedInStorms(t *testing.T) {
+// TestPolicyStatusSpacing: in a storm (deferral > 0) a policy's status
+// written less than stormStatusSpacing ago waits, unless its Ready
+// condition changes; outside a storm it waits in proportion to its
+// workloads; never written by this process, it is written at once.
+func TestPolicyStatusSpacing(t *testing.T) {
 	now := time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC)
 	c := &Controller{Now: func() time.Time { return now }}
 	ready := func(s metav1.ConditionStatus) v1alpha1.CheckpointPolicyStatus {
@@ -68,8 +68,25 @@ func TestPolicyStatusSpacedInStorms(t *testing.T) {
 	if got := storm.statusWait(p, ready(metav1.ConditionFalse)); got != 0 {
 		t.Errorf("Ready turns False: waits %v", got)
 	}
-	if got := (CheckpointReconciler{Controller: c}).statusWait(p, ready(metav1.ConditionTrue)); got != 0 {
-		t.Errorf("no storm: waits %v", got)
+	quiet := CheckpointReconciler{Controller: c}
+	if got := quiet.statusWait(p, ready(metav1.ConditionTrue)); got != 0 {
+		t.Errorf("no storm, no workloads: waits %v", got)
+	}
+	withWorkloads := func(n int) v1alpha1.CheckpointPolicyStatus {
+		s := ready(metav1.ConditionTrue)
+		s.Workloads = make([]v1alpha1.ProtectedWorkload, n)
+		return s
+	}
+	// Outside storms the spacing grows with the policy: 150 ms a workload,
+	// 15 s at most.
+	if got := quiet.statusWait(p, withWorkloads(40)); got != time.Second {
+		t.Errorf("no storm, 40 workloads, written 5s ago: waits %v, want 1s", got)
+	}
+	if got := quiet.statusWait(p, withWorkloads(1000)); got != 10*time.Second {
+		t.Errorf("no storm, 1000 workloads, written 5s ago: waits %v, want 10s", got)
+	}
+	if got := quiet.statusWait(p, withWorkloads(30)); got != 0 {
+		t.Errorf("no storm, 30 workloads, written 5s ago: waits %v", got)
 	}
 	c.policyStatusWrites.Store(p.UID, now.Add(-20*time.Second))
 	if got := storm.statusWait(p, ready(metav1.ConditionTrue)); got != 0 {
