@@ -91,53 +91,55 @@ func (a *armedPlans) remember(op *policyv1alpha1.OverridePolicy, inputs string) 
 	a.entries[string(op.UID)] = armedPlan{resourceVersion: op.ResourceVersion, inputs: inputs}
 }
 
-// createdPlans holds the restore OverridePolicies this process created
-// until its cache shows them. A reconcile in between (the other reconciler
-// that arms plans, the Checkpoint's next event) found none in the cache and
-// created it again: refused AlreadyExists, then read live, two requests of
-// Karmada's API server and its admission webhook for nothing, for one arm
-// in eight of a 1,000-workload first round. An entry is used for
-// createdPlanTTL at most: a policy deleted before the cache ever showed it
-// is created again after that, at the latest.
-type createdPlans struct {
+// recentlyCreated holds objects this process created until its cache
+// shows them. A reconcile in between (another reconciler, the next event)
+// found none in the cache and created the same object again: refused
+// AlreadyExists (and, for a restore plan, read live), requests of Karmada's
+// API server and its admission webhook for nothing: for one restore plan in
+// eight of a 1,000-workload first round, for one detected move in five of a
+// storm. An entry is used for recentCreateTTL at most: an object deleted
+// before the cache ever showed it is created again after that, at the
+// latest.
+type recentlyCreated[T client.Object] struct {
 	mu sync.Mutex
-	m  map[types.NamespacedName]createdPlan
+	m  map[types.NamespacedName]recentCreate[T]
 }
 
-type createdPlan struct {
-	op *policyv1alpha1.OverridePolicy
-	at time.Time
+type recentCreate[T client.Object] struct {
+	obj T
+	at  time.Time
 }
 
-const createdPlanTTL = 10 * time.Second
+const recentCreateTTL = 10 * time.Second
 
-func (p *createdPlans) created(op *policyv1alpha1.OverridePolicy, now time.Time) {
+func (p *recentlyCreated[T]) created(obj T, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = map[types.NamespacedName]createdPlan{}
+		p.m = map[types.NamespacedName]recentCreate[T]{}
 	}
 	for k, e := range p.m { // a few entries: those created in the last seconds
-		if now.Sub(e.at) > createdPlanTTL {
+		if now.Sub(e.at) > recentCreateTTL {
 			delete(p.m, k)
 		}
 	}
-	p.m[client.ObjectKeyFromObject(op)] = createdPlan{op: op.DeepCopy(), at: now}
+	p.m[client.ObjectKeyFromObject(obj)] = recentCreate[T]{obj: obj.DeepCopyObject().(T), at: now}
 }
 
-// recent is the policy created at key within createdPlanTTL, nil if none.
-func (p *createdPlans) recent(key types.NamespacedName, now time.Time) *policyv1alpha1.OverridePolicy {
+// recent is a copy of the object created at key within recentCreateTTL.
+func (p *recentlyCreated[T]) recent(key types.NamespacedName, now time.Time) (T, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e, ok := p.m[key]
-	if !ok || now.Sub(e.at) > createdPlanTTL {
-		return nil
+	if !ok || now.Sub(e.at) > recentCreateTTL {
+		var none T
+		return none, false
 	}
-	return e.op.DeepCopy()
+	return e.obj.DeepCopyObject().(T), true
 }
 
-// forget drops key's entry: the cache shows the policy, or it was deleted.
-func (p *createdPlans) forget(key types.NamespacedName) {
+// forget drops key's entry: the cache shows the object, or it was deleted.
+func (p *recentlyCreated[T]) forget(key types.NamespacedName) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.m, key)

@@ -127,7 +127,7 @@ func TestArmSkipsOnlyWhatNothingChanged(t *testing.T) {
 // TestArmDoesNotCreateTwiceWhileTheCacheLags: a second arm before the
 // cache shows the policy the first one created goes on from what was
 // created (no second POST refused AlreadyExists, no live read); a changed
-// plan still updates it; past createdPlanTTL the cache is believed again.
+// plan still updates it; past recentCreateTTL the cache is believed again.
 func TestArmDoesNotCreateTwiceWhileTheCacheLags(t *testing.T) {
 	ctx := context.Background()
 	var creates, updates, liveReads int
@@ -187,7 +187,7 @@ func TestArmDoesNotCreateTwiceWhileTheCacheLags(t *testing.T) {
 	arm("first arm", planOf("ckpt-1", "a"), 1, 0)
 	arm("the same plan again, the cache still empty", planOf("ckpt-1", "a"), 0, 0)
 	arm("a newer plan, the cache still empty", planOf("ckpt-2", "b"), 0, 1)
-	now = now.Add(createdPlanTTL + time.Second)
+	now = now.Add(recentCreateTTL + time.Second)
 	creates, liveReads = 0, 0
 	err = ctrl.arm(ctx, owner, w, planOf("ckpt-2", "b"), []string{"member1"}, nil)
 	if creates != 1 || liveReads != 1 || err != nil {

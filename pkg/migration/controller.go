@@ -128,9 +128,13 @@ type Controller struct {
 	// last written (by UID), to space them (statusWait). Memory only: a
 	// restarted controller writes at once.
 	policyStatusWrites sync.Map
-	// plansCreated: the restore plans this process created that its cache
-	// may not show yet.
-	plansCreated createdPlans
+	// retentionRuns holds when each CheckpointPolicy's round last ran
+	// retention (by UID): in a storm it waits (retentionDue).
+	retentionRuns sync.Map
+	// plansCreated and movesRecorded: the restore plans and detected moves
+	// this process created that its cache may not show yet.
+	plansCreated  recentlyCreated[*policyv1alpha1.OverridePolicy]
+	movesRecorded recentlyCreated[*v1alpha1.Migration]
 }
 
 func (c *Controller) reader() client.Reader {

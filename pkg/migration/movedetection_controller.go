@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
@@ -159,12 +160,16 @@ func (r MoveDetector) recordMove(ctx context.Context, p *v1alpha1.CheckpointPoli
 			Trigger:            trigger,
 		},
 	}
+	if _, ok := r.movesRecorded.recent(client.ObjectKeyFromObject(m), r.now()); ok {
+		return nil // recorded a moment ago; the cache does not show it yet
+	}
 	if err := r.Client.Create(ctx, m); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil // another reconcile recorded this move
 		}
 		return fmt.Errorf("record %s migration of %s: %w", trigger, w.label(), err)
 	}
+	r.movesRecorded.created(m, r.now())
 	r.Recorder.Eventf(w.obj, corev1.EventTypeNormal, "MoveDetected", "%s: %s, recorded as Migration %s", trigger, move, m.Name)
 	return nil
 }

@@ -93,3 +93,39 @@ func TestPolicyStatusSpacing(t *testing.T) {
 		t.Errorf("written 20s ago: waits %v", got)
 	}
 }
+
+// TestRetentionWaitsOutStorms: outside a storm every round runs retention;
+// in one (deferral > 0) a policy's retention runs once every deferral, so
+// a storm's deletes wait for its end, or the deferral at most.
+func TestRetentionWaitsOutStorms(t *testing.T) {
+	now := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+	c := &Controller{Now: func() time.Time { return now }}
+	p := &v1alpha1.CheckpointPolicy{ObjectMeta: metav1.ObjectMeta{UID: "policy-1"}}
+	quiet := CheckpointReconciler{Controller: c}
+	storm := CheckpointReconciler{Controller: c, deferral: 2 * time.Minute}
+	if !quiet.retentionDue(p) || !quiet.retentionDue(p) {
+		t.Fatal("outside a storm a round skipped retention")
+	}
+	now = now.Add(30 * time.Second)
+	if storm.retentionDue(p) {
+		t.Error("in a storm 30s after the last retention: ran again")
+	}
+	now = now.Add(89 * time.Second)
+	if storm.retentionDue(p) {
+		t.Error("in a storm 119s after the last retention: ran again")
+	}
+	now = now.Add(2 * time.Second)
+	if !storm.retentionDue(p) {
+		t.Error("in a storm 121s after the last retention: still waiting past the deferral")
+	}
+	if storm.retentionDue(p) {
+		t.Error("in a storm right after a retention: ran again")
+	}
+	if !quiet.retentionDue(p) {
+		t.Error("after the storm: retention still waits")
+	}
+	other := &v1alpha1.CheckpointPolicy{ObjectMeta: metav1.ObjectMeta{UID: "policy-2"}}
+	if !storm.retentionDue(other) {
+		t.Error("a policy never retained by this process waits in a storm")
+	}
+}

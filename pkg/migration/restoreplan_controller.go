@@ -109,7 +109,7 @@ func rearmWait(armed, newest *v1alpha1.Checkpoint, lastRestored *v1alpha1.Migrat
 // armedCheckpoint is the checkpoint the workload's plan restores, from
 // cps; nil when there is no plan or the checkpoint is not among cps.
 func (r RestorePlanReconciler) armedCheckpoint(ctx context.Context, w *workload, cps []v1alpha1.Checkpoint) (*v1alpha1.Checkpoint, error) {
-	current, err := r.armedPolicy(ctx, w)
+	current, err := r.armedPolicyView(ctx, w)
 	if err != nil || current == nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func (r RestorePlanReconciler) armPlan(ctx context.Context, p *v1alpha1.Checkpoi
 
 // exclusions are the clusters the plan must not rewrite (ExcludeClusters).
 func (c *Controller) exclusions(ctx context.Context, w *workload, rb *workv1alpha2.ResourceBinding) ([]string, error) {
-	current, err := c.armedPolicy(ctx, w)
+	current, err := c.armedPolicyView(ctx, w)
 	if err != nil {
 		return nil, err
 	}

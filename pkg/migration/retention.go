@@ -263,7 +263,7 @@ func PruneGone(cps []v1alpha1.Checkpoint, inUse map[string]bool) (kept, deleted 
 // restore plan names.
 func (c *Controller) inUse(ctx context.Context, w *workload, migrations []*v1alpha1.Migration, all []v1alpha1.Checkpoint) (map[string]bool, error) {
 	out := migrationCheckpoints(migrations...)
-	op, err := c.armedPolicy(ctx, w)
+	op, err := c.armedPolicyView(ctx, w)
 	if err != nil || op == nil {
 		return out, err
 	}

@@ -78,6 +78,22 @@ func OfTemplate(cps []v1alpha1.Checkpoint, h string) []v1alpha1.Checkpoint {
 // recorded original image.
 func PodRunsTemplate(pod *corev1.Pod, u *unstructured.Unstructured) bool {
 	containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+	want := make(map[string]string, len(containers))
+	for _, c := range containers {
+		m, ok := c.(map[string]interface{})
+		if !ok {
+			return false
+		}
+		name, _ := m["name"].(string)
+		image, _ := m["image"].(string)
+		want[name] = image
+	}
+	return podRunsImages(pod, want)
+}
+
+// podRunsImages is PodRunsTemplate for a template's images by container
+// name (TemplateImages).
+func podRunsImages(pod *corev1.Pod, want map[string]string) bool {
 	var originals map[string]string
 	if _, restored := pod.Annotations[restore.AnnotationRestoredFrom]; restored {
 		originals, _ = restore.OriginalImages(pod.Annotations)
@@ -89,13 +105,7 @@ func PodRunsTemplate(pod *corev1.Pod, u *unstructured.Unstructured) bool {
 			running[c.Name] = o
 		}
 	}
-	for _, c := range containers {
-		m, ok := c.(map[string]interface{})
-		if !ok {
-			return false
-		}
-		name, _ := m["name"].(string)
-		image, _ := m["image"].(string)
+	for name, image := range want {
 		if got, ok := running[name]; !ok || got != image {
 			return false
 		}
