@@ -54,6 +54,10 @@ func interval(p *v1alpha1.CheckpointPolicy) time.Duration {
 
 // Reconcile implements reconcile.Reconciler.
 func (r CheckpointReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if wait := r.checkpointPasses.wait(req.NamespacedName, r.now()); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	r.checkpointPasses.passed(req.NamespacedName, r.now(), r.memberLost(ctx))
 	p, workloads, err := r.policyWorkloads(ctx, req)
 	if p == nil || err != nil {
 		return ctrl.Result{}, err

@@ -133,8 +133,11 @@ type Controller struct {
 	retentionRuns sync.Map
 	// plansCreated and movesRecorded: the restore plans and detected moves
 	// this process created that its cache may not show yet.
-	plansCreated  recentlyCreated[*policyv1alpha1.OverridePolicy]
-	movesRecorded recentlyCreated[*v1alpha1.Migration]
+	plansCreated recentlyCreated[*policyv1alpha1.OverridePolicy]
+	// checkpointPasses and restorePlanPasses space the two controllers'
+	// passes of a policy while a member is lost (stormPassSpacing).
+	checkpointPasses, restorePlanPasses passPacer
+	movesRecorded                       recentlyCreated[*v1alpha1.Migration]
 }
 
 func (c *Controller) reader() client.Reader {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/stateshift/stateshift/pkg/apis/stateshift/v1alpha1"
 )
@@ -127,5 +128,34 @@ func TestRetentionWaitsOutStorms(t *testing.T) {
 	other := &v1alpha1.CheckpointPolicy{ObjectMeta: metav1.ObjectMeta{UID: "policy-2"}}
 	if !storm.retentionDue(other) {
 		t.Error("a policy never retained by this process waits in a storm")
+	}
+}
+
+// TestPassesPacedOnlyWhileAMemberIsLost: a policy's passes are spaced by
+// stormPassSpacing only after a pass that found a member lost.
+func TestPassesPacedOnlyWhileAMemberIsLost(t *testing.T) {
+	now := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+	key := types.NamespacedName{Namespace: "shop", Name: "protect"}
+	var p passPacer
+	if got := p.wait(key, now); got != 0 {
+		t.Errorf("first pass waits %v", got)
+	}
+	p.passed(key, now, false)
+	if got := p.wait(key, now.Add(100*time.Millisecond)); got != 0 {
+		t.Errorf("no member lost: the next pass waits %v", got)
+	}
+	p.passed(key, now, true)
+	if got := p.wait(key, now.Add(500*time.Millisecond)); got != stormPassSpacing-500*time.Millisecond {
+		t.Errorf("member lost, 0.5s after the last pass: waits %v, want %v", got, stormPassSpacing-500*time.Millisecond)
+	}
+	if got := p.wait(types.NamespacedName{Namespace: "shop", Name: "other"}, now); got != 0 {
+		t.Errorf("another policy waits %v", got)
+	}
+	if got := p.wait(key, now.Add(stormPassSpacing)); got != 0 {
+		t.Errorf("member lost, a spacing after the last pass: waits %v", got)
+	}
+	p.passed(key, now.Add(stormPassSpacing), false)
+	if got := p.wait(key, now.Add(stormPassSpacing+time.Millisecond)); got != 0 {
+		t.Errorf("member back: waits %v", got)
 	}
 }

@@ -37,6 +37,10 @@ func setupRestorePlan(mgr manager.Manager, c *Controller) error {
 
 // Reconcile implements reconcile.Reconciler.
 func (r RestorePlanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if wait := r.restorePlanPasses.wait(req.NamespacedName, r.now()); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	r.restorePlanPasses.passed(req.NamespacedName, r.now(), r.memberLost(ctx))
 	p, workloads, err := r.policyWorkloads(ctx, req)
 	if p == nil || err != nil {
 		return ctrl.Result{}, err
