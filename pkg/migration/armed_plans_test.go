@@ -42,21 +42,7 @@ func TestArmSkipsOnlyWhatNothingChanged(t *testing.T) {
 		},
 	}).Build()
 	ctrl := &Controller{Client: c, Reader: c}
-	owner := &v1alpha1.CheckpointPolicy{ObjectMeta: metav1.ObjectMeta{Name: "protect", Namespace: "shop", UID: uuid.NewUUID()}}
-	sts := &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop", UID: uuid.NewUUID(), ResourceVersion: "7"},
-		Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}},
-		}}},
-	}
-	w, err := newWorkload(sts, "StatefulSet", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	planOf := func(checkpoint, hex string) *restore.Plan {
-		return &restore.Plan{Checkpoint: checkpoint, Containers: map[string]string{
-			"app": "registry.example/ckpt@sha256:" + strings.Repeat(hex, 64)}}
-	}
+	owner, w := armFixture(t)
 	armed := func() *policyv1alpha1.OverridePolicy {
 		t.Helper()
 		op := &policyv1alpha1.OverridePolicy{}
@@ -111,14 +97,14 @@ func TestArmSkipsOnlyWhatNothingChanged(t *testing.T) {
 
 	// A new template version (an image changed) is built again; the
 	// policy's overriders name containers of the template.
-	sts.ResourceVersion = "8"
+	w.obj.SetResourceVersion("8")
 	if plansArmed.unchanged(armed(), armInputs(owner, w, planOf("db-0-member1-2", "b"), []string{"member1", "member3"}, nil)) {
 		t.Fatal("a new template version is remembered as armed")
 	}
 
 	// Without a template version (not read from an API server) nothing is
 	// remembered.
-	sts.ResourceVersion = ""
+	w.obj.SetResourceVersion("")
 	if in := armInputs(owner, w, planA, []string{"member1"}, nil); in != "" {
 		t.Fatalf("inputs %q for a template without a version", in)
 	}
@@ -159,21 +145,7 @@ func TestArmDoesNotCreateTwiceWhileTheCacheLags(t *testing.T) {
 	}).Build()
 	now := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
 	ctrl := &Controller{Client: cache, Reader: api, Now: func() time.Time { return now }}
-	owner := &v1alpha1.CheckpointPolicy{ObjectMeta: metav1.ObjectMeta{Name: "protect", Namespace: "shop", UID: uuid.NewUUID()}}
-	sts := &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop", UID: uuid.NewUUID(), ResourceVersion: "7"},
-		Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}},
-		}}},
-	}
-	w, err := newWorkload(sts, "StatefulSet", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	planOf := func(checkpoint, hex string) *restore.Plan {
-		return &restore.Plan{Checkpoint: checkpoint, Containers: map[string]string{
-			"app": "registry.example/ckpt@sha256:" + strings.Repeat(hex, 64)}}
-	}
+	owner, w := armFixture(t)
 	arm := func(what string, plan *restore.Plan, wantCreates, wantUpdates int) {
 		t.Helper()
 		creates, updates, liveReads = 0, 0, 0
@@ -189,8 +161,33 @@ func TestArmDoesNotCreateTwiceWhileTheCacheLags(t *testing.T) {
 	arm("a newer plan, the cache still empty", planOf("ckpt-2", "b"), 0, 1)
 	now = now.Add(recentCreateTTL + time.Second)
 	creates, liveReads = 0, 0
-	err = ctrl.arm(ctx, owner, w, planOf("ckpt-2", "b"), []string{"member1"}, nil)
+	err := ctrl.arm(ctx, owner, w, planOf("ckpt-2", "b"), []string{"member1"}, nil)
 	if creates != 1 || liveReads != 1 || err != nil {
 		t.Fatalf("past the TTL: %d creates (refused AlreadyExists), %d live reads, err %v; want the old path: 1, 1, nil", creates, liveReads, err)
 	}
+}
+
+// armFixture is a policy and the StatefulSet workload it protects, as the
+// arm tests use them.
+func armFixture(t *testing.T) (*v1alpha1.CheckpointPolicy, *workload) {
+	t.Helper()
+	owner := &v1alpha1.CheckpointPolicy{ObjectMeta: metav1.ObjectMeta{Name: "protect", Namespace: "shop", UID: uuid.NewUUID()}}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop", UID: uuid.NewUUID(), ResourceVersion: "7"},
+		Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}},
+		}}},
+	}
+	w, err := newWorkload(sts, "StatefulSet", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return owner, w
+}
+
+// planOf is a plan restoring checkpoint with one image whose digest
+// repeats hex.
+func planOf(checkpoint, hex string) *restore.Plan {
+	return &restore.Plan{Checkpoint: checkpoint, Containers: map[string]string{
+		"app": "registry.example/ckpt@sha256:" + strings.Repeat(hex, 64)}}
 }

@@ -20,20 +20,7 @@ import (
 // armedPolicy reads the workload's restore OverridePolicy from the cache;
 // nil when none. Its writer updates with the resourceVersion it read, so
 // a stale read ends in a conflict and a retry, never a lost write.
-func (c *Controller) armedPolicy(ctx context.Context, w *workload) (*policyv1alpha1.OverridePolicy, error) {
-	return c.readArmedPolicy(ctx, w)
-}
-
-// armedPolicyView is armedPolicy for reading only: the cache's own object,
-// not a copy (a restore plan names every container's image and its
-// original; the copies were a twentieth of the controller's CPU in a
-// failover storm, where each reconcile of a policy reads each of its
-// plans three times). The caller must not change it.
-func (c *Controller) armedPolicyView(ctx context.Context, w *workload) (*policyv1alpha1.OverridePolicy, error) {
-	return c.readArmedPolicy(ctx, w, client.UnsafeDisableDeepCopy)
-}
-
-func (c *Controller) readArmedPolicy(ctx context.Context, w *workload, opts ...client.GetOption) (*policyv1alpha1.OverridePolicy, error) {
+func (c *Controller) armedPolicy(ctx context.Context, w *workload, opts ...client.GetOption) (*policyv1alpha1.OverridePolicy, error) {
 	op := &policyv1alpha1.OverridePolicy{}
 	key := types.NamespacedName{Namespace: w.ns(), Name: restore.PolicyNameFor(w.kind(), w.name())}
 	err := c.Client.Get(ctx, key, op, opts...)
@@ -48,6 +35,15 @@ func (c *Controller) readArmedPolicy(ctx context.Context, w *workload, opts ...c
 		c.plansCreated.forget(key)
 	}
 	return op, err
+}
+
+// armedPolicyView is armedPolicy for reading only: the cache's own object,
+// not a copy (a restore plan names every container's image and its
+// original; the copies were a twentieth of the controller's CPU in a
+// failover storm, where each reconcile of a policy reads each of its
+// plans three times). The caller must not change it.
+func (c *Controller) armedPolicyView(ctx context.Context, w *workload) (*policyv1alpha1.OverridePolicy, error) {
+	return c.armedPolicy(ctx, w, client.UnsafeDisableDeepCopy)
 }
 
 // planOwner is the owner reference of a plan the policy owns (none
